@@ -1,0 +1,1 @@
+"""The twinlab web app, installed at /opt/twinlab/app in both images."""
