@@ -1,0 +1,1 @@
+"""Pulumi components of twinlab: one app spec, two deployments that take it."""

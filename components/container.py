@@ -1,0 +1,102 @@
+"""The container deployment of the app, declared with pulumi-docker."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from components.deployment import Deployment
+from components.spec import AppSpec
+from workloads.images import ImageSet
+
+READY_TIMEOUT_S = 120.0
+# The app needs no capability: it binds an unprivileged port and runs as an ordinary user.
+DROPPED_CAPABILITIES = ["ALL"]
+
+
+def docker_ssh_opts(key_path: str | None) -> list[str]:
+    """Options for the ssh client the Docker provider runs for ssh:// hosts."""
+    if key_path is None:
+        return []
+    return ["-i", key_path, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=accept-new"]
+
+
+class ContainerDeployment(Deployment):
+    """The app's container: same image userland, limits and port policy as the VM."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: AppSpec,
+        images: ImageSet,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("twinlab:deploy:ContainerDeployment", name, None, opts)
+        provider = docker.Provider(
+            f"{name}-docker",
+            host=spec.placement.docker_host,
+            ssh_opts=docker_ssh_opts(spec.placement.remote_ssh_key_path),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        labels = [docker.ContainerLabelArgs(label="twinlab.stack", value=spec.stack)]
+
+        # The image is built before `up` and kept as cache: the stack only references it.
+        image = docker.RemoteImage(
+            f"{name}-image", name=images.container_image, keep_locally=True, opts=child
+        )
+        data = docker.Volume(
+            f"{name}-data",
+            name=f"{spec.name_prefix}-data",
+            labels=[docker.VolumeLabelArgs(label="twinlab.stack", value=spec.stack)],
+            opts=child,
+        )
+        container = docker.Container(
+            f"{name}-app",
+            name=f"{spec.name_prefix}-app",
+            image=image.image_id,
+            user="twinapp",
+            envs=[f"{key}={value}" for key, value in sorted(spec.app_environment().items())],
+            memory=spec.memory_mib,
+            memory_swap=spec.memory_mib,  # no swap: the VM has none either
+            cpu_set=spec.cpu_set,
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=images.guest_http_port,
+                    external=spec.ports.container_http,
+                    ip="127.0.0.1",
+                )
+            ],
+            capabilities=docker.ContainerCapabilitiesArgs(drops=DROPPED_CAPABILITIES),
+            security_opts=["no-new-privileges:true"],
+            read_only=True,
+            tmpfs={"/tmp": "rw,nosuid,nodev,noexec,size=16m"},
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=data.name, container_path="/var/lib/twinlab")
+            ],
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=[
+                    "CMD",
+                    "python3",
+                    "-c",
+                    f"import urllib.request; urllib.request.urlopen("
+                    f"'http://127.0.0.1:{images.guest_http_port}/healthz', timeout=2)",
+                ],
+                interval="5s",
+                timeout="3s",
+                retries=3,
+                start_period="2s",
+            ),
+            restart="unless-stopped",
+            labels=labels,
+            must_run=True,
+            opts=child,
+        )
+        self._publish(
+            name,
+            http_port=spec.ports.container_http,
+            target=pulumi.Output.concat("docker://", container.name),
+            instance=container,
+            instance_name=container.name,
+            ready_timeout_s=READY_TIMEOUT_S,
+        )

@@ -1,0 +1,52 @@
+"""What both deployments have in common: the same outputs, and `up` waits until they serve."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components import outputs
+from components.readiness import HttpReady
+
+
+class Deployment(pulumi.ComponentResource):
+    """Base of the container and VM components; subclasses declare the instance, then call
+    `_publish` with it."""
+
+    url: pulumi.Output[str]
+    target: pulumi.Output[str]
+    instance_name: pulumi.Output[str]
+    instance_id: pulumi.Output[str]
+    ready_s: pulumi.Output[float]
+
+    def _publish(
+        self,
+        name: str,
+        *,
+        http_port: int,
+        target: pulumi.Input[str],
+        instance: pulumi.CustomResource,
+        instance_name: pulumi.Output[str],
+        ready_timeout_s: float,
+    ) -> None:
+        self.url = pulumi.Output.from_input(f"http://127.0.0.1:{http_port}")
+        self.target = pulumi.Output.from_input(target)
+        self.instance_name = instance_name
+        self.instance_id = instance.id
+        ready = HttpReady(
+            f"{name}-ready",
+            url=f"http://127.0.0.1:{http_port}/healthz",
+            instance_id=instance.id,
+            timeout_s=ready_timeout_s,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[instance]),
+        )
+        self.ready_s = ready.ready_s
+        self.register_outputs(self.outputs())
+
+    def outputs(self) -> dict[str, pulumi.Output[object]]:
+        return {
+            outputs.URL: self.url,
+            outputs.TARGET: self.target,
+            outputs.INSTANCE_NAME: self.instance_name,
+            outputs.INSTANCE_ID: self.instance_id,
+            outputs.READY_S: self.ready_s,
+        }

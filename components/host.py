@@ -1,0 +1,82 @@
+"""Host facts that config validation needs, in one place so tests can fake them."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+VirtMode = Literal["kvm", "tcg"]
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    cpu_count: int
+    memory_mib: int
+    is_root: bool
+    detected_virt_mode: VirtMode | None
+    built_app_version: str | None
+    port_holder: Callable[[int], str | None]
+    readable: Callable[[str], bool]
+
+
+def memory_mib_from_meminfo(meminfo: str) -> int:
+    match = re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.MULTILINE)
+    if match is None:
+        raise ValueError("no MemTotal line in /proc/meminfo")
+    return int(match.group(1)) // 1024
+
+
+def process_from_ss(ss_output: str) -> str | None:
+    """The first 'name(pid=N)' listed by `ss -Hltnp` for a listening socket, if any."""
+    match = re.search(r'users:\(\("([^"]+)",pid=(\d+)', ss_output)
+    return None if match is None else f"{match.group(1)} (pid {match.group(2)})"
+
+
+def loopback_port_holder(port: int) -> str | None:
+    """None when 127.0.0.1:port can be bound; otherwise a description of who holds it.
+
+    The description includes the holder's command line, so callers can recognise their own
+    container (docker-proxy names the container IP; QEMU names the domain with -name guest=).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+            return None
+        except OSError:
+            pass
+    try:
+        ss = subprocess.run(
+            ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "another process"
+    holder = process_from_ss(ss)
+    if holder is None:
+        return "another process"
+    pid = holder.split("pid ")[1].rstrip(")")
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            argv = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        argv = ""
+    return f"{holder}: {argv[:300]}" if argv else holder
+
+
+def probe_host(detected_virt_mode: VirtMode | None, built_app_version: str | None) -> HostFacts:
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        memory_mib = memory_mib_from_meminfo(meminfo.read())
+    return HostFacts(
+        cpu_count=os.cpu_count() or 1,
+        memory_mib=memory_mib,
+        is_root=os.geteuid() == 0,
+        detected_virt_mode=detected_virt_mode,
+        built_app_version=built_app_version,
+        port_holder=loopback_port_holder,
+        readable=lambda path: os.path.isfile(path) and os.access(path, os.R_OK),
+    )

@@ -1,0 +1,182 @@
+"""Which virtualization mode the VM gets: KVM when it really works, software emulation (TCG) else.
+
+/dev/kvm existing proves nothing: on these machines it is a paravirtual hypervisor under which
+a stock Debian kernel hangs silently. So the probe boots a stock Debian kernel under KVM and
+waits for it to reach the root-mount stage; only then is KVM recorded as usable. The setup
+runs the probe once and records the answer; the stack reads the record (`virtMode: auto`).
+
+    python -m components.virt_mode detect [--force]   # probe and record
+    python -m components.virt_mode show               # print the record
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from components.errors import TwinlabError
+
+VirtMode = Literal["kvm", "tcg"]
+PROBE_TIMEOUT_S = 25.0
+# Lines a kernel prints only after it has run through early boot to the root mount: reaching
+# them proves the accelerator executes a full guest kernel correctly.
+REACHED_ROOT_MOUNT = re.compile(r"VFS: Unable to mount root fs|Kernel panic|Run /init")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TWINLAB_CACHE", Path.home() / ".cache" / "twinlab"))
+
+
+def record_path() -> Path:
+    return cache_dir() / "virt-mode.json"
+
+
+@dataclass(frozen=True)
+class VirtModeRecord:
+    mode: VirtMode
+    reason: str
+    probe_kernel: str
+    probe_seconds: float
+    detected_at: float
+
+
+def kernel_reached_root_mount(serial_output: str) -> bool:
+    return REACHED_ROOT_MOUNT.search(serial_output) is not None
+
+
+def load_record() -> VirtModeRecord | None:
+    try:
+        data = json.loads(record_path().read_text(encoding="utf-8"))
+        return VirtModeRecord(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def stock_kernel() -> Path:
+    """A stock Debian kernel for the probe, taken from Debian's package (cached)."""
+    target_dir = cache_dir() / "probe-kernel"
+    found = sorted(glob.glob(str(target_dir / "boot" / "vmlinuz-*")))
+    if found:
+        return Path(found[-1])
+    depends = subprocess.run(
+        ["apt-cache", "depends", "linux-image-amd64"], capture_output=True, text=True, check=True
+    ).stdout
+    match = re.search(r"Depends: (linux-image-[0-9][^\s]*)", depends)
+    if match is None:
+        raise TwinlabError("cannot resolve Debian's linux-image-amd64; run apt-get update")
+    with tempfile.TemporaryDirectory() as download_dir:
+        subprocess.run(
+            ["apt-get", "download", "-q", match.group(1)],
+            cwd=download_dir,
+            check=True,
+            capture_output=True,
+        )
+        deb = next(Path(download_dir).glob("*.deb"))
+        target_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(target_dir / "pkg")], check=True)
+    (target_dir / "boot").mkdir(exist_ok=True)
+    kernel = next((target_dir / "pkg" / "boot").glob("vmlinuz-*"))
+    final = target_dir / "boot" / kernel.name
+    shutil.copy(kernel, final)
+    shutil.rmtree(target_dir / "pkg")
+    return final
+
+
+def boot_probe(kernel: Path, accel: VirtMode) -> tuple[bool, str, float]:
+    """Boot `kernel` with no root disk; True when it reaches the root mount in time."""
+    cpu = ["-cpu", "host"] if accel == "kvm" else []
+    command = [
+        "qemu-system-x86_64",
+        "-accel",
+        accel,
+        *cpu,
+        "-machine",
+        "pc",
+        "-m",
+        "256",
+        "-nographic",
+        "-no-reboot",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+        "-kernel",
+        str(kernel),
+        "-append",
+        "console=ttyS0 panic=-1",
+    ]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+        output = done.stdout + done.stderr
+    except subprocess.TimeoutExpired as expired:
+        raw = expired.stdout or b""
+        output = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    elapsed = time.monotonic() - started
+    name = accel.upper()
+    if kernel_reached_root_mount(output):
+        return True, f"stock kernel reached the root mount under {name} in {elapsed:.1f} s", elapsed
+    printable = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b.|[^\x20-\x7e\n]", "", output)
+    tail = " | ".join(printable.strip().splitlines()[-2:]) or "no output"
+    return False, f"stock kernel did not boot under {name} within {elapsed:.0f} s ({tail})", elapsed
+
+
+def detect() -> VirtModeRecord:
+    if shutil.which("qemu-system-x86_64") is None:
+        raise TwinlabError("qemu-system-x86_64 not found; run scripts/setup.sh")
+    kernel = stock_kernel()
+    if not os.path.exists("/dev/kvm"):
+        mode, reason, seconds = False, "/dev/kvm does not exist", 0.0
+    elif not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        mode, reason, seconds = False, "/dev/kvm is not accessible to this user", 0.0
+    else:
+        mode, reason, seconds = boot_probe(kernel, "kvm")
+    return VirtModeRecord(
+        mode="kvm" if mode else "tcg",
+        reason=reason,
+        probe_kernel=kernel.name,
+        probe_seconds=round(seconds, 2),
+        detected_at=time.time(),
+    )
+
+
+def save_record(record: VirtModeRecord) -> None:
+    path = record_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m components.virt_mode")
+    parser.add_argument("action", choices=["detect", "show"])
+    parser.add_argument("--force", action="store_true", help="probe again even if recorded")
+    args = parser.parse_args(argv)
+    record = load_record()
+    if args.action == "detect" and (record is None or args.force):
+        try:
+            record = detect()
+        except (TwinlabError, subprocess.CalledProcessError, OSError) as error:
+            print(f"virt-mode probe failed: {error}", file=sys.stderr)
+            return 1
+        save_record(record)
+    if record is None:
+        print("no virtualization mode recorded; run scripts/setup.sh", file=sys.stderr)
+        return 1
+    print(f"{record.mode} ({record.reason})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

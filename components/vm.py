@@ -1,0 +1,153 @@
+"""The VM deployment of the app, declared with pulumi-libvirt."""
+
+from __future__ import annotations
+
+import base64
+import json
+from xml.sax.saxutils import quoteattr
+
+import pulumi
+import pulumi_libvirt as libvirt
+
+from components.deployment import Deployment
+from components.spec import AppSpec
+from components.ssh_key import SshKeyPair
+from workloads.images import ImageSet
+
+# Under software emulation a full guest boot takes seconds to tens of seconds.
+READY_TIMEOUT_S = 180.0
+# A PCI slot libvirt leaves free on the 'pc' machine (its disk sits at slot 2 or later).
+NIC_PCI_SLOT = "0x9"
+
+
+def libvirt_domain_type(virt_mode: str) -> str:
+    """libvirt's name for the accelerator: 'kvm', or 'qemu' for software emulation (TCG)."""
+    return "kvm" if virt_mode == "kvm" else "qemu"
+
+
+def kernel_cmdline(base: str, ssh_public_key: str, app_env: dict[str, str]) -> list[dict[str, str]]:
+    """The guest kernel command line as pulumi-libvirt wants it: one map per word.
+
+    The SSH key and the app environment go in base64 so spaces and quotes survive; a oneshot
+    unit in the guest decodes them before sshd and the app start.
+    """
+    words: list[dict[str, str]] = []
+    for word in base.split():
+        key, sep, value = word.partition("=")
+        words.append({key: value} if sep else {"_": key})
+    words.append({"twinlab.ssh_key": base64.b64encode(ssh_public_key.encode()).decode()})
+    env_json = json.dumps(app_env, sort_keys=True, separators=(",", ":"))
+    words.append({"twinlab.env": base64.b64encode(env_json.encode()).decode()})
+    return words
+
+
+def port_forward_xslt(spec: AppSpec, guest_http_port: int, guest_ssh_port: int) -> str:
+    """XSLT adding what pulumi-libvirt cannot declare: a user-mode NIC whose forwards listen on
+    127.0.0.1 only, and the same CPU pinning the container gets."""
+    forwards = ",".join(
+        [
+            f"hostfwd=tcp:127.0.0.1:{spec.ports.vm_http}-:{guest_http_port}",
+            f"hostfwd=tcp:127.0.0.1:{spec.ports.vm_ssh}-:{guest_ssh_port}",
+        ]
+    )
+    args = [
+        "-netdev",
+        f"user,id=twinnet,{forwards}",
+        "-device",
+        f"virtio-net-pci,netdev=twinnet,bus=pci.0,addr={NIC_PCI_SLOT}",
+    ]
+    arg_elements = "".join(f"<qemu:arg value={quoteattr(arg)}/>" for arg in args)
+    return f"""<?xml version="1.0"?>
+<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+    xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0">
+  <xsl:output method="xml" indent="yes"/>
+  <xsl:template match="@*|node()">
+    <xsl:copy><xsl:apply-templates select="@*|node()"/></xsl:copy>
+  </xsl:template>
+  <xsl:template match="/domain/vcpu">
+    <vcpu placement="static" cpuset="{spec.cpu_set}"><xsl:value-of select="."/></vcpu>
+  </xsl:template>
+  <xsl:template match="/domain">
+    <xsl:copy>
+      <xsl:apply-templates select="@*|node()"/>
+      <qemu:commandline>{arg_elements}</qemu:commandline>
+    </xsl:copy>
+  </xsl:template>
+</xsl:stylesheet>
+"""
+
+
+class VmDeployment(Deployment):
+    """The app's VM: same userland and limits as the container, plus its own kernel and init."""
+
+    ssh_private_key: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        spec: AppSpec,
+        images: ImageSet,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("twinlab:deploy:VmDeployment", name, None, opts)
+        provider = libvirt.Provider(
+            f"{name}-libvirt",
+            uri=spec.placement.libvirt_uri,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        prefix = spec.name_prefix
+
+        pool = libvirt.Pool(
+            f"{name}-pool",
+            name=f"{prefix}-pool",
+            type="dir",
+            path=f"{spec.placement.pool_dir}/{prefix}",
+            opts=child,
+        )
+
+        def volume(suffix: str, **kwargs: object) -> libvirt.Volume:
+            return libvirt.Volume(
+                f"{name}-{suffix}", name=f"{prefix}-{suffix}", pool=pool.name, opts=child, **kwargs
+            )
+
+        base = volume("base.qcow2", source=images.vm_disk_qcow2, format="qcow2")
+        root = volume("root.qcow2", base_volume_id=base.id, format="qcow2")
+        kernel = volume("vmlinuz", source=images.vm_kernel, format="raw")
+        initrd = volume("initrd.img", source=images.vm_initrd, format="raw")
+
+        key = SshKeyPair(
+            f"{name}-ssh-key", comment=f"{prefix}-vm", opts=pulumi.ResourceOptions(parent=self)
+        )
+        domain = libvirt.Domain(
+            f"{name}-domain",
+            name=f"{prefix}-vm",
+            type=libvirt_domain_type(spec.placement.virt_mode),
+            vcpu=spec.vcpus,
+            memory=spec.memory_mib,
+            cpu=libvirt.DomainCpuArgs(mode="host-passthrough")
+            if spec.placement.virt_mode == "kvm"
+            else None,
+            kernel=kernel.id,
+            initrd=initrd.id,
+            cmdlines=key.public_key_openssh.apply(
+                lambda public: kernel_cmdline(images.vm_cmdline, public, spec.app_environment())
+            ),
+            disks=[libvirt.DomainDiskArgs(volume_id=root.id)],
+            consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],
+            xml=libvirt.DomainXmlArgs(
+                xslt=port_forward_xslt(spec, images.guest_http_port, images.guest_ssh_port)
+            ),
+            autostart=False,
+            running=True,
+            opts=child,
+        )
+        self.ssh_private_key = key.private_key_openssh
+        self._publish(
+            name,
+            http_port=spec.ports.vm_http,
+            target=f"ssh://{images.ssh_user}@127.0.0.1:{spec.ports.vm_ssh}",
+            instance=domain,
+            instance_name=domain.name,
+            ready_timeout_s=READY_TIMEOUT_S,
+        )

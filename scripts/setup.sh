@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Set up everything twinlab needs on this machine; idempotent, safe to re-run.
+#   scripts/setup.sh            full setup
+# Steps: system packages, daemons, Python env, Pulumi engine + plugins, KVM probe, images.
+# Each step says what it did; a failing step names itself and the fix.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
+LOG_DIR="$TWINLAB_CACHE/logs"
+mkdir -p "$LOG_DIR"
+
+SETUP_STARTED=$(date +%s)
+SUMMARY=()
+STEP_NAME=""
+step() {
+    STEP_NAME="$1"
+    STEP_STARTED=$(date +%s)
+    printf '\n\033[1m==> %s\033[0m\n' "$STEP_NAME"
+}
+done_step() {
+    local seconds=$(($(date +%s) - STEP_STARTED))
+    printf '    %s (%ss)\n' "$1" "$seconds"
+    SUMMARY+=("$(printf '%-22s %s (%ss)' "$STEP_NAME" "$1" "$seconds")")
+}
+fail() {
+    printf '\n\033[31msetup failed at step "%s": %s\033[0m\n' "$STEP_NAME" "$1" >&2
+    exit 1
+}
+trap 'fail "command failed: ${BASH_COMMAND} (line ${LINENO})"' ERR
+
+# ---------------------------------------------------------------------------------------------
+step "preflight"
+[ "$(id -u)" -eq 0 ] || fail "run as root: setup installs Debian packages and starts dockerd and libvirtd"
+free_gib=$(df -Pk "$HOME" | awk 'NR==2 {print int($4/1024/1024)}')
+[ "$free_gib" -ge 12 ] || fail "only ${free_gib} GiB free under $HOME; the Go builds and images need 12 GiB"
+command -v go >/dev/null || fail "no Go toolchain on PATH; install Go >= 1.23 (the Pulumi engine is built from Go modules)"
+done_step "root, ${free_gib} GiB free, $(go version | awk '{print $3}')"
+
+# ---------------------------------------------------------------------------------------------
+step "system packages"
+PACKAGES=(docker.io libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+    debootstrap xsltproc genisoimage wrk openssh-client openssh-server iproute2 e2fsprogs
+    procps time curl ca-certificates busybox-static cpio)
+missing=()
+for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+        missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "    installing: ${missing[*]}"
+    apt-get update -q >"$LOG_DIR/apt.log" 2>&1 ||
+        fail "apt-get update failed (is Debian's package registry reachable?); see $LOG_DIR/apt.log"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+        >>"$LOG_DIR/apt.log" 2>&1 || fail "apt-get install failed; see $LOG_DIR/apt.log"
+    done_step "installed ${#missing[@]} packages"
+else
+    done_step "all ${#PACKAGES[@]} present"
+fi
+
+# ---------------------------------------------------------------------------------------------
+step "daemons"
+wait_for() { # wait_for NAME SECONDS COMMAND...
+    local name=$1 seconds=$2
+    shift 2
+    for _ in $(seq "$((seconds * 2))"); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    fail "$name did not answer within ${seconds}s; see $LOG_DIR/$name.log"
+}
+started=()
+if ! docker version >/dev/null 2>&1; then
+    pgrep -x dockerd >/dev/null || { setsid dockerd >>"$LOG_DIR/dockerd.log" 2>&1 < /dev/null & }
+    started+=(dockerd)
+fi
+wait_for dockerd 60 docker version
+pgrep -x virtlogd >/dev/null || { virtlogd -d && started+=(virtlogd); }
+if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+    pgrep -x libvirtd >/dev/null || { libvirtd -d --listen=0 2>>"$LOG_DIR/libvirtd.log" || libvirtd -d; }
+    started+=(libvirtd)
+fi
+wait_for libvirtd 60 virsh -c qemu:///system version
+done_step "docker $(docker version --format '{{.Server.Version}}'), libvirt $(virsh -c qemu:///system version | awk '/Running hypervisor/ {print $4}'); started: ${started[*]:-none}"
+
+# ---------------------------------------------------------------------------------------------
+step "python environment"
+requirements_hash=$(sha256sum requirements.txt | cut -c1-16)
+if [ "$(cat .venv/.requirements-hash 2>/dev/null)" != "$requirements_hash" ]; then
+    python3 -m venv .venv
+    .venv/bin/pip install -q --upgrade pip >"$LOG_DIR/pip.log" 2>&1 ||
+        fail "pip upgrade failed (is PyPI reachable?); see $LOG_DIR/pip.log"
+    .venv/bin/pip install -q -r requirements.txt >>"$LOG_DIR/pip.log" 2>&1 ||
+        fail "pip install -r requirements.txt failed (is PyPI reachable?); see $LOG_DIR/pip.log"
+    echo "$requirements_hash" >.venv/.requirements-hash
+    venv_state="created from requirements.txt"
+else
+    venv_state="reused"
+fi
+# The repo root on the venv's path: the Pulumi program, fabfile and tests import from it.
+site_packages=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$ROOT" >"$site_packages/twinlab-root.pth"
+done_step "$venv_state ($(.venv/bin/python --version))"
+
+# ---------------------------------------------------------------------------------------------
+step "pulumi engine and plugins"
+toolchain_out=$(scripts/toolchain/build.sh) || fail "toolchain build failed (see above)"
+printf '%s\n' "$toolchain_out" | sed 's/^/    /'
+[ "$(pulumi version)" = "$TWINLAB_PULUMI_VERSION" ] ||
+    fail "pulumi on PATH is $(pulumi version 2>&1), expected $TWINLAB_PULUMI_VERSION"
+done_step "pulumi $(pulumi version) at $(command -v pulumi)"
+
+# ---------------------------------------------------------------------------------------------
+step "virtualization mode"
+virt_mode=$(.venv/bin/python -m components.virt_mode detect) || fail "KVM probe failed"
+done_step "$virt_mode"
+
+# ---------------------------------------------------------------------------------------------
+step "images"
+.venv/bin/python -m workloads.images build || fail "image build failed (see above)"
+done_step "$(.venv/bin/python -m workloads.images show --short)"
+
+# ---------------------------------------------------------------------------------------------
+printf '\n\033[1mtwinlab setup done in %ss\033[0m\n' "$(($(date +%s) - SETUP_STARTED))"
+printf '  %s\n' "${SUMMARY[@]}"
+printf '  state backend: %s\n' "$PULUMI_BACKEND_URL"
