@@ -185,7 +185,8 @@ def parse_spec(
         )
         problems.items.append(f"{NAMESPACE}:{key}: unknown config key; {hint}")
 
-    app_version = (raw.get("appVersion") or host.built_app_version or "").strip()
+    # Unset means "the version the images were built with"; set but empty is an error.
+    app_version = raw.get("appVersion", host.built_app_version or "").strip()
     if not app_version:
         problems.add("appVersion", raw.get("appVersion", ""), "empty")
     elif not VERSION_RE.match(app_version):

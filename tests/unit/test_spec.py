@@ -1,0 +1,121 @@
+"""Config validation: every bad value is rejected with the key's name and what is accepted."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from components.errors import ConfigError
+from components.host import HostFacts, memory_mib_from_meminfo, process_from_ss
+from components.spec import KEYS, parse_spec
+
+pytestmark = pytest.mark.unit
+
+BUSY_PORT = 15000
+
+
+def fake_host(**overrides: object) -> HostFacts:
+    facts = HostFacts(
+        cpu_count=2,
+        memory_mib=24000,
+        is_root=True,
+        detected_virt_mode="tcg",
+        built_app_version="1.0.0",
+        port_holder=lambda port: "nginx (pid 42): nginx" if port == BUSY_PORT else None,
+        readable=lambda path: path == "/keys/id_ed25519",
+    )
+    return dataclasses.replace(facts, **overrides)  # type: ignore[arg-type]
+
+
+def test_defaults_give_a_valid_spec_with_identical_limits() -> None:
+    spec = parse_spec({}, stack="dev", host=fake_host())
+    assert (spec.vcpus, spec.memory_mib, spec.cpu_set) == (1, 512, "0")
+    assert spec.app_version == "1.0.0"
+    assert spec.placement.virt_mode == "tcg"
+    assert spec.placement.libvirt_uri == "qemu:///system"
+    assert spec.app_environment()["TWINLAB_WORKERS"] == "2"
+
+
+def test_other_limits_are_taken_as_given() -> None:
+    raw = {"vcpus": "2", "memoryMib": "768", "containerHttpPort": "19080"}
+    spec = parse_spec(raw, stack="dev", host=fake_host())
+    assert (spec.vcpus, spec.memory_mib, spec.cpu_set) == (2, 768, "0-1")
+    assert spec.ports.container_http == 19080
+
+
+# (config, key named in the error, fragment of the reason)
+BAD_INPUTS = [
+    ({"memoryMib": "lots"}, "twinlab:memoryMib", "not an integer"),
+    ({"memoryMib": "64"}, "twinlab:memoryMib", "between 256"),
+    ({"vcpus": "3"}, "twinlab:vcpus", "between 1 and 2"),
+    ({"vcpus": "0"}, "twinlab:vcpus", "between 1 and 2"),
+    ({"vcpus": "1.5"}, "twinlab:vcpus", "not an integer"),
+    ({"containerHttpPort": str(BUSY_PORT)}, "twinlab:containerHttpPort", "already in use"),
+    ({"vmHttpPort": "18080"}, "twinlab:vmHttpPort", "same port as twinlab:containerHttpPort"),
+    ({"vmSshPort": "70000"}, "twinlab:vmSshPort", "between 1 and 65535"),
+    ({"virtMode": "xen"}, "twinlab:virtMode", "unknown virtualization mode"),
+    ({"virtMode": "kvm"}, "twinlab:virtMode", "found KVM unusable"),
+    ({"appVersion": ""}, "twinlab:appVersion", "empty"),
+    ({"appVersion": "2.0.0"}, "twinlab:appVersion", "no images built"),
+    ({"appVersion": "1 0"}, "twinlab:appVersion", "not a version string"),
+    ({"dockerHost": "docker.local"}, "twinlab:dockerHost", "not a Docker host URL"),
+    ({"libvirtUri": "xen:///system"}, "twinlab:libvirtUri", "not a libvirt QEMU system URI"),
+    ({"libvirtUri": "qemu:///session"}, "twinlab:libvirtUri", "not a libvirt QEMU system URI"),
+    (
+        {"dockerHost": "ssh://root@127.0.0.1", "remoteSshKeyPath": "/nope/key"},
+        "twinlab:remoteSshKeyPath",
+        "not a readable file",
+    ),
+    ({"remoteSshKeyPath": "/keys/id_ed25519"}, "twinlab:remoteSshKeyPath", "neither daemon"),
+    ({"env": "[1, 2]"}, "twinlab:env", "must be an object"),
+    ({"env": "{not json"}, "twinlab:env", "not JSON"),
+    ({"env": '{"TWINLAB_WORKERS": "9"}'}, "twinlab:env", "set by twinlab"),
+    ({"workers": "100"}, "twinlab:workers", "between 1 and 16"),
+    ({"poolDir": "relative/dir"}, "twinlab:poolDir", "not an absolute path"),
+    ({"memroyMib": "512"}, "twinlab:memroyMib", "did you mean memoryMib"),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "reason"), BAD_INPUTS, ids=[f"{case[1]}={case[0]}" for case in BAD_INPUTS]
+)
+def test_bad_input_is_rejected_naming_the_key(raw: dict[str, str], key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_spec(raw, stack="dev", host=fake_host())
+    matching = [problem for problem in error.value.problems if problem.startswith(key)]
+    assert matching, error.value.problems
+    assert reason in matching[0]
+
+
+def test_privileged_port_needs_root() -> None:
+    with pytest.raises(ConfigError, match=r"twinlab:containerHttpPort.*below 1024 need root"):
+        parse_spec({"containerHttpPort": "80"}, stack="dev", host=fake_host(is_root=False))
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_spec({"vcpus": "x", "memoryMib": "y"}, stack="dev", host=fake_host())
+    assert len(error.value.problems) == 2
+
+
+def test_a_port_held_by_the_stack_itself_is_not_in_use() -> None:
+    host = fake_host(port_holder=lambda port: "qemu (pid 7): qemu -name guest=twinlab-dev-vm,x")
+    spec = parse_spec({}, stack="dev", host=host, owned_names=("guest=twinlab-dev-vm,",))
+    assert spec.ports.vm_http == 18081
+
+
+def test_auto_mode_without_a_probe_asks_for_setup() -> None:
+    with pytest.raises(ConfigError, match=r"run scripts/setup\.sh"):
+        parse_spec({}, stack="dev", host=fake_host(detected_virt_mode=None))
+
+
+def test_every_key_has_documentation() -> None:
+    assert all(key.doc and key.accepted for key in KEYS)
+
+
+def test_host_parsers() -> None:
+    assert memory_mib_from_meminfo("MemTotal:       24542624 kB\nMemFree: 1 kB\n") == 23967
+    ss = 'LISTEN 0 4096 127.0.0.1:18080 0.0.0.0:* users:(("docker-proxy",pid=811,fd=4))'
+    assert process_from_ss(ss) == "docker-proxy (pid 811)"
+    assert process_from_ss("") is None
