@@ -204,7 +204,7 @@ def parse_spec(
     memory_mib = _integer(raw, "memoryMib", MIN_MEMORY_MIB, memory_limit, problems)
     workers = _integer(raw, "workers", 1, MAX_WORKERS, problems)
     ports = _parse_ports(raw, host, owned_names, problems)
-    env = _parse_env(raw.get("env", DEFAULTS["env"]) or "{}", problems)
+    env = _parse_env(raw.get("env") or "{}", problems)
     placement = _parse_placement(raw, host, problems)
 
     if problems.items:

@@ -14,7 +14,7 @@ from components.host import probe_host
 from components.spec import NAMESPACE, AppSpec, parse_spec
 from components.virt_mode import load_record
 from components.vm import VmDeployment
-from workloads.images import ImageSet, find_images
+from workloads.images import ImageSet, ImagesNotBuiltError, find_images
 
 
 def raw_config() -> dict[str, str]:
@@ -65,7 +65,7 @@ def declare() -> None:
         spec = load_spec(stack, raw_config(), images)
         require_docker(spec.placement.docker_host)
         require_libvirt(spec.placement.libvirt_uri)
-    except TwinlabError as error:
+    except (TwinlabError, ImagesNotBuiltError) as error:
         # RunError: Pulumi prints the message alone, without a Python stack trace.
         raise pulumi.RunError(str(error)) from None
 

@@ -106,15 +106,28 @@ class VmDeployment(Deployment):
             opts=child,
         )
 
-        def volume(suffix: str, **kwargs: object) -> libvirt.Volume:
+        def volume(
+            suffix: str,
+            fmt: str,
+            source: str | None = None,
+            base_volume_id: pulumi.Output[str] | None = None,
+        ) -> libvirt.Volume:
             return libvirt.Volume(
-                f"{name}-{suffix}", name=f"{prefix}-{suffix}", pool=pool.name, opts=child, **kwargs
+                f"{name}-{suffix}",
+                name=f"{prefix}-{suffix}",
+                pool=pool.name,
+                format=fmt,
+                source=source,
+                base_volume_id=base_volume_id,
+                opts=child,
             )
 
-        base = volume("base.qcow2", source=images.vm_disk_qcow2, format="qcow2")
-        root = volume("root.qcow2", base_volume_id=base.id, format="qcow2")
-        kernel = volume("vmlinuz", source=images.vm_kernel, format="raw")
-        initrd = volume("initrd.img", source=images.vm_initrd, format="raw")
+        # The base disk, kernel and initrd are uploaded into the pool (so a remote libvirt host
+        # works too); the VM writes to a copy-on-write overlay of the base.
+        base = volume("base.qcow2", "qcow2", source=str(images.vm_disk_qcow2))
+        root = volume("root.qcow2", "qcow2", base_volume_id=base.id)
+        kernel = volume("vmlinuz", "raw", source=str(images.vm_kernel))
+        initrd = volume("initrd.img", "raw", source=str(images.vm_initrd))
 
         key = SshKeyPair(
             f"{name}-ssh-key", comment=f"{prefix}-vm", opts=pulumi.ResourceOptions(parent=self)
