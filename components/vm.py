@@ -155,7 +155,7 @@ class VmDeployment(Deployment):
             running=True,
             opts=child,
         )
-        self.ssh_private_key = key.private_key_openssh
+        self.ssh_private_key = pulumi.Output.secret(key.private_key_openssh)
         self._publish(
             name,
             http_port=spec.ports.vm_http,

@@ -1,0 +1,159 @@
+"""The resource graph under Pulumi mocks: one spec, identical limits, loopback only, secrets."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.host import HostFacts
+from components.spec import AppSpec, parse_spec
+from workloads.images import ImageSet, ImageSizes
+
+pytestmark = pytest.mark.unit
+FAKE_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFake twinlab-test-vm"
+
+
+class Recorder(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        if "comment" in args.inputs:  # the SSH key pair (a dynamic resource)
+            outputs |= {"public_key_openssh": FAKE_PUBLIC_KEY, "private_key_openssh": "PRIVATE"}
+        if "timeout_s" in args.inputs:  # the readiness wait (a dynamic resource)
+            outputs["ready_s"] = 1.0
+        self.resources[args.name] = (args.typ, args.inputs)
+        return f"{args.name}-id", outputs
+
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+RECORDER = Recorder()
+pulumi.runtime.set_mocks(RECORDER, preview=False)
+
+from components.container import ContainerDeployment  # noqa: E402
+from components.vm import VmDeployment  # noqa: E402
+
+
+def images() -> ImageSet:
+    cache = Path("/cache/images/abc")
+    return ImageSet(
+        recipe_hash="abc",
+        app_version="1.0.0",
+        container_image="twinlab/webapp:1.0.0-abc",
+        container_image_id="sha256:abc",
+        vm_disk_qcow2=cache / "vm-root.qcow2",
+        vm_kernel=cache / "vmlinuz",
+        vm_initrd=cache / "initrd.img",
+        vm_cmdline="root=/dev/vda rw console=ttyS0 quiet",
+        guest_http_port=8080,
+        guest_ssh_port=22,
+        ssh_user="twin",
+        sizes=ImageSizes(1, 1, 1, 1, 1, 1),
+        package_list_sha256="x",
+        userland_packages={},
+        vm_package_count=1,
+        vm_kernel_release="6.1.0",
+        vm_ssh_host_key="x",
+        initramfs_modules=(),
+        userland_tar=cache / "userland.tar",
+        build_times_s={},
+        built_at="now",
+        debian_suite="bookworm",
+    )
+
+
+def spec(**raw: str) -> AppSpec:
+    host = HostFacts(2, 24000, True, "tcg", "1.0.0", lambda port: None, lambda path: True)
+    return parse_spec(raw, stack="test", host=host)
+
+
+def deploy(app: AppSpec) -> tuple[ContainerDeployment, VmDeployment]:
+    RECORDER.resources.clear()
+    return ContainerDeployment("container", app, images()), VmDeployment("vm", app, images())
+
+
+def inputs(name: str) -> dict[str, Any]:
+    return RECORDER.resources[name][1]
+
+
+def registered(*deployments: ContainerDeployment | VmDeployment) -> pulumi.Output[list[Any]]:
+    """Resolves once every resource of the deployments is registered with the mock engine."""
+    return pulumi.Output.all(*[d.ready_s for d in deployments], *[d.url for d in deployments])
+
+
+@pulumi.runtime.test
+def test_one_spec_gives_identical_limits_on_both() -> Any:
+    app = spec(vcpus="2", memoryMib="768")
+    container, vm = deploy(app)
+
+    def check(_: Any) -> None:
+        box, domain = inputs("container-app"), inputs("vm-domain")
+        assert box["memory"] == domain["memory"] == 768
+        assert box["memorySwap"] == 768
+        assert box["cpuSet"] == "0-1" and domain["vcpu"] == 2
+        assert 'cpuset="0-1"' in domain["xml"]["xslt"]
+        assert domain["type"] == "qemu"  # TCG
+
+    return registered(container, vm).apply(check)
+
+
+@pulumi.runtime.test
+def test_every_port_is_published_on_loopback_only() -> Any:
+    container, vm = deploy(spec())
+
+    def check(resolved: list[Any]) -> None:
+        assert resolved[2:] == ["http://127.0.0.1:18080", "http://127.0.0.1:18081"]
+        assert [p["ip"] for p in inputs("container-app")["ports"]] == ["127.0.0.1"]
+        forwards = re.findall(r"hostfwd=tcp:([^:]*):", inputs("vm-domain")["xml"]["xslt"])
+        assert forwards == ["127.0.0.1", "127.0.0.1"]
+
+    return registered(container, vm).apply(check)
+
+
+@pulumi.runtime.test
+def test_container_is_hardened() -> Any:
+    container, _ = deploy(spec())
+
+    def check(_: Any) -> None:
+        box = inputs("container-app")
+        assert box["user"] == "twinapp"
+        assert box["capabilities"]["drops"] == ["ALL"]
+        assert box["securityOpts"] == ["no-new-privileges:true"]
+        assert box["readOnly"] is True
+        assert "privileged" not in box and "pidMode" not in box
+
+    return registered(container).apply(check)
+
+
+@pulumi.runtime.test
+def test_ssh_key_is_secret_and_reaches_the_guest_cmdline_public_half_only() -> Any:
+    _, vm = deploy(spec())
+
+    def check(resolved: list[Any]) -> None:
+        cmdline = str(inputs("vm-domain")["cmdlines"])
+        assert "twinlab.ssh_key" in cmdline and "PRIVATE" not in cmdline
+        assert resolved[-1] is True, "the private key output must be a secret"
+
+    return pulumi.Output.all(registered(vm), pulumi.Output.is_secret(vm.ssh_private_key)).apply(
+        check
+    )
+
+
+def test_unknown_types_are_not_declared() -> None:
+    types = {typ for typ, _ in RECORDER.resources.values()}
+    assert all(t.startswith(("docker:", "libvirt:", "pulumi", "twinlab:")) for t in types), types
+
+
+def test_spec_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec().vcpus = 4  # type: ignore[misc]
