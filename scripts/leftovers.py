@@ -1,0 +1,117 @@
+"""What a twinlab stack can leave behind, counted and (on request) removed.
+
+Used after `pulumi destroy` to prove nothing remains, by the test session to clear what an
+interrupted run left, and by scripts/cycles.py. Names follow the components' scheme:
+everything of stack S is named `twinlab-S-*` (containers, volumes, domains, pools, volumes in
+pools) or labelled twinlab.stack=S.
+
+    python -m scripts.leftovers PREFIX [--remove]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+
+def _lines(command: list[str]) -> list[str]:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+
+@dataclass
+class Leftovers:
+    containers: list[str] = field(default_factory=list)
+    docker_volumes: list[str] = field(default_factory=list)
+    docker_networks: list[str] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    pools: list[str] = field(default_factory=list)
+    qemu_processes: list[str] = field(default_factory=list)
+    ports_in_use: list[str] = field(default_factory=list)
+
+    def count(self) -> int:
+        return sum(len(items) for items in vars(self).values())
+
+    def describe(self) -> str:
+        parts = [f"{name}: {', '.join(items)}" for name, items in vars(self).items() if items]
+        return "; ".join(parts) or "nothing"
+
+
+def find(prefix: str, uri: str = "qemu:///system", ports: tuple[int, ...] = ()) -> Leftovers:
+    """Everything whose name starts with `prefix` (e.g. 'twinlab-dev' or 'twinlab-t'), and
+    which of `ports` still have a listener on 127.0.0.1."""
+    starts = [f"name=^{prefix}"]
+    listening = _lines(["ss", "-Hltn"])
+    return Leftovers(
+        containers=_lines(["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", *starts]),
+        docker_volumes=_lines(["docker", "volume", "ls", "-q", "--filter", *starts]),
+        docker_networks=_lines(
+            ["docker", "network", "ls", "--format", "{{.Name}}", "--filter", *starts]
+        ),
+        domains=[
+            d
+            for d in _lines(["virsh", "-c", uri, "list", "--all", "--name"])
+            if d.startswith(prefix)
+        ],
+        pools=[
+            p
+            for p in _lines(["virsh", "-c", uri, "pool-list", "--all", "--name"])
+            if p.startswith(prefix)
+        ],
+        qemu_processes=[
+            line
+            for line in _lines(["pgrep", "-a", "-f", f"guest={prefix}"])
+            if "qemu-system" in line
+        ],
+        ports_in_use=[
+            str(port)
+            for port in ports
+            if any(f"127.0.0.1:{port} " in f"{row} " for row in listening)
+        ],
+    )
+
+
+def remove(prefix: str, uri: str = "qemu:///system") -> Leftovers:
+    """Remove everything `find` lists; returns what was found before removal."""
+    found = find(prefix, uri)
+    virsh = ["virsh", "-q", "-c", uri]
+    for container in found.containers:
+        _lines(["docker", "rm", "-f", "-v", container])
+    for volume in found.docker_volumes:
+        _lines(["docker", "volume", "rm", "-f", volume])
+    for network in found.docker_networks:
+        _lines(["docker", "network", "rm", network])
+    for domain in found.domains:
+        _lines([*virsh, "destroy", domain])
+        _lines([*virsh, "undefine", domain, "--nvram"])
+    for pool in found.pools:
+        for volume in _pool_volumes(uri, pool):
+            _lines([*virsh, "vol-delete", volume, "--pool", pool])
+        _lines([*virsh, "pool-destroy", pool])
+        _lines([*virsh, "pool-delete", pool])
+        _lines([*virsh, "pool-undefine", pool])
+    return found
+
+
+def _pool_volumes(uri: str, pool: str) -> list[str]:
+    rows = _lines(["virsh", "-q", "-c", uri, "vol-list", pool])
+    return [row.split()[0] for row in rows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.leftovers")
+    parser.add_argument("prefix", help="name prefix, e.g. twinlab-dev")
+    parser.add_argument("--remove", action="store_true")
+    args = parser.parse_args(argv)
+    found = remove(args.prefix) if args.remove else find(args.prefix)
+    print(f"{found.count()} leftovers of {args.prefix}: {found.describe()}")
+    return 0 if found.count() == 0 or args.remove else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
