@@ -1,0 +1,77 @@
+"""Deploying throwaway stacks for tests through the Pulumi Automation API.
+
+Every test stack is named `ci-<hex>`, so its resources are `twinlab-ci-<hex>-*`; whatever an
+interrupted run left is swept by prefix at the next session's start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pulumi import automation as auto
+
+from scripts import leftovers
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_PREFIX = "twinlab-ci-"
+
+
+def free_loopback_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 now (the OS picks them, so they avoid running stacks)."""
+    sockets, ports = [], []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+        ports.append(sock.getsockname()[1])
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def test_stack_config(**overrides: str) -> dict[str, str]:
+    http_c, http_v, ssh_v = free_loopback_ports(3)
+    config = {
+        "containerHttpPort": str(http_c),
+        "vmHttpPort": str(http_v),
+        "vmSshPort": str(ssh_v),
+    }
+    return config | overrides
+
+
+def sweep_test_stacks() -> str:
+    """Remove every test stack's resources and state (left by an interrupted run)."""
+    found = leftovers.remove(TEST_PREFIX)
+    workspace = auto.LocalWorkspace(work_dir=str(ROOT))
+    for summary in workspace.list_stacks():
+        if summary.name.startswith("ci-"):
+            with contextlib.suppress(auto.errors.CommandError):
+                workspace.remove_stack(summary.name, force=True)
+    return found.describe()
+
+
+@contextlib.contextmanager
+def deployed(config: dict[str, str]) -> Iterator[tuple[auto.Stack, dict[str, Any]]]:
+    """Up a fresh test stack with `config`; always destroy and forget it afterwards."""
+    name = f"ci-{secrets.token_hex(3)}"
+    stack = auto.create_stack(stack_name=name, work_dir=str(ROOT))
+    try:
+        stack.set_all_config(
+            {f"twinlab:{key}": auto.ConfigValue(value) for key, value in config.items()}
+        )
+        result = stack.up(on_output=_progress, color="never")
+        yield stack, {key: value.value for key, value in result.outputs.items()}
+    finally:
+        with contextlib.suppress(auto.errors.CommandError):
+            stack.destroy(on_output=_progress, color="never")
+        stack.workspace.remove_stack(name, force=True)
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr)

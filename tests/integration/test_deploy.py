@@ -1,0 +1,78 @@
+"""Real deployments through the Automation API: up, both answer, limits as configured, destroy
+leaves nothing, and a second destroy is a no-op."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+from pulumi import automation as auto
+
+from components import outputs
+from scripts import leftovers
+from tests.deploy import deployed, test_stack_config
+
+pytestmark = pytest.mark.integration
+
+
+def get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        return dict(json.load(response))
+
+
+def deletes(result: auto.DestroyResult) -> int:
+    changes = result.summary.resource_changes or {}
+    return changes.get(auto.OpType.DELETE, 0)
+
+
+def run(*command: str) -> str:
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stack: Any) -> None:
+    # Depends on the session stack only so that both never boot at the same time.
+    config = test_stack_config(vcpus="2", memoryMib="768")
+    with deployed(config) as (stack, out):
+        prefix = f"twinlab-{stack.name}"
+        container, vm = out[outputs.CONTAINER], out[outputs.VM]
+        assert container[outputs.URL] == f"http://127.0.0.1:{config['containerHttpPort']}"
+        assert vm[outputs.URL] == f"http://127.0.0.1:{config['vmHttpPort']}"
+        versions = {get_json(v[outputs.URL] + "/info")["version"] for v in (container, vm)}
+        assert versions == {out[outputs.APP_VERSION]}
+
+        inspect = json.loads(run("docker", "inspect", container[outputs.INSTANCE_NAME]))[0]
+        host_config = inspect["HostConfig"]
+        assert host_config["Memory"] == 768 * 1024 * 1024
+        assert host_config["CpusetCpus"] == "0-1"
+        bindings = host_config["PortBindings"]["8080/tcp"]
+        assert bindings == [{"HostIp": "127.0.0.1", "HostPort": config["containerHttpPort"]}]
+
+        domain = ET.fromstring(
+            run("virsh", "-c", "qemu:///system", "dumpxml", vm[outputs.INSTANCE_NAME])
+        )
+        assert domain.findtext("memory") == str(768 * 1024)  # KiB
+        vcpu = domain.find("vcpu")
+        assert vcpu is not None and vcpu.text == "2" and vcpu.get("cpuset") == "0-1"
+        assert f"hostfwd=tcp:127.0.0.1:{config['vmHttpPort']}-:8080" in ET.tostring(
+            domain, encoding="unicode"
+        )
+
+        ports = tuple(int(config[key]) for key in ("containerHttpPort", "vmHttpPort", "vmSshPort"))
+        first = stack.destroy(color="never")
+        assert deletes(first) > 0
+        remaining = leftovers.find(prefix, ports=ports)
+        assert remaining.count() == 0, remaining.describe()
+        second = stack.destroy(color="never")
+        assert deletes(second) == 0
+
+
+def test_session_stack_serves_the_same_version_from_both(deployed_stack: Any) -> None:
+    container, vm = deployed_stack[outputs.CONTAINER], deployed_stack[outputs.VM]
+    infos = [get_json(v[outputs.URL] + "/info") for v in (container, vm)]
+    assert infos[0]["version"] == infos[1]["version"] == deployed_stack[outputs.APP_VERSION]
+    assert container[outputs.READY_S] > 0 and vm[outputs.READY_S] > 0

@@ -1,0 +1,43 @@
+"""Capture the raw output of every read-only probe from real targets, for the parser tests.
+
+    cd /work/main && .venv/bin/python -m tests.unit.data.capture_probes LABEL TARGET_URL
+
+writes tests/unit/data/probes/LABEL/<probe>.txt (the target's stdout for that probe's snippets)
+and, in the same run, tests/unit/data/probes/LABEL/baseline/ (the host's baseline output and
+the marker argv[0] running while the target was probed), so each capture is self-consistent.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from scripts.checks.parsers.sections import sectioned_command
+from scripts.checks.probes.baseline import BASELINE_SNIPPETS, host_baseline
+from scripts.checks.probes.isolation import READ_ONLY_PROBES
+from scripts.checks.probes.shell import PROBE_TIMEOUT_S
+from scripts.checks.probes.system import OS_PROBES
+from scripts.checks.targets import parse_target
+
+DATA = Path(__file__).resolve().parent / "probes"
+
+
+def capture(label: str, url: str) -> None:
+    out = DATA / label
+    (out / "baseline").mkdir(parents=True, exist_ok=True)
+    with host_baseline() as baseline, parse_target(url) as target:
+        host_text = baseline.host.run(sectioned_command(BASELINE_SNIPPETS), root=True).stdout
+        (out / "baseline" / "host.txt").write_text(host_text, encoding="utf-8")
+        (out / "baseline" / "marker.txt").write_text(baseline.marker_argv0 + "\n")
+        for probe in (*OS_PROBES, *READ_ONLY_PROBES):
+            command = sectioned_command(probe.snippets)
+            result = target.run(command, root=True, timeout_s=PROBE_TIMEOUT_S)
+            (out / f"{probe.name}.txt").write_text(result.stdout, encoding="utf-8")
+    (out / "target.txt").write_text(f"{url}\n{target.variant}\n", encoding="utf-8")
+    print(f"captured {url} into {out}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m tests.unit.data.capture_probes LABEL TARGET_URL")
+    capture(sys.argv[1], sys.argv[2])
