@@ -1,0 +1,1 @@
+"""Pure functions from captured command output to values; tested on real captured text."""
