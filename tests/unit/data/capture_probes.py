@@ -1,10 +1,13 @@
 """Capture the raw output of every read-only probe from real targets, for the parser tests.
 
-    cd /work/main && .venv/bin/python -m tests.unit.data.capture_probes LABEL TARGET_URL
+    cd /work/main && .venv/bin/python -m tests.unit.data.capture_probes LABEL TARGET_URL [--redact]
 
 writes tests/unit/data/probes/LABEL/<probe>.txt (the target's stdout for that probe's snippets)
 and, in the same run, tests/unit/data/probes/LABEL/baseline/ (the host's baseline output and
 the marker argv[0] running while the target was probed), so each capture is self-consistent.
+--redact replaces every command line but the marker's by the process name: use it where the
+target sees the host's processes (local://, a container sharing the host PID namespace), whose
+command lines belong to this machine, not to the project.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from scripts.checks.parsers.proc import parse_stat_line
 from scripts.checks.parsers.sections import sectioned_command
 from scripts.checks.probes.baseline import BASELINE_SNIPPETS, host_baseline
 from scripts.checks.probes.isolation import READ_ONLY_PROBES
@@ -22,7 +26,21 @@ from scripts.checks.targets import parse_target
 DATA = Path(__file__).resolve().parent / "probes"
 
 
-def capture(label: str, url: str) -> None:
+def redact(output: str, marker: str) -> str:
+    lines = []
+    for line in output.split("\n"):
+        stat, tab, cmdline = line.partition("\t")
+        try:
+            _, comm, _ = parse_stat_line(stat)
+        except (ValueError, IndexError):
+            lines.append(line)
+            continue
+        keep = cmdline.startswith(marker) or not cmdline
+        lines.append(line if keep else f"{stat}{tab}{comm}")
+    return "\n".join(lines)
+
+
+def capture(label: str, url: str, redacted: bool) -> None:
     out = DATA / label
     (out / "baseline").mkdir(parents=True, exist_ok=True)
     with host_baseline() as baseline, parse_target(url) as target:
@@ -31,13 +49,16 @@ def capture(label: str, url: str) -> None:
         (out / "baseline" / "marker.txt").write_text(baseline.marker_argv0 + "\n")
         for probe in (*OS_PROBES, *READ_ONLY_PROBES):
             command = sectioned_command(probe.snippets)
-            result = target.run(command, root=True, timeout_s=PROBE_TIMEOUT_S)
-            (out / f"{probe.name}.txt").write_text(result.stdout, encoding="utf-8")
+            text = target.run(command, root=True, timeout_s=PROBE_TIMEOUT_S).stdout
+            if redacted:
+                text = redact(text, baseline.marker_argv0)
+            (out / f"{probe.name}.txt").write_text(text, encoding="utf-8")
     (out / "target.txt").write_text(f"{url}\n{target.variant}\n", encoding="utf-8")
     print(f"captured {url} into {out}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m tests.unit.data.capture_probes LABEL TARGET_URL")
-    capture(sys.argv[1], sys.argv[2])
+    args = [arg for arg in sys.argv[1:] if arg != "--redact"]
+    if len(args) != 2:
+        sys.exit("usage: python -m tests.unit.data.capture_probes LABEL TARGET_URL [--redact]")
+    capture(args[0], args[1], "--redact" in sys.argv)

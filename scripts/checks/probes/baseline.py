@@ -1,0 +1,95 @@
+"""The host as every probe compares against it, read once per run with the probes' own snippets.
+
+While a baseline is open, a marker process with a unique argv[0] sleeps on the host, so a probe
+can tell whether host processes are visible inside a target. It is killed (by PID) on exit and
+would end by itself after MARKER_LIFETIME_S if the run died.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from scripts.checks.parsers import proc
+from scripts.checks.parsers.sections import Sections
+from scripts.checks.probes.shell import (
+    BOOT_ID,
+    MODULES,
+    STATUS,
+    UPTIME,
+    ProbeOutputError,
+    optional,
+    run_sections,
+)
+from scripts.checks.targets import LocalTarget, Target
+
+MARKER_LIFETIME_S = 1800
+BASELINE_SNIPPETS = {
+    "release": "uname -r",
+    "boot_id": BOOT_ID,
+    "uptime": UPTIME,
+    "modules": MODULES,
+    "status": STATUS,
+}
+
+
+@dataclass(frozen=True)
+class HostBaseline:
+    host: Target  # for probes that must re-read host state (module list, sysctl) mid-probe
+    kernel_release: str
+    boot_id: str
+    uptime_s: float
+    read_at: float  # time.monotonic() when uptime_s was read
+    module_names: frozenset[str] | None  # None: the kernel has no module support
+    cap_eff: int  # root's effective capabilities on the host
+    marker_argv0: str
+    marker_pid: int
+
+    def uptime_now_s(self) -> float:
+        return self.uptime_s + (time.monotonic() - self.read_at)
+
+
+def baseline_from_sections(
+    sections: Sections, host: Target, marker_argv0: str, marker_pid: int, read_at: float
+) -> HostBaseline:
+    modules = optional(sections, "modules")
+    status = proc.parse_status(sections["status"].text)
+    return HostBaseline(
+        host=host,
+        kernel_release=sections["release"].value,
+        boot_id=sections["boot_id"].value,
+        uptime_s=proc.uptime_s(sections["uptime"].text),
+        read_at=read_at,
+        module_names=None if modules is None else proc.module_names(modules),
+        cap_eff=proc.cap_mask(status["CapEff"]),
+        marker_argv0=marker_argv0,
+        marker_pid=marker_pid,
+    )
+
+
+@contextmanager
+def host_baseline() -> Iterator[HostBaseline]:
+    """Read the host (this machine) once and keep the marker process alive until exit."""
+    sleep = shutil.which("sleep")
+    if sleep is None:
+        raise ProbeOutputError("local://: no `sleep` on PATH to start the host marker process")
+    argv0 = f"twinlab-marker-{uuid.uuid4().hex[:12]}"
+    marker = subprocess.Popen(
+        [argv0, str(MARKER_LIFETIME_S)],
+        executable=sleep,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        host = LocalTarget("local://")
+        sections = run_sections(host, BASELINE_SNIPPETS)
+        yield baseline_from_sections(sections, host, argv0, marker.pid, time.monotonic())
+    finally:
+        marker.kill()
+        marker.wait()

@@ -1,0 +1,45 @@
+"""Running probe snippets inside a target: one round trip, as root, output split by section."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from scripts.checks.parsers.sections import Sections, sectioned_command, split_sections
+from scripts.checks.targets import Target, TargetError
+
+PROBE_TIMEOUT_S = 60.0
+
+# Every process the probing shell can see: "self PID", then "STAT<TAB>CMDLINE" per process,
+# the command line on one line. `read` is a builtin: the loop adds only the tr subshell.
+PROCESS_TABLE = r"""echo "self $$"
+for d in /proc/[0-9]*; do
+  read -r stat < "$d/stat" 2>/dev/null || continue
+  printf '%s\t%s\n' "$stat" "$(tr '\0\n' '  ' < "$d/cmdline" 2>/dev/null)"
+done"""
+BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
+UPTIME = "cat /proc/uptime"
+MODULES = "cat /proc/modules"
+STATUS = "cat /proc/self/status"
+
+
+class ProbeOutputError(TargetError):
+    """A target answered, but not with what the probe needs (e.g. no sh, no /proc)."""
+
+
+def run_sections(target: Target, snippets: Mapping[str, str]) -> Sections:
+    result = target.run(sectioned_command(snippets), root=True, timeout_s=PROBE_TIMEOUT_S)
+    sections = split_sections(result.stdout)
+    missing = [name for name in snippets if name not in sections]
+    if missing:
+        detail = (result.stderr.strip() or result.stdout.strip())[-200:] or f"rc {result.rc}"
+        raise ProbeOutputError(
+            f"{target.url}: probe output lacks section(s) {missing} ({detail}); "
+            "the target needs a POSIX sh and /proc"
+        )
+    return sections
+
+
+def optional(sections: Sections, name: str) -> str | None:
+    """A section's text when its snippet succeeded, else None (missing file, no tool)."""
+    section = sections[name]
+    return section.text if section.ok else None
