@@ -1,0 +1,16 @@
+// Command tfgen writes the provider's Pulumi schema (`tfgen schema --out DIR`); build.sh runs
+// it once and embeds the result in the provider binary.
+package main
+
+import (
+	"github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfgen"
+
+	"twinlab/toolchain/pulumi-resource-docker/providerinfo"
+)
+
+// version is stamped by build.sh with -ldflags "-X main.version=...".
+var version string
+
+func main() {
+	tfgen.Main("docker", version, providerinfo.Provider(version))
+}
