@@ -118,7 +118,7 @@ def loopback_base_url(url: str) -> str:
         loopback = parts.hostname is not None and ipaddress.ip_address(parts.hostname).is_loopback
     except ValueError:
         loopback = False
-    if parts.scheme != "http" or not loopback or parts.port is None:
+    if parts.scheme != "http" or not loopback:
         raise NotLoopbackError(f"refusing to load {url!r}: load goes to loopback only; {fix}")
     return url.rstrip("/")
 
@@ -174,7 +174,7 @@ def run_wrk(argv: list[str], deadline_s: float) -> WrkRun:
     try:
         result = parse_wrk_output(text)
     except WrkOutputError as error:
-        raise LoadError(f"wrk against {argv[-1]} failed: {error}") from None
+        raise LoadError(f"wrk against {argv[-1]} failed: {error}; is the app up?") from None
     return WrkRun(result, usage.ru_utime + usage.ru_stime, wall_s)
 
 
@@ -222,8 +222,11 @@ def run_load(
             url = base_urls[http.target] + plan.path(endpoint)
             argv = wrk_argv(wrk, script, url, plan, duration_s)
             run = run_wrk(argv, duration_s + plan.timeout_s + WRK_GRACE_S)
-            if run.result.requests == 0:
-                raise LoadError(f"{http.target}: no HTTP response from {url}; is the app up?")
+            if run.result.requests == 0 or run.result.status_errors == run.result.requests:
+                raise LoadError(
+                    f"{http.target}: no successful HTTP response from {url} "
+                    f"({run.result.requests} responses); check it with curl {url!r}"
+                )
             return run
 
         for endpoint in plan.endpoints:
