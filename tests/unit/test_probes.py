@@ -6,22 +6,24 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from scripts.checks.parsers.sections import split_sections
 from scripts.checks.probes import ISOLATION_PROBES, OS_PROBES, ProbesFailedError, run_isolation
-from scripts.checks.probes.baseline import HostBaseline, baseline_from_sections
+from scripts.checks.probes.base import run_batch
+from scripts.checks.probes.baseline import HostBaseline, baseline_from_sections, host_baseline
 from scripts.checks.probes.catalog import METRICS, Reading
-from scripts.checks.probes.isolation import READ_ONLY_PROBES, kernel_state_seen
+from scripts.checks.probes.isolation import READ_ONLY_PROBES, kernel_modules, kernel_state_seen
 from scripts.checks.probes.kernel_writes import (
     SYSCTL_PATH,
     init_module_verdict,
     module_load,
     sysctl_write,
 )
-from scripts.checks.samples import Value
+from scripts.checks.samples import Sample, Value
 from scripts.checks.targets import CommandResult, LocalTarget, Target, TargetError
 
 pytestmark = pytest.mark.unit
@@ -97,6 +99,24 @@ EXPECTED: dict[str, dict[str, Value]] = {
         "cap_full": True,
         "seccomp_mode": 0,
     },
+    # The project's VM image under TCG, probed over SSH with sudo: its own kernel and OS.
+    "vm": {
+        "same_kernel_as_host": False,
+        "same_boot_id_as_host": False,
+        "virtualization": "qemu",
+        "pid1_command": "/sbin/init",
+        "init_system": "systemd",
+        "kernel_image_present": True,
+        "host_processes_visible": False,
+        "host_kernel_state_visible": False,
+        "kernel_modules_visible": False,
+        "kernel_log_readable": False,  # its own kernel's log is readable, not the host's
+        "cap_full": True,  # root of its own kernel
+        "seccomp_mode": 0,
+        "userns_identity": True,
+        "cgroup_memory_limit_mib": 457.4,  # MemTotal of a 512 MiB guest
+        "cgroup_cpu_limit": 1.0,
+    },
     "host": SHARED_KERNEL
     | {
         "host_processes_visible": True,
@@ -128,6 +148,43 @@ def test_container_sees_the_app_as_pid1_and_the_host_through_its_shared_kernel()
     assert found["kernel_release"].value == captured_baseline("container").kernel_release
     assert found["kernel_modules_visible"].metadata["inconclusive"] is True
     assert found["virtualization"].metadata["vm_kind"] == "kvm"
+
+
+def test_vm_runs_init_plus_os_services_and_kernel_threads() -> None:
+    found = readings("vm")
+    assert found["os_service_count"].value == 7
+    assert "ssh.service" in str(found["os_service_count"].metadata["services"])
+    assert "twinlab" not in str(found["os_service_count"].metadata["services"])
+    assert found["kernel_log_readable"].metadata["log_source"] == "own kernel"
+    process_count = found["process_count"]
+    assert int(process_count.value) > int(process_count.metadata["kernel_threads"]) > 10
+
+
+def test_module_lists_compare_when_the_host_has_module_support() -> None:
+    vm_modules = split_sections((DATA / "vm" / "kernel_modules.txt").read_text(encoding="utf-8"))
+    names = frozenset(line.split()[0] for line in vm_modules["modules"].text.splitlines())
+    same = replace(captured_baseline("vm"), module_names=names)
+    other = replace(captured_baseline("vm"), module_names=names | {"kvm_intel"})
+    assert kernel_modules(vm_modules, same)[0].value is True
+    assert kernel_modules(vm_modules, other)[0].value is False
+    assert "inconclusive" not in kernel_modules(vm_modules, other)[0].metadata
+
+
+def test_batched_read_probes_read_the_same_as_one_by_one_on_this_host() -> None:
+    stable = {"uptime_delta_s", "visible_process_count", "commands", "kernel_threads"}
+    with host_baseline() as baseline:
+        host = baseline.host
+        one_by_one = [sample for probe in READ_ONLY_PROBES for sample in probe(host, baseline)]
+        batched = run_batch(READ_ONLY_PROBES, host, baseline)
+
+    def view(samples: list[Sample]) -> list[tuple[str, Value, dict[str, Value]]]:
+        return [
+            (s.metric, s.value, {k: v for k, v in s.metadata.items() if k not in stable})
+            for s in samples
+        ]
+
+    assert view(batched) == view(one_by_one)
+    assert {s.metric: s.value for s in batched}["host_processes_visible"] is True
 
 
 def test_kernel_state_is_seen_through_boot_id_or_uptime() -> None:
@@ -232,7 +289,7 @@ def fake_baseline(host: FakeTarget) -> HostBaseline:
     return HostBaseline(host, "6.1.0", "boot", 100.0, time.monotonic(), modules, 0, "m", 1)
 
 
-def values(samples: list) -> dict[str, Value]:  # type: ignore[type-arg]
+def values(samples: list[Sample]) -> dict[str, Value]:
     return {sample.metric: sample.value for sample in samples}
 
 

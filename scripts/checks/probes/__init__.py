@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 
+from scripts.checks.probes.base import ReadProbe, run_batch
 from scripts.checks.probes.baseline import HostBaseline, host_baseline
 from scripts.checks.probes.isolation import READ_ONLY_PROBES
 from scripts.checks.probes.kernel_writes import STATE_CHANGING_PROBES
@@ -54,6 +55,36 @@ def probe_name(probe: Probe) -> str:
     return str(getattr(probe, "name", getattr(probe, "__name__", repr(probe))))
 
 
+def batches(probes: Sequence[Probe]) -> Iterator[list[ReadProbe] | Probe]:
+    """Consecutive read-only probes grouped into one batch; other probes one by one."""
+    batch: list[ReadProbe] = []
+    for probe in probes:
+        if isinstance(probe, ReadProbe):
+            batch.append(probe)
+            continue
+        if batch:
+            yield batch
+            batch = []
+        yield probe
+    if batch:
+        yield batch
+
+
+def probe_target(
+    probes: Sequence[Probe], target: Target, baseline: HostBaseline, on_probe: ProbeStarted | None
+) -> list[Sample]:
+    samples: list[Sample] = []
+    for step in batches(probes):
+        names = [probe_name(p) for p in step] if isinstance(step, list) else [probe_name(step)]
+        if on_probe is not None:
+            on_probe(target, ", ".join(names))
+        if isinstance(step, list):
+            samples.extend(run_batch(step, target, baseline))
+        else:
+            samples.extend(step(target, baseline))
+    return samples
+
+
 def run_probes(
     probes: Sequence[Probe],
     targets: Sequence[Target],
@@ -68,13 +99,11 @@ def run_probes(
     for target in targets:
         extra = {**common, **per_target.get(target.url, {})}
         try:
-            for probe in probes:
-                if on_probe is not None:
-                    on_probe(target, probe_name(probe))
-                for sample in probe(target, baseline):
-                    samples.append(replace(sample, metadata={**sample.metadata, **extra}))
+            found = probe_target(probes, target, baseline, on_probe)
         except TargetError as error:
             failures.append(str(error))
+            continue
+        samples.extend(replace(sample, metadata={**sample.metadata, **extra}) for sample in found)
     if failures:
         raise ProbesFailedError(failures, samples)
     return samples

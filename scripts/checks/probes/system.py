@@ -9,6 +9,7 @@ from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
 from scripts.checks.probes.shell import BOOT_ID, PROCESS_TABLE, optional
+from scripts.checks.samples import Value
 
 # Units of the app itself are not OS services; user@UID is the probe's own SSH login.
 APP_UNIT_PREFIX = "twinlab"
@@ -24,6 +25,7 @@ KNOWN_INITS = {
     "docker-init": "tini",
     "dumb-init": "dumb-init",
 }
+KTHREADD = 2  # parent of every kernel thread, in the initial PID namespace only
 LIST_LIMIT = 400  # characters of a list kept in metadata
 
 
@@ -79,9 +81,11 @@ def processes(sections: Sections, baseline: HostBaseline) -> list[Reading]:
     others = proc.without_probe(entries, self_pid)
     pid1 = next((entry for entry in entries if entry.pid == 1), None)
     commands = sorted({entry.comm for entry in others})
+    kernel_threads = sum(1 for entry in others if KTHREADD in (entry.pid, entry.ppid))
+    metadata: dict[str, Value] = {"kernel_threads": kernel_threads, "commands": joined(commands)}
     return [
         Reading("pid1_command", pid1.command if pid1 else ""),
-        Reading("process_count", len(others), {"commands": joined(commands)}),
+        Reading("process_count", len(others), metadata),
     ]
 
 
