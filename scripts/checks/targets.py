@@ -279,7 +279,7 @@ class SshTarget(Target):
     def run(
         self, cmd: str, *, root: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> CommandResult:
-        prefix = "sudo -n " if root else ""
+        prefix = "sudo -n " if root and self.user != "root" else ""
         remote = f"{prefix}sh -c {shlex.quote(cmd)}"
         connection = self.connect()
         try:
