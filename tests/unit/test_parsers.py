@@ -112,24 +112,41 @@ def test_process_table_of_a_container_without_the_probe() -> None:
     assert "gunicorn" in pid1.cmdline
 
 
+def process_table(*processes: tuple[int, str, int, str]) -> str:
+    """PROCESS_TABLE output for (pid, comm, ppid, cmdline) rows, as head -v prints it."""
+    blocks = [
+        f"==> /proc/{pid}/stat <==\n{pid} ({comm}) S {ppid} 1 1 0\n"
+        for pid, comm, ppid, _ in processes
+    ]
+    blocks += [f"==> /proc/{pid}/cmdline <==\n{cmdline} " for pid, _, _, cmdline in processes]
+    return "\n".join(blocks)
+
+
 def test_probe_session_chain_is_excluded_but_the_daemon_is_kept() -> None:
-    # sshd(1) -> sshd: twin [priv] -> sshd: twin@notty -> sudo -> sh (probe) -> tr
-    table = "\n".join(
-        [
-            "self 50",
-            "1 (systemd) S 0 1 1\t/sbin/init",
-            "10 (sshd) S 1 10 10\tsshd: /usr/sbin/sshd -D",
-            "20 (sshd) S 10 20 20\tsshd: twin [priv]",
-            "30 (sshd) S 20 20 20\tsshd: twin@notty",
-            "40 (sudo) S 30 40 40\tsudo -n sh -c x",
-            "50 (sh) S 40 50 50\tsh -c x",
-            "51 (tr) R 50 50 50\ttr",
-            "60 (gunicorn) S 1 60 60\tgunicorn",
-        ]
+    # sshd(1) -> sshd: twin [priv] -> sshd: twin@notty -> sudo -> sh (probe) -> head
+    table = "self 50\n" + process_table(
+        (1, "systemd", 0, "/sbin/init"),
+        (10, "sshd", 1, "sshd: /usr/sbin/sshd -D"),
+        (20, "sshd", 10, "sshd: twin [priv]"),
+        (30, "sshd", 20, "sshd: twin@notty"),
+        (40, "sudo", 30, "sudo -n sh -c x"),
+        (50, "sh", 40, "sh -c x"),
+        (51, "head", 50, "head -v -c 4096"),
+        (60, "gunicorn", 1, "gunicorn"),
+        (61, "kworker/0:1", 2, ""),
     )
     self_pid, entries = proc.parse_process_table(table)
     kept = [entry.pid for entry in proc.without_probe(entries, self_pid)]
-    assert kept == [1, 10, 60]
+    assert kept == [1, 10, 60, 61]
+    assert [entry.command for entry in entries if entry.pid in (10, 61)] == [
+        "sshd: /usr/sbin/sshd -D",
+        "[kworker/0:1]",
+    ]
+
+
+def test_a_command_line_with_newlines_stays_one_command() -> None:
+    table = "self 9\n" + process_table((7, "sh", 1, "sh -c echo a\necho b"))
+    assert proc.parse_process_table(table)[1][0].cmdline == "sh -c echo a echo b"
 
 
 def test_stat_line_with_spaces_and_parentheses_in_comm() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -57,6 +58,7 @@ SPLIT_FROM_SYS_ADMIN = tuple(
 )
 # cgroup v1 reports "no limit" as a page-rounded 2**63-1; anything this large is no limit.
 NO_LIMIT_BYTES = 1 << 60
+PROC_HEADER = re.compile(r"^==> /proc/(\d+)/(stat|cmdline) <==$")
 MIB = 1024 * 1024
 
 
@@ -138,22 +140,33 @@ def parse_stat_line(line: str) -> tuple[int, str, int]:
 
 
 def parse_process_table(text: str) -> tuple[int, list[ProcessEntry]]:
-    """The listing of probes' PROCESS_TABLE snippet: 'self PID' then 'STAT<TAB>CMDLINE' lines.
+    """The listing of the probes' PROCESS_TABLE snippet: 'self PID', then `head -v` blocks of
+    /proc/PID/stat and /proc/PID/cmdline (NULs turned into spaces).
 
-    Returns the probing shell's PID and every process it saw.
+    Returns the probing shell's PID and every process it saw (those with a stat block).
     """
     self_pid = -1
-    entries = []
-    for line in text.splitlines():
-        if line.startswith("self "):
+    files: dict[tuple[int, str], list[str]] = {}
+    current: list[str] | None = None
+    for line in text.split("\n"):
+        if current is None and line.startswith("self "):
             self_pid = int(line.split()[1])
             continue
-        stat, _, cmdline = line.partition("\t")
+        header = PROC_HEADER.match(line)
+        if header:
+            current = files.setdefault((int(header.group(1)), header.group(2)), [])
+        elif current is not None:
+            current.append(line)
+    entries = []
+    for (pid, kind), lines in sorted(files.items()):
+        if kind != "stat" or not lines or not lines[0]:
+            continue
         try:
-            pid, comm, ppid = parse_stat_line(stat)
+            _, comm, ppid = parse_stat_line(lines[0])
         except (ValueError, IndexError):
             continue
-        entries.append(ProcessEntry(pid, ppid, comm, cmdline.strip()))
+        cmdline = " ".join(" ".join(files.get((pid, "cmdline"), [])).split())
+        entries.append(ProcessEntry(pid, ppid, comm, cmdline))
     return self_pid, entries
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from scripts.checks.parsers.proc import parse_stat_line
+from scripts.checks.parsers.proc import PROC_HEADER, parse_process_table
 from scripts.checks.parsers.sections import sectioned_command
 from scripts.checks.probes.baseline import BASELINE_SNIPPETS, host_baseline
 from scripts.checks.probes.isolation import READ_ONLY_PROBES
@@ -27,16 +27,23 @@ DATA = Path(__file__).resolve().parent / "probes"
 
 
 def redact(output: str, marker: str) -> str:
-    lines = []
+    """Replace the content of every /proc/PID/cmdline block but the marker's by the comm."""
+    comms = {entry.pid: entry.comm for entry in parse_process_table(output)[1]}
+    lines: list[str] = []
+    pid, state = 0, "keep"  # in a cmdline block: "redact" its first line, "drop" the rest
     for line in output.split("\n"):
-        stat, tab, cmdline = line.partition("\t")
-        try:
-            _, comm, _ = parse_stat_line(stat)
-        except (ValueError, IndexError):
+        header = PROC_HEADER.match(line)
+        if line.startswith("@@twinlab-"):  # a section marker ends any block
+            state = "keep"
             lines.append(line)
-            continue
-        keep = cmdline.startswith(marker) or not cmdline
-        lines.append(line if keep else f"{stat}{tab}{comm}")
+        elif header:
+            pid, state = int(header.group(1)), "redact" if header.group(2) == "cmdline" else "keep"
+            lines.append(line)
+        elif state == "redact" and line and not line.startswith(marker):
+            lines.append(comms.get(pid, "?"))
+            state = "drop"
+        elif state != "drop" or not line:
+            lines.append(line)
     return "\n".join(lines)
 
 
