@@ -129,3 +129,25 @@ def test_workers_from_env(raw: str | None, expected: int) -> None:
 def test_workers_from_env_rejects_bad_values(raw: str) -> None:
     with pytest.raises(SystemExit, match="TWINLAB_WORKERS"):
         workers_from_env(raw)
+
+
+def test_when_ready_notifies_systemd_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from workloads.app.gunicorn_conf import when_ready
+
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        when_ready(object())
+        assert listener.recv(64) == b"READY=1"
+
+
+def test_when_ready_is_a_no_op_without_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workloads.app.gunicorn_conf import when_ready
+
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    when_ready(object())

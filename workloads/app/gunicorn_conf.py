@@ -7,6 +7,7 @@ TWINLAB_WORKERS (default 2) is read here.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 WORKERS_MAX = 64
@@ -47,3 +48,17 @@ logconfig_dict = {
     },
     "formatters": {"plain": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"}},
 }
+
+
+def when_ready(server: object) -> None:
+    """Tell systemd the app is listening (Type=notify in the VM); a no-op in the container.
+
+    The VM orders sshd and the rest after the app, so "ready" must mean bound to its port.
+    """
+    notify_socket = os.environ.get("NOTIFY_SOCKET", "")
+    if not notify_socket:
+        return
+    address = "\0" + notify_socket[1:] if notify_socket.startswith("@") else notify_socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.connect(address)
+        notify.sendall(b"READY=1")

@@ -61,9 +61,23 @@ def parse_startup_times(text: str) -> dict[str, float]:
     return times
 
 
+def parse_proc_stat_cpu_s(stat_text: str, ticks_per_s: int) -> float:
+    """utime + stime of /proc/PID/stat in seconds (the name field may contain spaces)."""
+    after_name = stat_text.rsplit(")", 1)[1].split()
+    # Fields 14 and 15 of the whole line are the 12th and 13th after the name.
+    return (int(after_name[11]) + int(after_name[12])) / ticks_per_s
+
+
+def process_cpu_s(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return parse_proc_stat_cpu_s(stat, os.sysconf("SC_CLK_TCK"))
+
+
 @dataclass(frozen=True)
 class BootResult:
     first_200_s: float | None
+    # QEMU's own CPU time until the first 200: a busy host stretches wall time, not this.
+    first_200_qemu_cpu_s: float | None
     ssh_ok_s: float | None
     systemd_analyze: str
     critical_chain: str
@@ -162,6 +176,7 @@ def boot_once(images: ImageSet, memory_mib: int, accel: str, timeout_s: float) -
             first_200 = _wait_for(
                 lambda: http_ok(f"http://127.0.0.1:{http_port}/healthz"), started, timeout_s, qemu
             )
+            first_200_cpu = None if first_200 is None else round(process_cpu_s(qemu.pid), 2)
             shell = GuestShell(images, ssh_port, key, workdir)
             ssh_ok = _wait_for(
                 lambda: shell.run("sudo true", timeout_s=10).returncode == 0,
@@ -169,13 +184,13 @@ def boot_once(images: ImageSet, memory_mib: int, accel: str, timeout_s: float) -
             )  # fmt: skip
             analyze = critical = blame = failed = ""
             if ssh_ok is not None:
-                shell.run("timeout 60 systemctl is-system-running --wait", timeout_s=70)
-                analyze = shell.run("systemd-analyze time").stdout
+                shell.run("sudo timeout 60 systemctl is-system-running --wait", timeout_s=70)
+                analyze = shell.run("sudo systemd-analyze time").stdout
                 critical = shell.run(
-                    "systemd-analyze critical-chain --no-pager twinlab-webapp.service"
+                    "sudo systemd-analyze critical-chain --no-pager twinlab-webapp.service"
                 ).stdout
-                blame = shell.run("systemd-analyze blame --no-pager | head -n 15").stdout
-                failed = shell.run("systemctl --failed --no-legend --plain").stdout
+                blame = shell.run("sudo systemd-analyze blame --no-pager | head -n 15").stdout
+                failed = shell.run("sudo systemctl --failed --no-legend --plain").stdout
         finally:
             qemu.terminate()
             try:
@@ -184,7 +199,7 @@ def boot_once(images: ImageSet, memory_mib: int, accel: str, timeout_s: float) -
                 qemu.kill()
                 qemu.wait()
         tail = console_log.read_text(errors="replace")[-2000:] if console_log.exists() else ""
-        return BootResult(first_200, ssh_ok, analyze, critical, blame, failed, tail)
+        return BootResult(first_200, first_200_cpu, ssh_ok, analyze, critical, blame, failed, tail)
 
 
 def _wait_for(
@@ -224,7 +239,8 @@ def boot_test(
             result = boot_once(images, memory_mib, accel, timeout_s)
         results.append(result)
         console.print(
-            f"boot {run}: first 200 at {_fmt(result.first_200_s)}, "
+            f"boot {run}: first 200 at {_fmt(result.first_200_s)} "
+            f"(QEMU CPU {_fmt(result.first_200_qemu_cpu_s)}), "
             f"ssh sudo ok at {_fmt(result.ssh_ok_s)}, load {load_average()}"
         )
     last = results[-1]
@@ -241,17 +257,28 @@ def boot_test(
     table = Table(title="VM boot: QEMU start -> first HTTP 200 (/healthz)")
     table.add_column("run")
     table.add_column("first 200 (s)", justify="right")
+    table.add_column("QEMU CPU by then (s)", justify="right")
     table.add_column("ssh sudo ok (s)", justify="right")
     table.add_column("systemd-analyze", justify="left")
     for run, result in enumerate(results, start=1):
         analyze = result.systemd_analyze.splitlines()[0] if result.systemd_analyze else ""
-        table.add_row(str(run), _fmt(result.first_200_s), _fmt(result.ssh_ok_s), analyze)
+        table.add_row(
+            str(run),
+            _fmt(result.first_200_s),
+            _fmt(result.first_200_qemu_cpu_s),
+            _fmt(result.ssh_ok_s),
+            analyze,
+        )
     console.print(table)
     answered = [r.first_200_s for r in results if r.first_200_s is not None]
     if answered:
         median = statistics.median(answered)
         verdict = "meets" if median <= TARGET_S else "misses"
-        console.print(f"median first 200: {median:.2f} s ({verdict} the {TARGET_S:.0f} s target)")
+        cpu = statistics.median(r.first_200_qemu_cpu_s or 0.0 for r in results if r.first_200_s)
+        console.print(
+            f"median first 200: {median:.2f} s wall ({verdict} the {TARGET_S:.0f} s target), "
+            f"QEMU CPU {cpu:.2f} s; load average now {load_average()}"
+        )
     ok = all(r.first_200_s is not None and r.ssh_ok_s is not None for r in results)
     return 0 if ok else 1
 

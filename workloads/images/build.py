@@ -19,12 +19,13 @@ from rich.console import Console
 from . import container, recipe, userland, vmdisk
 from .fsutil import safe_rmtree, tree_bytes
 from .initramfs import build_initramfs
+from .kernel import extract_vmlinux, has_pvh_entry
 from .manifest import MANIFEST_NAME, ImageSet, ImageSizes, read_manifest, write_manifest
 from .steps import BuildError, Steps
 
 USERLAND_TAR = "userland.tar"
 VM_DISK = "vm-disk.qcow2"
-VM_KERNEL = "vmlinuz"
+VM_KERNEL = "vmlinux"
 VM_INITRD = "initrd.img"
 REQUIRED_TOOLS = ("debootstrap", "chroot", "mkfs.ext4", "qemu-img", "dpkg-deb", "tar", "docker")
 
@@ -182,8 +183,12 @@ def _build(hash_hex: str, work: Path, final: Path, log: Path, console: Console) 
     with steps.step("vm config", "units, users, sshd, network"):
         vmdisk.configure_os(steps, vm_root)
         release = vmdisk.kernel_release(vm_root)
-        shutil.copyfile(vm_root / "boot" / f"vmlinuz-{release}", output / VM_KERNEL)
         ssh_host_key = vmdisk.host_key(vm_root)
+    with steps.step("kernel", f"vmlinux {release} for PVH direct boot"):
+        vmlinux = extract_vmlinux((vm_root / "boot" / f"vmlinuz-{release}").read_bytes())
+        if not has_pvh_entry(vmlinux):
+            raise BuildError(f"kernel {release} has no PVH entry: QEMU cannot boot its vmlinux")
+        (output / VM_KERNEL).write_bytes(vmlinux)
     with steps.step("initramfs", f"busybox + {len(recipe.INITRAMFS_MODULES)} modules and deps"):
         modules = build_initramfs(vm_root, release, busybox, output / VM_INITRD)
     raw = work / "vm-disk.raw"

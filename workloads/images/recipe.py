@@ -27,7 +27,6 @@ SSH_USER = "twin"
 SSH_UID = 1000
 GUEST_HTTP_PORT = 8080
 GUEST_SSH_PORT = 22
-VM_HOSTNAME = "twinlab-vm"
 VM_DISK_VIRTUAL_MIB = 3072
 
 # One command line and one environment for both packagings (docker CMD/ENV, systemd unit).
@@ -54,9 +53,10 @@ INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virt
 
 # Direct kernel boot. The deployment appends twinlab.ssh_key=... (see cmdline.py).
 # quiet + loglevel: a serial console under emulation costs time per character.
+# cryptomgr.notests: the crypto self-tests take 0.5 s of emulated CPU at every boot.
 VM_CMDLINE = (
     "console=ttyS0 root=/dev/vda rootfstype=ext4 rw quiet loglevel=3 net.ifnames=0 "
-    "systemd.show_status=false"
+    "systemd.show_status=false cryptomgr.notests"
 )
 
 WORKLOADS_DIR = Path(__file__).resolve().parent.parent
@@ -121,6 +121,12 @@ Conflicts=shutdown.target
 Before=shutdown.target
 
 [Service]
+# gunicorn_conf.py's when_ready hook reports READY=1 once the port is bound.
+Type=notify
+NotifyAccess=main
+TimeoutStartSec=60
+# During boot only, the app gets most of the one vCPU; at run time weights are equal.
+StartupCPUWeight=1000
 User={APP_USER}
 Group={APP_USER}
 WorkingDirectory={APP_DIR}

@@ -14,19 +14,62 @@ from .steps import BuildError, Steps
 GUEST_FILES = Path(__file__).resolve().parent / "guest" / "vm"
 APP_UNIT = "twinlab-webapp.service"
 ENABLED_UNITS = (APP_UNIT, "twinlab-net.service", "twinlab-ssh-key.service")
-# Units a single-purpose test VM does not need at boot; each costs time under emulation.
+# Units a single-purpose test VM does not need; each one costs time under emulation. What
+# stays: systemd as PID 1, journald, sysctl, tmpfiles, sshd, the network unit and the app.
 MASKED_UNITS = (
+    # periodic jobs
     "apt-daily.timer",
     "apt-daily-upgrade.timer",
     "dpkg-db-backup.timer",
     "e2scrub_all.timer",
+    "e2scrub_reap.service",
     "fstrim.timer",
     "systemd-tmpfiles-clean.timer",
+    # consoles: no udev here, so a getty would wait 90 s for its tty device; log in over SSH
+    "getty.target",
+    "serial-getty@ttyS0.service",
+    "getty@tty1.service",
+    "systemd-ask-password-console.path",
+    "systemd-ask-password-wall.path",
+    # file systems and kernel facilities the app does not use
+    "dev-hugepages.mount",
+    "dev-mqueue.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "sys-kernel-config.mount",
+    "sys-fs-fuse-connections.mount",
+    "proc-sys-fs-binfmt_misc.automount",
+    "systemd-binfmt.service",
+    "kmod-static-nodes.service",
+    "systemd-tmpfiles-setup-dev.service",
+    "modprobe@configfs.service",
+    "modprobe@dm_mod.service",
+    "modprobe@drm.service",
+    "modprobe@efi_pstore.service",
+    "modprobe@fuse.service",
+    "modprobe@loop.service",
+    "systemd-modules-load.service",
+    # one-time or persistence work a throwaway VM does not need at boot
     "systemd-journal-flush.service",
     "systemd-remount-fs.service",
+    "systemd-sysusers.service",
+    "systemd-random-seed.service",
     "systemd-update-utmp.service",
     "systemd-update-utmp-runlevel.service",
-    "getty@tty1.service",
+)
+# Generators run at every boot before any unit starts; these have nothing to generate here.
+DISABLED_GENERATORS = (
+    "systemd-bless-boot-generator",
+    "systemd-cryptsetup-generator",
+    "systemd-getty-generator",
+    "systemd-gpt-auto-generator",
+    "systemd-hibernate-resume-generator",
+    "systemd-integritysetup-generator",
+    "systemd-rc-local-generator",
+    "systemd-run-generator",
+    "systemd-system-update-generator",
+    "systemd-sysv-generator",
+    "systemd-veritysetup-generator",
 )
 
 # The kernel package insists on an initramfs generator; ours is built outside the guest.
@@ -130,7 +173,12 @@ def configure_os(steps: Steps, vm_root: Path) -> None:
     steps.run(chroot_command(vm_root, "visudo", "-c", "-f", "/etc/sudoers.d/twinlab"))
     steps.run(chroot_command(vm_root, "systemctl", "enable", *ENABLED_UNITS))
     steps.run(chroot_command(vm_root, "systemctl", "mask", *MASKED_UNITS))
+    generators = vm_root / "etc" / "systemd" / "system-generators"
+    generators.mkdir(parents=True, exist_ok=True)
+    for name in DISABLED_GENERATORS:
+        (generators / name).symlink_to("/dev/null")
     generate_host_keys(steps, vm_root)
+    check_sshd_config(steps, vm_root)
     # Empty machine-id: each VM made from the image generates its own at first boot.
     (vm_root / "etc" / "machine-id").write_text("")
 
@@ -155,6 +203,16 @@ def generate_host_keys(steps: Steps, vm_root: Path) -> None:
                 f"/etc/ssh/ssh_host_{key_type}_key",
             )
         )
+
+
+def check_sshd_config(steps: Steps, vm_root: Path) -> None:
+    """sshd -t now, so the guest can skip it at every boot (see ssh.service.d/twinlab.conf)."""
+    privsep = vm_root / "run" / "sshd"
+    privsep.mkdir(parents=True, exist_ok=True)
+    try:
+        steps.run(chroot_command(vm_root, "sshd", "-t"))
+    finally:
+        privsep.rmdir()
 
 
 def kernel_release(vm_root: Path) -> str:
