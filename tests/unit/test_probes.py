@@ -210,9 +210,10 @@ def test_init_module_permission_answers(answer: str, can_load: bool) -> None:
 
 
 class FakeKernel:
-    def __init__(self, modules: set[str] | None, burst: int = 10) -> None:
+    def __init__(self, modules: set[str] | None, burst: int = 10, boot_id: str = "boot") -> None:
         self.modules = modules  # None: no module support
         self.burst = burst
+        self.boot_id = boot_id
 
 
 SECTION = re.compile(r"@@twinlab-begin %s\\n' (\w+)")
@@ -248,6 +249,7 @@ class FakeTarget(Target):
         answers: dict[str, Callable[[], tuple[int, str]]] = {
             "modprobe": lambda: (0, "/sbin/modprobe") if self.modprobe else (127, ""),
             "python": lambda: (0, "/usr/bin/python3") if self.init_module_answer else (127, ""),
+            "boot_id": lambda: (0, self.kernel.boot_id),
             "modules": lambda: (
                 (1, "")
                 if self.kernel.modules is None
@@ -359,6 +361,17 @@ def test_without_modprobe_the_kernel_is_only_asked_for_permission(
         "module_load_reached_host": False,
     }
     assert samples[0].metadata["method"] == "init_module permission test"
+
+
+def test_a_permitted_load_on_the_hosts_kernel_is_inferred_to_reach_it() -> None:
+    kernel = FakeKernel(modules={"ext4"})
+    weakened = FakeTarget(kernel, init_module_answer="ENOEXEC")
+    samples = module_load(weakened, fake_baseline(FakeTarget(kernel)))
+    assert values(samples) == {"can_load_kernel_module": True, "module_load_reached_host": True}
+    assert str(samples[1].metadata["basis"]).startswith("inferred")
+    vm = FakeTarget(FakeKernel(modules=set(), boot_id="vm"), init_module_answer="ENOEXEC")
+    samples = module_load(vm, fake_baseline(FakeTarget(kernel)))
+    assert values(samples) == {"can_load_kernel_module": True, "module_load_reached_host": False}
 
 
 def test_neither_modprobe_nor_python_is_inconclusive() -> None:

@@ -5,7 +5,8 @@ a kernel module or write a global sysctl, and does the change reach the host's k
   host's /proc/modules while loaded, then `modprobe -r dummy` (only if this probe loaded it).
   Without modprobe or the module file, init_module(2) with an empty image asks the kernel for
   permission only, loading nothing: EPERM means refused, ENOEXEC/EINVAL means permitted, ENOSYS
-  means the kernel has no module support.
+  means the kernel has no module support. A permitted load from a target on the host's kernel
+  (same boot id) is reported as reaching the host, marked as inferred.
 - Sysctl: kernel.printk_ratelimit_burst is global (not namespaced), so an allowed write lands in
   whichever kernel the target runs on. It is raised by one, the host's value read while the
   change is in place, then restored in the target and, if it changed there, on the host.
@@ -19,7 +20,7 @@ import shlex
 from scripts.checks.parsers import proc
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading, to_sample
-from scripts.checks.probes.shell import MODULES, optional, run_sections
+from scripts.checks.probes.shell import BOOT_ID, MODULES, optional, run_sections
 from scripts.checks.samples import Sample, Value
 from scripts.checks.targets import CommandResult, Target
 
@@ -90,7 +91,7 @@ def modprobe_load(target: Target, baseline: HostBaseline) -> list[Reading] | Non
     ]
 
 
-def permission_test(target: Target) -> list[Reading]:
+def permission_test(target: Target, shares_host_kernel: bool) -> list[Reading]:
     answer = target.run(f"python3 -c {shlex.quote(INIT_MODULE_TEST)}", root=True)
     can_load, detail, inconclusive = init_module_verdict(
         answer.stdout.strip() or first_line(answer)
@@ -98,17 +99,28 @@ def permission_test(target: Target) -> list[Reading]:
     metadata: dict[str, Value] = {"method": "init_module permission test", "detail": detail}
     if inconclusive:
         metadata["inconclusive"] = True
+    # Nothing was loaded; a permitted load would land in the kernel the target runs on.
+    reached = can_load and shares_host_kernel
+    basis = "inferred: load permitted and the kernel is the host's" if reached else "nothing loaded"
     return [
         Reading("can_load_kernel_module", can_load, metadata),
-        # Nothing was loaded, so nothing can have reached the host.
-        Reading("module_load_reached_host", False, {"method": "init_module permission test"}),
+        Reading(
+            "module_load_reached_host",
+            reached,
+            {"method": "init_module permission test", "basis": basis},
+        ),
     ]
 
 
 def module_load(target: Target, baseline: HostBaseline) -> list[Sample]:
     state = run_sections(
         target,
-        {"modprobe": "command -v modprobe", "modules": MODULES, "python": "command -v python3"},
+        {
+            "modprobe": "command -v modprobe",
+            "modules": MODULES,
+            "python": "command -v python3",
+            "boot_id": BOOT_ID,
+        },
     )
     modules = optional(state, "modules")
     already_loaded = modules is not None and MODULE in proc.module_names(modules)
@@ -116,7 +128,7 @@ def module_load(target: Target, baseline: HostBaseline) -> list[Sample]:
     if state["modprobe"].ok and modules is not None and not already_loaded:
         readings = modprobe_load(target, baseline)
     if readings is None and state["python"].ok:
-        readings = permission_test(target)
+        readings = permission_test(target, state["boot_id"].value == baseline.boot_id)
     if readings is None:
         reason = "neither modprobe nor python3 in the target"
         unknown: dict[str, Value] = {"method": "none", "detail": reason, "inconclusive": True}
