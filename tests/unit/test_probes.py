@@ -13,6 +13,7 @@ import pytest
 
 from scripts.checks.parsers.sections import split_sections
 from scripts.checks.probes import ISOLATION_PROBES, OS_PROBES, ProbesFailedError, run_isolation
+from scripts.checks.probes import __main__ as probes_cli
 from scripts.checks.probes.base import run_batch
 from scripts.checks.probes.baseline import HostBaseline, baseline_from_sections, host_baseline
 from scripts.checks.probes.catalog import METRICS, Reading
@@ -414,3 +415,32 @@ def test_unknown_probe_names_are_refused() -> None:
     baseline = fake_baseline(FakeTarget(FakeKernel(modules=None)))
     with pytest.raises(ValueError, match="sysctl_write"):
         run_isolation([], run_id="r", virt_mode="tcg", baseline=baseline, only=["nope"])
+
+
+def test_cli_names_a_bad_target_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert probes_cli.main(["http://127.0.0.1:8080"]) == 1
+    assert "is not a target URL" in capsys.readouterr().err
+
+
+def test_cli_table_puts_targets_side_by_side() -> None:
+    samples = [
+        Sample("cap_full", False, "", "docker://app", "container", ("I1",), {}),
+        Sample("cap_full", True, "", "ssh://twin@h:22?key=k", "vm", ("I1",), {}),
+        Sample(
+            "kernel_modules_visible",
+            False,
+            "",
+            "docker://app",
+            "container",
+            ("I1",),
+            {"inconclusive": True},
+        ),
+    ]
+    view = probes_cli.table(samples)
+    assert [column.header for column in view.columns] == [
+        "metric",
+        "docker://app",
+        "ssh://twin@h:22",
+        "claims",
+    ]
+    assert list(view.columns[1].cells) == ["False", "False (inconclusive)"]
