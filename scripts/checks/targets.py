@@ -199,7 +199,12 @@ class DockerTarget(Target):
             raise ContainerNotFoundError(
                 f"{self.url}: no container named {self.name!r}; list them with `docker ps -a`"
             )
-        if "is not running" in first or "is paused" in first or "is restarting" in first:
+        if "is paused" in first:
+            raise ContainerNotRunningError(
+                f"{self.url}: container {self.name!r} is paused; "
+                f"resume it with `docker unpause {self.name}`"
+            )
+        if "is not running" in first or "is restarting" in first:
             raise ContainerNotRunningError(
                 f"{self.url}: container {self.name!r} is not running; "
                 f"start it with `docker start {self.name}`"

@@ -96,7 +96,7 @@ def test_bad_urls_name_the_accepted_form(url: str, hint: str) -> None:
             "Error response from daemon: Container app is paused, unpause the container "
             "before exec\n",
             ContainerNotRunningError,
-            "docker start app",
+            "docker unpause app",
         ),
         (
             "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
