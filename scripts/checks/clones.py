@@ -1,0 +1,353 @@
+"""Clones of the deployed instances, so start time and density are measured on exactly the
+deployed definition: same image, limits and security settings; only the name, the published
+host ports and the storage (a fresh volume / a fresh qcow2 overlay on the same base) differ.
+
+Clones are named twinlab-STACK-clone-N (containers, their volumes, domains and overlay
+volumes alike); `remove_clones(stack)` removes every leftover one.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from scripts.checks import footprint
+from scripts.checks.docker_engine import DockerEngine
+from scripts.checks.libvirt_domains import Virsh, disk_chain
+from scripts.checks.parsers.docker_inspect import (
+    CLONE_OF_LABEL,
+    clone_create_body,
+    parse_container,
+)
+from scripts.checks.parsers.domain_xml import clone_domain_xml, parse_domain
+from scripts.checks.resource_errors import CloneError, DaemonUnavailableError
+from scripts.checks.samples import Variant
+
+POLL_INTERVAL_S = 0.05
+# One attempt may hang while a guest's NIC is not up yet (QEMU user networking accepts the
+# connection and waits for the guest); this bounds it.
+ATTEMPT_TIMEOUT_S = 1.0
+CONTAINER_READY_TIMEOUT_S = 30.0
+VM_READY_TIMEOUT_S = 180.0
+HEALTH_PATH = "/healthz"
+GUEST_HTTP_PORT = 8080
+
+
+def clone_prefix(stack: str) -> str:
+    return f"twinlab-{stack}-clone-"
+
+
+def stack_of(instance_name: str) -> str:
+    """The stack a deployed instance belongs to: twinlab-S-app / twinlab-S-vm -> S."""
+    for suffix in ("-app", "-vm"):
+        if instance_name.startswith("twinlab-") and instance_name.endswith(suffix):
+            stack = instance_name[len("twinlab-") : -len(suffix)]
+            if stack:
+                return stack
+    raise CloneError(
+        f"{instance_name!r} is not named like a twinlab instance (twinlab-STACK-app or "
+        "twinlab-STACK-vm); pass the stack name explicitly"
+    )
+
+
+class PortAllocator:
+    """Free 127.0.0.1 ports, never the same one twice in this process (the clones of one run
+    bind theirs only when they start)."""
+
+    _lock = threading.Lock()
+    _handed_out: set[int] = set()  # noqa: RUF012 - process-wide on purpose
+
+    def free_port(self) -> int:
+        with self._lock:
+            for _ in range(100):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                    probe.bind(("127.0.0.1", 0))
+                    port = int(probe.getsockname()[1])
+                if port not in self._handed_out:
+                    self._handed_out.add(port)
+                    return port
+        raise CloneError("no free 127.0.0.1 port found for a clone")
+
+
+@dataclass
+class Clone:
+    variant: Variant
+    name: str
+    url: str  # the clone's /healthz URL
+    created_at: float  # time.monotonic() when the create call began
+    create_call_s: float = 0.0  # how long the create (and start) call itself took
+    storage_prepare_s: float = 0.0  # fresh volume / overlay, made before the create call
+    volumes: list[tuple[str, str]] = field(default_factory=list)  # (pool or "", volume name)
+
+
+@dataclass
+class WaitResult:
+    seconds: float | None  # since Clone.created_at; None: no 200 in time
+    attempts: int
+    last_error: str
+
+
+def wait_for_http_200(
+    url: str,
+    started: float,
+    timeout_s: float,
+    on_attempt: Callable[[float, str], None] | None = None,
+) -> WaitResult:
+    """Poll `url` every 50 ms until it answers 200 or `timeout_s` past `started` (monotonic)."""
+    attempts, last_error = 0, "no attempt"
+    while True:
+        remaining = started + timeout_s - time.monotonic()
+        if remaining <= 0:
+            return WaitResult(None, attempts, last_error)
+        attempts += 1
+        try:
+            with urllib.request.urlopen(url, timeout=min(ATTEMPT_TIMEOUT_S, remaining)) as answer:
+                if answer.status == 200:
+                    return WaitResult(time.monotonic() - started, attempts, "")
+                last_error = f"HTTP {answer.status}"
+        except urllib.error.HTTPError as error:
+            last_error = f"HTTP {error.code}"
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            last_error = type(reason).__name__ if not str(reason) else str(reason)
+        if on_attempt is not None:
+            on_attempt(time.monotonic() - started, last_error)
+        time.sleep(POLL_INTERVAL_S)
+
+
+class Cloner(ABC):
+    """Makes and removes clones of one deployed instance."""
+
+    variant: Variant
+    ready_timeout_s: float
+
+    def __init__(self, source_name: str, stack: str | None) -> None:
+        self.source_name = source_name
+        self.stack = stack or stack_of(source_name)
+        self.ports = PortAllocator()
+
+    @property
+    @abstractmethod
+    def limit_mib(self) -> float:
+        """The deployed per-instance memory limit."""
+
+    @abstractmethod
+    def existing_names(self) -> list[str]:
+        """Names of this variant's clones that exist now."""
+
+    @abstractmethod
+    def start(self, name: str) -> Clone:
+        """Prepare storage, then create and start the clone; Clone.created_at marks the call."""
+
+    @abstractmethod
+    def remove(self, clone: Clone) -> None:
+        """Remove the clone and its storage; idempotent."""
+
+    @abstractmethod
+    def memory(self, clone: Clone) -> footprint.MemoryReading:
+        """Memory the clone is charged now."""
+
+    def next_name(self) -> str:
+        prefix = clone_prefix(self.stack)
+        used = {
+            int(suffix)
+            for name in self.existing_names()
+            if (suffix := name[len(prefix) :].split("-")[0]).isdigit()
+        }
+        index = 1
+        while index in used:
+            index += 1
+        return f"{prefix}{index}"
+
+
+class ContainerCloner(Cloner):
+    variant: Variant = "container"
+    ready_timeout_s = CONTAINER_READY_TIMEOUT_S
+
+    def __init__(
+        self,
+        source_name: str,
+        stack: str | None = None,
+        engine: DockerEngine | None = None,
+        http_port: str = f"{GUEST_HTTP_PORT}/tcp",
+    ) -> None:
+        super().__init__(source_name, stack)
+        self.engine = engine or DockerEngine()
+        self.inspect = self.engine.running_container(source_name)
+        self.facts = parse_container(self.inspect)
+        self.http_port = http_port
+        if http_port not in self.facts.published:
+            raise CloneError(
+                f"container {source_name!r} publishes no {http_port}; published: "
+                f"{sorted(self.facts.published) or 'nothing'}"
+            )
+
+    @property
+    def limit_mib(self) -> float:
+        return self.facts.memory_limit_mib
+
+    def existing_names(self) -> list[str]:
+        prefix = clone_prefix(self.stack)
+        return self.engine.container_names(prefix) + self.engine.volume_names(prefix)
+
+    def start(self, name: str) -> Clone:
+        port_map = {port: self.ports.free_port() for port in self.facts.published}
+        volume_map = {
+            volume: f"{name}-data" if index == 0 else f"{name}-data{index}"
+            for index, volume in enumerate(self.facts.named_volumes)
+        }
+        body = clone_create_body(self.inspect, port_map, volume_map)
+        url = f"http://127.0.0.1:{port_map[self.http_port]}{HEALTH_PATH}"
+        prepare_started = time.monotonic()
+        clone = Clone(self.variant, name, url, created_at=0.0)
+        labels = {CLONE_OF_LABEL: self.source_name, "twinlab.stack": self.stack}
+        for volume in volume_map.values():
+            self.engine.create_volume(volume, labels)
+            clone.volumes.append(("", volume))
+        clone.storage_prepare_s = time.monotonic() - prepare_started
+        clone.created_at = time.monotonic()
+        try:
+            container_id = self.engine.create_container(name, body)
+            self.engine.start_container(container_id)
+        except BaseException:
+            self.remove(clone)
+            raise
+        clone.create_call_s = time.monotonic() - clone.created_at
+        return clone
+
+    def remove(self, clone: Clone) -> None:
+        self.engine.remove_container(clone.name)
+        for _, volume in clone.volumes:
+            self.engine.remove_volume(volume)
+
+    def memory(self, clone: Clone) -> footprint.MemoryReading:
+        pid = parse_container(self.engine.running_container(clone.name)).pid
+        return footprint.container_memory(pid)
+
+
+class VmCloner(Cloner):
+    variant: Variant = "vm"
+    ready_timeout_s = VM_READY_TIMEOUT_S
+
+    def __init__(
+        self,
+        source_name: str,
+        stack: str | None = None,
+        virsh: Virsh | None = None,
+        guest_http_port: int = GUEST_HTTP_PORT,
+    ) -> None:
+        super().__init__(source_name, stack)
+        self.virsh = virsh or Virsh()
+        self.xml = self.virsh.running_domain_xml(source_name)
+        self.facts = parse_domain(self.xml)
+        self.guest_http_port = guest_http_port
+        if self.facts.host_port_for(guest_http_port) is None:
+            raise CloneError(
+                f"domain {source_name!r} forwards no host port to guest port {guest_http_port} "
+                "(expected a hostfwd in its <qemu:commandline>)"
+            )
+
+    @property
+    def limit_mib(self) -> float:
+        return self.facts.memory_mib
+
+    def existing_names(self) -> list[str]:
+        prefix = clone_prefix(self.stack)
+        names = self.virsh.domain_names(prefix)
+        for pool in self.virsh.pool_names():
+            names += [name for name in self.virsh.volumes(pool) if name.startswith(prefix)]
+        return names
+
+    def start(self, name: str) -> Clone:
+        port_map = {forward.guest_port: self.ports.free_port() for forward in self.facts.forwards}
+        url = f"http://127.0.0.1:{port_map[self.guest_http_port]}{HEALTH_PATH}"
+        clone = Clone(self.variant, name, url, created_at=0.0)
+        prepare_started = time.monotonic()
+        disk_paths = {}
+        try:
+            for disk in self.facts.disks:
+                source = disk_chain(self.virsh.disk_path(disk))[0]
+                if source.backing_filename is None:
+                    raise CloneError(
+                        f"domain {self.source_name!r}: disk {disk.target_dev} "
+                        f"({source.filename}) has no backing image to put a clone's overlay on"
+                    )
+                pool = self.virsh.pool_of(source.filename)
+                volume = f"{name}-{disk.target_dev}.qcow2"
+                disk_paths[disk.target_dev] = self.virsh.create_overlay(
+                    pool, volume, source.backing_filename, source.virtual_size_bytes
+                )
+                clone.volumes.append((pool, volume))
+            xml = clone_domain_xml(self.xml, name, disk_paths, port_map)
+            clone.storage_prepare_s = time.monotonic() - prepare_started
+            clone.created_at = time.monotonic()
+            self.virsh.create_transient(xml)
+            clone.create_call_s = time.monotonic() - clone.created_at
+        except BaseException:
+            self.remove(clone)
+            raise
+        return clone
+
+    def remove(self, clone: Clone) -> None:
+        self.virsh.destroy(clone.name)
+        for pool, volume in clone.volumes:
+            self.virsh.delete_volume(pool, volume)
+
+    def memory(self, clone: Clone) -> footprint.MemoryReading:
+        return footprint.qemu_memory(self.virsh.qemu_pid(clone.name))
+
+
+@dataclass
+class SweepResult:
+    removed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # a daemon that did not answer
+
+
+def remove_clones(
+    stack: str, engine: DockerEngine | None = None, virsh: Virsh | None = None
+) -> SweepResult:
+    """Remove every twinlab-STACK-clone-* container, volume, domain and overlay volume."""
+    prefix = clone_prefix(stack)
+    result = SweepResult()
+    engine = engine or DockerEngine()
+    try:
+        for name in engine.container_names(prefix):
+            engine.remove_container(name)
+            result.removed.append(f"container {name}")
+        for name in engine.volume_names(prefix):
+            engine.remove_volume(name)
+            result.removed.append(f"docker volume {name}")
+    except DaemonUnavailableError as error:
+        result.skipped.append(str(error))
+    virsh = virsh or Virsh()
+    try:
+        for name in virsh.domain_names(prefix):
+            virsh.destroy(name)
+            result.removed.append(f"domain {name}")
+        for pool in virsh.pool_names():
+            for volume in virsh.volumes(pool):
+                if volume.startswith(prefix):
+                    virsh.delete_volume(pool, volume)
+                    result.removed.append(f"volume {pool}/{volume}")
+    except DaemonUnavailableError as error:
+        result.skipped.append(str(error))
+    return result
+
+
+def progress(console: Console | None = None) -> Progress:
+    """Spinner, description and elapsed time: for the waits on clones to boot."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console or Console(stderr=True),
+    )

@@ -1,0 +1,182 @@
+"""A small Docker Engine API client over the daemon's socket (stdlib only).
+
+The resource checks need the API, not the CLI: a clone is created from the exact Config and
+HostConfig that `docker inspect` shows, which only POST /containers/create accepts as is.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from scripts.checks.resource_errors import (
+    CloneError,
+    DaemonUnavailableError,
+    InstanceNotFoundError,
+    InstanceNotRunningError,
+)
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+TIMEOUT_S = 60.0
+START_HINT = "start dockerd (scripts/setup.sh)"
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+class DockerEngine:
+    """The Docker daemon at `host` (unix:// or tcp://; default DOCKER_HOST or the local socket)."""
+
+    def __init__(self, host: str | None = None, timeout_s: float = TIMEOUT_S) -> None:
+        self.host = host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+        self.timeout_s = timeout_s
+        parts = urlsplit(self.host)
+        if parts.scheme not in ("unix", "tcp"):
+            raise DaemonUnavailableError(
+                f"Docker host {self.host}: the resource checks read the host's /proc and cgroups, "
+                "so they run on the Docker host itself (unix:// or tcp://127.0.0.1)"
+            )
+        self._parts = parts
+        self._api_prefix: str | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._parts.scheme == "unix":
+            return _UnixConnection(self._parts.path, self.timeout_s)
+        return http.client.HTTPConnection(
+            self._parts.hostname or "127.0.0.1", self._parts.port or 2375, timeout=self.timeout_s
+        )
+
+    def _raw(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        connection = self._connection()
+        try:
+            connection.request(method, path, body=payload, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            raise DaemonUnavailableError(
+                f"the Docker daemon at {self.host} does not answer ({error}); {START_HINT}"
+            ) from None
+        finally:
+            connection.close()
+        try:
+            decoded = json.loads(data) if data else None
+        except ValueError:
+            decoded = data.decode(errors="replace")
+        return response.status, decoded
+
+    def api_prefix(self) -> str:
+        """/vX.Y of the daemon's own API version, so old and new daemons both accept requests."""
+        if self._api_prefix is None:
+            status, version = self._raw("GET", "/version")
+            if status != 200 or not isinstance(version, dict):
+                raise DaemonUnavailableError(f"the Docker daemon at {self.host} answered {status}")
+            self._api_prefix = f"/v{version['ApiVersion']}"
+        return self._api_prefix
+
+    def call(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        url = self.api_prefix() + path + (f"?{urlencode(query)}" if query else "")
+        return self._raw(method, url, body)
+
+    @staticmethod
+    def message(answer: Any) -> str:
+        if isinstance(answer, dict):
+            return str(answer.get("message", answer))
+        return str(answer)
+
+    # --- containers -----------------------------------------------------------------------
+
+    def inspect_container(self, name: str) -> dict[str, Any]:
+        status, answer = self.call("GET", f"/containers/{quote(name)}/json")
+        if status == 404:
+            raise InstanceNotFoundError(
+                f"no container named {name!r} on {self.host}; deploy the stack (pulumi up) "
+                "or list containers with `docker ps -a`"
+            )
+        if status != 200:
+            raise CloneError(f"docker inspect {name}: {self.message(answer)}")
+        return dict(answer)
+
+    def running_container(self, name: str) -> dict[str, Any]:
+        inspect = self.inspect_container(name)
+        if not (inspect.get("State") or {}).get("Running"):
+            raise InstanceNotRunningError(
+                f"container {name!r} is not running; start it with `docker start {name}`"
+            )
+        return inspect
+
+    def create_container(self, name: str, body: dict[str, Any]) -> str:
+        status, answer = self.call("POST", "/containers/create", body, {"name": name})
+        if status != 201:
+            raise CloneError(f"creating container {name}: {self.message(answer)}")
+        return str(answer["Id"])
+
+    def start_container(self, container_id: str) -> None:
+        status, answer = self.call("POST", f"/containers/{container_id}/start")
+        if status not in (204, 304):
+            raise CloneError(f"starting container {container_id[:12]}: {self.message(answer)}")
+
+    def remove_container(self, name_or_id: str) -> None:
+        """Force-remove (stops it first); a container already gone is fine."""
+        status, answer = self.call(
+            "DELETE", f"/containers/{quote(name_or_id)}", query={"force": "1", "v": "1"}
+        )
+        if status not in (204, 404):
+            raise CloneError(f"removing container {name_or_id}: {self.message(answer)}")
+
+    def container_names(self, prefix: str) -> list[str]:
+        """Names of all containers (running or not) starting with `prefix`."""
+        filters = json.dumps({"name": [f"^/{prefix}"]})
+        status, answer = self.call(
+            "GET", "/containers/json", query={"all": "1", "filters": filters}
+        )
+        if status != 200:
+            raise CloneError(f"listing containers: {self.message(answer)}")
+        names = [str(name).lstrip("/") for item in answer for name in item.get("Names", [])]
+        return sorted(name for name in names if name.startswith(prefix))
+
+    # --- images and volumes --------------------------------------------------------------
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        status, answer = self.call("GET", f"/images/{quote(ref)}/json")
+        if status == 404:
+            raise InstanceNotFoundError(
+                f"no image {ref!r} on {self.host}; build it (python -m workloads.images build)"
+            )
+        if status != 200:
+            raise CloneError(f"docker image inspect {ref}: {self.message(answer)}")
+        return dict(answer)
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        status, answer = self.call("POST", "/volumes/create", {"Name": name, "Labels": labels})
+        if status != 201:
+            raise CloneError(f"creating volume {name}: {self.message(answer)}")
+
+    def remove_volume(self, name: str) -> None:
+        status, answer = self.call("DELETE", f"/volumes/{quote(name)}", query={"force": "1"})
+        if status not in (204, 404):
+            raise CloneError(f"removing volume {name}: {self.message(answer)}")
+
+    def volume_names(self, prefix: str) -> list[str]:
+        filters = json.dumps({"name": [prefix]})
+        status, answer = self.call("GET", "/volumes", query={"filters": filters})
+        if status != 200:
+            raise CloneError(f"listing volumes: {self.message(answer)}")
+        names = [str(item["Name"]) for item in (answer or {}).get("Volumes") or []]
+        return sorted(name for name in names if name.startswith(prefix))

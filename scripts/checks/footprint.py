@@ -1,0 +1,121 @@
+"""What an instance costs the host right now, read from the host's side.
+
+Container: its cgroup (the memory `docker stats` shows, CPU time of every task in it).
+VM: its QEMU process (proportional set size, CPU time of all its threads). Both read on the
+host that runs the instance, so the checks run there.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.checks.parsers.proc_resources import (
+    MIB,
+    cgroup_v1_cpu_ns,
+    cgroup_v1_memory,
+    cgroup_v2_cpu_ns,
+    cgroup_v2_memory,
+    parse_flat_keyed,
+    parse_proc_cgroup,
+    parse_smaps_rollup,
+    proc_stat_cpu_ticks,
+)
+from scripts.checks.resource_errors import InstanceNotRunningError
+from scripts.checks.samples import Value
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    charged_mib: float
+    metadata: dict[str, Value] = field(default_factory=dict)
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as error:
+        raise InstanceNotRunningError(f"cannot read {path} ({what}): {error.strerror}") from None
+
+
+def v1_controller_dir(controller: str, root: Path = CGROUP_ROOT) -> Path | None:
+    """The cgroup v1 mount holding `controller` (may be shared, e.g. cpu,cpuacct)."""
+    for mount in sorted(root.iterdir()) if root.is_dir() else []:
+        if controller in mount.name.split(",") and mount.is_dir() and not mount.is_symlink():
+            return mount
+    return None
+
+
+def unified_dir(root: Path = CGROUP_ROOT) -> Path:
+    """Where cgroup v2 is mounted: the root itself (pure v2) or root/unified (hybrid)."""
+    return root if (root / "cgroup.controllers").exists() else root / "unified"
+
+
+def container_cgroup(
+    pid: int, proc: Path = PROC, root: Path = CGROUP_ROOT
+) -> tuple[str, Path, Path]:
+    """(cgroup version, memory dir, cpu-accounting dir) of the cgroup holding `pid`."""
+    paths = parse_proc_cgroup(_read(proc / str(pid) / "cgroup", "container's cgroup"))
+    memory = paths.v1_path("memory")
+    cpuacct = paths.v1_path("cpuacct")
+    memory_mount = v1_controller_dir("memory", root)
+    cpuacct_mount = v1_controller_dir("cpuacct", root)
+    if memory and cpuacct and memory_mount and cpuacct_mount:
+        return "v1", memory_mount / memory.lstrip("/"), cpuacct_mount / cpuacct.lstrip("/")
+    if paths.unified is None:
+        raise InstanceNotRunningError(f"process {pid} is in no memory cgroup")
+    unified = unified_dir(root) / paths.unified.lstrip("/")
+    return "v2", unified, unified
+
+
+def container_memory(pid: int, proc: Path = PROC, root: Path = CGROUP_ROOT) -> MemoryReading:
+    version, memory_dir, _ = container_cgroup(pid, proc, root)
+    stat_text = _read(memory_dir / "memory.stat", "memory.stat")
+    stat = parse_flat_keyed(stat_text)
+    if version == "v1":
+        usage = _read(memory_dir / "memory.usage_in_bytes", "memory usage")
+        memory = cgroup_v1_memory(usage, stat_text)
+        rss, cache = stat.get("total_rss", 0), stat.get("total_cache", 0)
+    else:
+        memory = cgroup_v2_memory(_read(memory_dir / "memory.current", "memory usage"), stat_text)
+        rss, cache = stat.get("anon", 0), stat.get("file", 0)
+    return MemoryReading(
+        memory.charged_bytes / MIB,
+        {
+            "method": "cgroup usage minus inactive file (docker stats)",
+            "cgroup_version": version,
+            "raw_usage_mib": round(memory.usage_bytes / MIB, 3),
+            "inactive_file_mib": round(memory.inactive_file_bytes / MIB, 3),
+            "rss_mib": round(rss / MIB, 3),
+            "cache_mib": round(cache / MIB, 3),
+        },
+    )
+
+
+def container_cpu_ns(pid: int, proc: Path = PROC, root: Path = CGROUP_ROOT) -> int:
+    version, _, cpu_dir = container_cgroup(pid, proc, root)
+    if version == "v1":
+        return cgroup_v1_cpu_ns(_read(cpu_dir / "cpuacct.usage", "CPU accounting"))
+    return cgroup_v2_cpu_ns(_read(cpu_dir / "cpu.stat", "CPU accounting"))
+
+
+def qemu_memory(pid: int, proc: Path = PROC) -> MemoryReading:
+    rollup = parse_smaps_rollup(_read(proc / str(pid) / "smaps_rollup", "QEMU memory"))
+    extra = {
+        f"{key.lower()}_mib": round(rollup[key] / 1024, 3)
+        for key in ("Rss", "Pss_Anon", "Pss_File", "Pss_Shmem")
+        if key in rollup
+    }
+    return MemoryReading(
+        rollup["Pss"] / 1024,
+        {"method": "QEMU process PSS (/proc/PID/smaps_rollup)", "qemu_pid": pid, **extra},
+    )
+
+
+def qemu_cpu_ns(pid: int, proc: Path = PROC) -> int:
+    ticks = proc_stat_cpu_ticks(_read(proc / str(pid) / "stat", "QEMU CPU time"))
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")

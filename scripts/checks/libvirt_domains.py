@@ -1,0 +1,158 @@
+"""libvirt through virsh: read a domain's definition, start and destroy transient clones, and
+manage their overlay volumes. virsh rather than libvirt-python: it is already installed with
+the daemon and needs no build against libvirt's headers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from scripts.checks.parsers.domain_xml import DomainDisk
+from scripts.checks.parsers.proc_resources import DiskImage, parse_qemu_img_chain
+from scripts.checks.parsers.virsh import parse_name_list, parse_vol_list
+from scripts.checks.resource_errors import (
+    CloneError,
+    DaemonUnavailableError,
+    InstanceNotFoundError,
+    InstanceNotRunningError,
+)
+
+DEFAULT_URI = "qemu:///system"
+TIMEOUT_S = 60.0
+QEMU_PID_DIR = Path("/run/libvirt/qemu")
+START_HINT = "start virtlogd and libvirtd (scripts/setup.sh)"
+
+
+class Virsh:
+    def __init__(self, uri: str = DEFAULT_URI) -> None:
+        self.uri = uri
+
+    def run(self, *args: str, check: bool = True, timeout_s: float = TIMEOUT_S) -> str:
+        argv = ["virsh", "-q", "-c", self.uri, *args]
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL
+            )
+        except FileNotFoundError:
+            raise DaemonUnavailableError("virsh is not installed; run scripts/setup.sh") from None
+        except subprocess.TimeoutExpired:
+            raise DaemonUnavailableError(
+                f"virsh {args[0]} on {self.uri} gave no answer within {timeout_s:g} s"
+            ) from None
+        error = done.stderr.strip()
+        if "failed to connect to the hypervisor" in error:
+            raise DaemonUnavailableError(f"libvirtd at {self.uri} does not answer; {START_HINT}")
+        if check and done.returncode != 0:
+            raise CloneError(f"virsh {' '.join(args[:2])}: {last_line(error)}")
+        return done.stdout
+
+    # --- domains --------------------------------------------------------------------------
+
+    def domain_state(self, name: str) -> str:
+        try:
+            return self.run("domstate", name).strip()
+        except CloneError as error:
+            if "ailed to get domain" in str(error) or "Domain not found" in str(error):
+                raise InstanceNotFoundError(
+                    f"no libvirt domain named {name!r} on {self.uri}; deploy the stack "
+                    "(pulumi up) or list domains with `virsh list --all`"
+                ) from None
+            raise
+
+    def running_domain_xml(self, name: str) -> str:
+        """The domain's definition (inactive XML: what was declared, without runtime state)."""
+        state = self.domain_state(name)
+        if state != "running":
+            raise InstanceNotRunningError(
+                f"domain {name!r} is {state}, not running; start it with `virsh start {name}`"
+            )
+        try:
+            return self.run("dumpxml", "--inactive", name)
+        except CloneError:
+            return self.run("dumpxml", name)  # a transient domain has no inactive definition
+
+    def create_transient(self, xml: str) -> None:
+        """`virsh create`: start a domain that leaves no definition behind once destroyed."""
+        with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as handle:
+            handle.write(xml)
+        try:
+            self.run("create", handle.name)
+        finally:
+            os.unlink(handle.name)
+
+    def destroy(self, name: str) -> None:
+        """Stop and forget a domain; one already gone is fine."""
+        self.run("destroy", name, check=False)
+        self.run("undefine", name, check=False)  # only persistent ones; transient are gone
+
+    def domain_names(self, prefix: str) -> list[str]:
+        names = parse_name_list(self.run("list", "--all", "--name"))
+        return sorted(name for name in names if name.startswith(prefix))
+
+    def qemu_pid(self, name: str) -> int:
+        """PID of the domain's QEMU process, from the pid file libvirt keeps."""
+        try:
+            return int((QEMU_PID_DIR / f"{name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            raise InstanceNotRunningError(
+                f"domain {name!r} has no QEMU process (no {QEMU_PID_DIR}/{name}.pid); "
+                "is it running on this host?"
+            ) from None
+
+    # --- volumes --------------------------------------------------------------------------
+
+    def pool_of(self, path: str) -> str:
+        return self.run("vol-pool", path).strip()
+
+    def pool_names(self) -> list[str]:
+        return parse_name_list(self.run("pool-list", "--all", "--name"))
+
+    def volumes(self, pool: str) -> dict[str, str]:
+        self.run("pool-refresh", pool, check=False)
+        return parse_vol_list(self.run("vol-list", pool))
+
+    def create_overlay(self, pool: str, name: str, backing_path: str, capacity_bytes: int) -> str:
+        """A new qcow2 volume in `pool` backed by `backing_path`; returns its path."""
+        self.run(
+            "vol-create-as",
+            pool,
+            name,
+            str(capacity_bytes),
+            "--format",
+            "qcow2",
+            "--backing-vol",
+            backing_path,
+            "--backing-vol-format",
+            "qcow2",
+        )
+        return self.run("vol-path", "--pool", pool, name).strip()
+
+    def disk_path(self, disk: DomainDisk) -> str:
+        """The file behind a domain disk, whether declared by file or by pool and volume."""
+        if disk.path:
+            return disk.path
+        if disk.pool and disk.volume:
+            return self.run("vol-path", "--pool", disk.pool, disk.volume).strip()
+        raise CloneError(f"disk {disk.target_dev!r} has no file or volume source")
+
+    def delete_volume(self, pool: str, name: str) -> None:
+        self.run("vol-delete", "--pool", pool, name, check=False)
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].removeprefix("error: ") if lines else "failed"
+
+
+def disk_chain(path: str) -> list[DiskImage]:
+    """The image at `path` and its backing files (qemu-img info; -U: it may be in use)."""
+    argv = ["qemu-img", "info", "-U", "--backing-chain", "--output=json", path]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, check=True)
+    except FileNotFoundError:
+        raise CloneError("qemu-img is not installed; run scripts/setup.sh") from None
+    except subprocess.CalledProcessError as error:
+        raise CloneError(f"qemu-img info {path}: {last_line(error.stderr)}") from None
+    return parse_qemu_img_chain(done.stdout)

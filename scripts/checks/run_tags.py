@@ -1,0 +1,32 @@
+"""The metadata every sample of a run carries (metrics.md): virt_mode, host_kernel, run_id."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from scripts.checks.samples import Value
+
+
+@dataclass(frozen=True)
+class RunTags:
+    virt_mode: str  # "kvm" | "tcg": how the VMs of this run are accelerated
+    host_kernel: str
+    run_id: str
+
+    def metadata(self, **extra: Value) -> dict[str, Value]:
+        return {
+            "virt_mode": self.virt_mode,
+            "host_kernel": self.host_kernel,
+            "run_id": self.run_id,
+            **extra,
+        }
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
+
+
+def run_tags(virt_mode: str, run_id: str | None = None) -> RunTags:
+    return RunTags(virt_mode, os.uname().release, run_id or new_run_id())
