@@ -1,9 +1,10 @@
 """Targets: run one shell command inside a container, a VM or on the host, named by URL.
 
     docker://NAME[?host=ssh://user@host|tcp://127.0.0.1:2375]   docker exec (the CLI on PATH)
-    ssh://user@host[:port][?key=/path/to/private_key]           Fabric (Paramiko); root: sudo -n
+    ssh://user@host[:port][?key=/path/to/key][&wait=SECONDS]    Fabric (Paramiko); root: sudo -n
     local://                                                    this machine; root: sudo -n
 
+wait= is how long an SSH connection is retried while the VM's sshd starts (default 20 s).
 Every probe is written once against `Target.run`; adding a transport is one class plus one line
 in TRANSPORTS. Failures to reach a target raise a TargetError subclass whose one-line message
 names the target and what to do.
@@ -15,6 +16,7 @@ import logging
 import os
 import shlex
 import subprocess
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
@@ -29,10 +31,15 @@ from components.errors import TwinlabError
 from scripts.checks.samples import Variant
 
 DEFAULT_TIMEOUT_S = 30.0
-# Paramiko's transport thread logs failed handshakes with a traceback when nothing else handles
-# its logger; the TargetError raised here already says what went wrong.
+# Paramiko's transport thread logs every failed handshake with a traceback (many while a VM
+# boots); the TargetError raised here already says what went wrong.
+logging.getLogger("paramiko.transport").propagate = False
 logging.getLogger("paramiko.transport").addHandler(logging.NullHandler())
 SSH_CONNECT_TIMEOUT_S = 10
+# A VM answers HTTP before its sshd is up (the app starts first): connecting retries this long.
+SSH_READY_WAIT_S = 20.0
+SSH_READY_WAIT_MAX_S = 600.0
+SSH_RETRY_INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -218,9 +225,18 @@ class SshTarget(Target):
 
     variant = "vm"
 
-    def __init__(self, url: str, host: str, port: int, user: str, key: str | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        host: str,
+        port: int,
+        user: str,
+        key: str | None,
+        wait_s: float = SSH_READY_WAIT_S,
+    ) -> None:
         super().__init__(url)
         self.host, self.port, self.user, self.key = host, port, user, key
+        self.wait_s = wait_s
         self.connection: fabric.Connection | None = None
 
     @classmethod
@@ -230,15 +246,21 @@ class SshTarget(Target):
         except ValueError:
             raise BadTargetUrlError(f"{url}: the port must be a number, e.g. :2222") from None
         if not parts.hostname or not parts.username or parts.path not in ("", "/"):
-            raise BadTargetUrlError(f"{url}: expected ssh://USER@HOST[:PORT][?key=PRIVATE_KEY]")
-        key = single_query(url, parts, {"key"}).get("key") or None
-        return cls(url, parts.hostname, port, parts.username, key)
+            raise BadTargetUrlError(
+                f"{url}: expected ssh://USER@HOST[:PORT][?key=PRIVATE_KEY][&wait=SECONDS]"
+            )
+        query = single_query(url, parts, {"key", "wait"})
+        try:
+            wait_s = float(query.get("wait", SSH_READY_WAIT_S))
+        except ValueError:
+            wait_s = -1.0
+        if not 0 <= wait_s <= SSH_READY_WAIT_MAX_S:
+            raise BadTargetUrlError(
+                f"{url}: wait= is the seconds to wait for sshd, from 0 to {SSH_READY_WAIT_MAX_S}"
+            )
+        return cls(url, parts.hostname, port, parts.username, query.get("key") or None, wait_s)
 
-    def connect(self) -> fabric.Connection:
-        if self.connection is not None:
-            return self.connection
-        if self.key is not None and not os.path.isfile(self.key):
-            raise BadTargetUrlError(f"{self.url}: key file {self.key} does not exist")
+    def new_connection(self) -> fabric.Connection:
         connect_kwargs: dict[str, object] = {
             "allow_agent": False,
             "look_for_keys": self.key is None,
@@ -259,27 +281,40 @@ class SshTarget(Target):
         # Accept the VM's new host key in memory only: no known_hosts file was loaded, so
         # Paramiko has no file to save it to.
         connection.client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        where = f"{self.url}: ssh to {self.host}:{self.port}"
-        try:
-            connection.open()
-        except paramiko.AuthenticationException:
-            raise TargetUnreachableError(
-                f"{where} rejected the key for user {self.user!r}; pass the VM's key with ?key="
-            ) from None
-        except paramiko.ssh_exception.NoValidConnectionsError:
-            raise TargetUnreachableError(
-                f"{where} refused; is the VM running and its SSH port forwarded (virsh list)?"
-            ) from None
-        except TimeoutError:
-            raise TargetUnreachableError(
-                f"{where} timed out after {SSH_CONNECT_TIMEOUT_S} s; is the VM up?"
-            ) from None
-        except (paramiko.SSHException, OSError) as error:
-            raise TargetUnreachableError(
-                f"{where} failed ({short(str(error), 80)}); is sshd running in the VM yet?"
-            ) from None
-        self.connection = connection
         return connection
+
+    def connect(self) -> fabric.Connection:
+        """The open connection; a VM that is still booting gets up to wait_s to start sshd."""
+        if self.connection is not None:
+            return self.connection
+        if self.key is not None and not os.path.isfile(self.key):
+            raise BadTargetUrlError(f"{self.url}: key file {self.key} does not exist")
+        where = f"{self.url}: ssh to {self.host}:{self.port}"
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            connection = self.new_connection()
+            try:
+                connection.open()
+                self.connection = connection
+                return connection
+            except paramiko.AuthenticationException:
+                connection.close()
+                raise TargetUnreachableError(
+                    f"{where} rejected the key for user {self.user!r}; pass the VM's key with ?key="
+                ) from None
+            except (paramiko.SSHException, OSError) as error:
+                connection.close()
+                if time.monotonic() >= deadline:
+                    raise TargetUnreachableError(f"{where} {self.failure(error)}") from None
+            time.sleep(SSH_RETRY_INTERVAL_S)
+
+    def failure(self, error: Exception) -> str:
+        waited = f" (waited {self.wait_s:g} s)" if self.wait_s else ""
+        if isinstance(error, paramiko.ssh_exception.NoValidConnectionsError):
+            return f"refused{waited}; is the VM running and its SSH port forwarded (virsh list)?"
+        if isinstance(error, TimeoutError):
+            return f"timed out{waited}; is the VM up?"
+        return f"failed ({short(str(error), 80)}){waited}; is sshd running in the VM yet?"
 
     def run(
         self, cmd: str, *, root: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S

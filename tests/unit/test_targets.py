@@ -4,6 +4,7 @@ local transport runs for real, SSH only as far as a refused loopback port."""
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,7 @@ def test_ssh_urls() -> None:
     )
     default_port = parse_target("ssh://twin@127.0.0.1")
     assert isinstance(default_port, SshTarget) and default_port.port == 22
+    assert default_port.wait_s == 20.0
 
 
 def test_local_url() -> None:
@@ -155,9 +157,23 @@ def free_port() -> int:
 
 
 def test_ssh_to_a_closed_loopback_port_says_refused() -> None:
-    target = parse_target(f"ssh://twin@127.0.0.1:{free_port()}")
+    target = parse_target(f"ssh://twin@127.0.0.1:{free_port()}?wait=0")
     with pytest.raises(TargetUnreachableError, match="refused; is the VM running"):
         target.run("true")
+
+
+def test_ssh_retries_while_a_vm_starts_its_sshd() -> None:
+    target = parse_target(f"ssh://twin@127.0.0.1:{free_port()}?wait=1")
+    started = time.monotonic()
+    with pytest.raises(TargetUnreachableError, match=r"refused \(waited 1 s\)"):
+        target.run("true")
+    assert 1.0 <= time.monotonic() - started < 5.0
+
+
+@pytest.mark.parametrize("wait", ["-1", "soon", "3600"])
+def test_ssh_wait_must_be_a_bounded_number(wait: str) -> None:
+    with pytest.raises(BadTargetUrlError, match="wait="):
+        parse_target(f"ssh://twin@127.0.0.1:22?wait={wait}")
 
 
 def test_ssh_with_a_missing_key_file(tmp_path: Path) -> None:
