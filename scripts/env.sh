@@ -39,3 +39,5 @@ esac
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_SKIP_CONFIRMATIONS=true
+# Providers come from the plugin cache (setup registers them), not from PATH.
+export PULUMI_IGNORE_AMBIENT_PLUGINS=true
