@@ -102,6 +102,9 @@ fi
 # The repo root on the venv's path: the Pulumi program, fabfile and tests import from it.
 site_packages=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$ROOT" >"$site_packages/twinlab-root.pth"
+# Pulumi's dynamic-provider host resolves Pulumi.yaml's `virtualenv: .venv` from the program
+# directory (stacks/), the language host from the project root: one venv, reachable from both.
+ln -sfn ../.venv stacks/.venv
 done_step "$venv_state ($(.venv/bin/python --version))"
 
 # ---------------------------------------------------------------------------------------------
