@@ -33,7 +33,7 @@ def sample(directory: Path) -> ImageSet:
         guest_http_port=8080,
         guest_ssh_port=22,
         ssh_user="twin",
-        sizes=ImageSizes(1, 2, 3, 4, 5, 6),
+        sizes=ImageSizes(1, 2, 3, 4, 5, 6, 7),
         package_list_sha256="ef" * 32,
         userland_packages={"python3": "3.11.2-1+b1", "bash": "5.2.15-2+b9"},
         vm_package_count=152,

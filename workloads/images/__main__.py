@@ -1,4 +1,4 @@
-"""python -m workloads.images build [--force] | show | boot-test [--runs N]"""
+"""python -m workloads.images build [--force] | show | boot-test [--runs N] | prune"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-from .build import ImagesNotBuiltError, build_images, find_images
+from .build import ImagesNotBuiltError, build_images, find_images, prune_images
 from .cmdline import BadSshKeyError
 from .steps import BuildError
 
@@ -18,10 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     build = commands.add_parser("build", help="build the container image and the VM disk")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     commands.add_parser("show", help="print the manifest of the current build")
+    commands.add_parser("prune", help="delete builds of other recipes (cache dirs, docker tags)")
     boot = commands.add_parser("boot-test", help="boot the VM under QEMU, time the first 200")
     boot.add_argument("--runs", type=int, default=3, help="boots to measure (default 3)")
     boot.add_argument("--memory-mib", type=int, default=512)
     boot.add_argument("--accel", default="tcg", help="QEMU accelerator (default tcg)")
+    boot.add_argument("--cpu", default=None, help="QEMU CPU model (default: QEMU's own)")
     boot.add_argument("--timeout-s", type=float, default=90.0, help="give up on a boot after")
     args = parser.parse_args(argv)
 
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
             print(images.directory / "manifest.json")
         elif args.command == "show":
             print(find_images().to_json(), end="")
+        elif args.command == "prune":
+            for removed in prune_images(console):
+                print(f"removed {removed}")
         else:
             from .boottest import boot_test
 
@@ -40,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs=args.runs,
                 memory_mib=args.memory_mib,
                 accel=args.accel,
+                cpu=args.cpu,
                 timeout_s=args.timeout_s,
                 console=console,
             )

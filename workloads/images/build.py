@@ -116,6 +116,40 @@ def build_images(force: bool = False, console: Console | None = None) -> ImageSe
         return read_manifest(final)
 
 
+def prune_images(console: Console | None = None) -> list[str]:
+    """Delete builds of other recipes (cache dirs and their docker tags); keep the current one.
+
+    Only on request: a build of another recipe may still back a running deployment.
+    """
+    console = console or Console(stderr=True)
+    root = cache_root()
+    keep = current_hash()
+    removed: list[str] = []
+    with build_lock(root):
+        _clean_stale_builds(root)
+        for directory in sorted(root.iterdir()):
+            if directory.is_dir() and not directory.name.startswith(".") and directory.name != keep:
+                safe_rmtree(directory)
+                removed.append(str(directory))
+        for log in root.glob("build-*.log"):
+            if not keep.startswith(log.stem.removeprefix("build-")):
+                log.unlink()
+        listing = subprocess.run(
+            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "twinlab/webapp"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for tag in listing.stdout.split():
+            if not tag.endswith(keep[:12]):
+                result = subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
+                if result.returncode == 0:
+                    removed.append(tag)
+                else:
+                    console.print(f"kept {tag}: in use by a container")
+    return removed
+
+
 def _ensure_container(images: ImageSet, console: Console) -> ImageSet:
     """Re-import the container image from the cached tarball if Docker lost it."""
     present = container.inspect_image(images.container_image)
@@ -185,7 +219,8 @@ def _build(hash_hex: str, work: Path, final: Path, log: Path, console: Console) 
         release = vmdisk.kernel_release(vm_root)
         ssh_host_key = vmdisk.host_key(vm_root)
     with steps.step("kernel", f"vmlinux {release} for PVH direct boot"):
-        vmlinux = extract_vmlinux((vm_root / "boot" / f"vmlinuz-{release}").read_bytes())
+        bzimage = (vm_root / "boot" / f"vmlinuz-{release}").read_bytes()
+        vmlinux = extract_vmlinux(bzimage)
         if not has_pvh_entry(vmlinux):
             raise BuildError(f"kernel {release} has no PVH entry: QEMU cannot boot its vmlinux")
         (output / VM_KERNEL).write_bytes(vmlinux)
@@ -216,6 +251,7 @@ def _build(hash_hex: str, work: Path, final: Path, log: Path, console: Console) 
             vm_disk_qcow2_bytes=(output / VM_DISK).stat().st_size,
             vm_disk_virtual_bytes=recipe.VM_DISK_VIRTUAL_MIB * 1024 * 1024,
             vm_kernel_bytes=(output / VM_KERNEL).stat().st_size,
+            vm_kernel_bzimage_bytes=len(bzimage),
             vm_initrd_bytes=(output / VM_INITRD).stat().st_size,
         ),
         package_list_sha256=hashlib.sha256(package_text.encode()).hexdigest(),

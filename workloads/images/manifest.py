@@ -19,7 +19,9 @@ class ImageSizes:
     container_image_bytes: int
     vm_disk_qcow2_bytes: int
     vm_disk_virtual_bytes: int
+    # The uncompressed vmlinux the VM boots, and the same kernel as Debian ships it (bzImage).
     vm_kernel_bytes: int
+    vm_kernel_bzimage_bytes: int
     vm_initrd_bytes: int
 
 

@@ -41,6 +41,7 @@ APP_COMMAND = (
     "webapp:application",
 )
 APP_ENV = (
+    ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
     ("TWINLAB_WORKERS", "2"),
     ("TWINLAB_DATA_DIR", DATA_DIR),
     ("PYTHONUNBUFFERED", "1"),
