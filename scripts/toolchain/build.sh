@@ -135,6 +135,12 @@ is_current() { # is_current NAME KEY
 
 PEAK_KIB=0
 
+# keep_timing FILE: the few /usr/bin/time -v lines worth keeping, into the log.
+keep_timing() {
+	grep -E 'Command exited|Elapsed|Maximum resident|User time|System time|Exit status' "$1" |
+		sed 's/^[[:space:]]*/  time: /' >>"$LOG" || true
+}
+
 # go_build OUT PKG LDFLAGS [TAGS]: one go build from the current directory, timed into the log.
 go_build() {
 	local out="$1" pkg="$2" ldflags="$3" tags="${4:-}" timing
@@ -144,8 +150,8 @@ go_build() {
 	echo "+ go ${args[*]} $pkg" >>"$LOG"
 	if [ ${#TIME_CMD[@]} -gt 0 ]; then
 		"${TIME_CMD[@]}" -o "$timing" go "${args[@]}" "$pkg" >>"$LOG" 2>&1 ||
-			{ cat "$timing" >>"$LOG"; rm -f "$timing"; return 1; }
-		cat "$timing" >>"$LOG"
+			{ keep_timing "$timing"; return 1; }
+		keep_timing "$timing"
 		local kib
 		kib="$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$timing")"
 		if [ "${kib:-0}" -gt "$PEAK_KIB" ]; then PEAK_KIB="$kib"; fi
