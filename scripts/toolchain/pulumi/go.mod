@@ -1,4 +1,5 @@
-// Wrapper module that builds the Pulumi CLI from the published pkg/v3 module.
+// Wrapper module that builds the Pulumi CLI from the published pkg/v3 module. Upstream replaces
+// sdk/v3 with a local directory; here the published sdk/v3 v3.259.0 is required (indirect below).
 module twinlab/toolchain/pulumi
 
 go 1.25.11
