@@ -303,7 +303,8 @@ class VmCloner(Cloner):
             self.virsh.delete_volume(pool, volume)
 
     def memory(self, clone: Clone) -> footprint.MemoryReading:
-        return footprint.qemu_memory(self.virsh.qemu_pid(clone.name))
+        pid = self.virsh.qemu_pid(clone.name)
+        return footprint.qemu_memory(pid, guest_memory_mib=self.facts.memory_mib)
 
 
 @dataclass

@@ -74,25 +74,32 @@ def measure_density(
         first_created = time.monotonic()
         deadline = first_created + deadline_s
         try:
-            tasks = {}
+            tasks, labels = {}, {}
             for index in range(attempted):
                 name = cloner.next_name()
-                tasks[name] = bar.add_task(f"R4 {cloner.variant} {index + 1}/{attempted} {name}")
+                labels[name] = f"R4 {cloner.variant} {index + 1}/{attempted} {name}"
+                tasks[name] = bar.add_task(f"{labels[name]}: starting")
                 try:
                     clones.append(cloner.start(name))
                 except CloneError as error:  # not fitting is a result, not a failure
                     start_errors.append(str(error))
-                    bar.update(tasks[name], description=f"R4 {name}: did not start")
+                    bar.update(tasks[name], description=f"{labels[name]}: did not start")
 
             def wait(clone: Clone) -> WaitResult:
+                label = labels[clone.name]
+
                 def show(_elapsed: float, last: str) -> None:
-                    bar.update(tasks[clone.name], description=f"R4 {clone.name}: {last}")
+                    bar.update(tasks[clone.name], description=f"{label}: waiting ({last})")
 
                 result = wait_for_http_200(
                     clone.url, clone.created_at, deadline - clone.created_at, show
                 )
-                outcome = "no 200 by the deadline" if result.seconds is None else "HTTP 200"
-                bar.update(tasks[clone.name], description=f"R4 {clone.name}: {outcome}")
+                outcome = (
+                    f"no HTTP 200 by the {deadline_s:g} s deadline"
+                    if result.seconds is None
+                    else f"HTTP 200 after {result.seconds:.2f} s"
+                )
+                bar.update(tasks[clone.name], description=f"{label}: {outcome}")
                 return result
 
             with ThreadPoolExecutor(max_workers=max(1, len(clones))) as pool:

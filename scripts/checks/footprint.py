@@ -19,8 +19,10 @@ from scripts.checks.parsers.proc_resources import (
     cgroup_v2_memory,
     parse_flat_keyed,
     parse_proc_cgroup,
+    parse_smaps,
     parse_smaps_rollup,
     proc_stat_cpu_ticks,
+    qemu_pss_breakdown,
 )
 from scripts.checks.resource_errors import InstanceNotRunningError
 from scripts.checks.samples import Value
@@ -103,13 +105,21 @@ def container_cpu_ns(pid: int, proc: Path = PROC, root: Path = CGROUP_ROOT) -> i
     return cgroup_v2_cpu_ns(_read(cpu_dir / "cpu.stat", "CPU accounting"))
 
 
-def qemu_memory(pid: int, proc: Path = PROC) -> MemoryReading:
+def qemu_memory(
+    pid: int, proc: Path = PROC, guest_memory_mib: float | None = None
+) -> MemoryReading:
+    """PSS of the QEMU process; with the guest's memory size, also what it is made of (guest
+    RAM, TCG's code cache, the rest) from /proc/PID/smaps."""
     rollup = parse_smaps_rollup(_read(proc / str(pid) / "smaps_rollup", "QEMU memory"))
-    extra = {
+    extra: dict[str, Value] = {
         f"{key.lower()}_mib": round(rollup[key] / 1024, 3)
         for key in ("Rss", "Pss_Anon", "Pss_File", "Pss_Shmem")
         if key in rollup
     }
+    if guest_memory_mib is not None:
+        mappings = parse_smaps(_read(proc / str(pid) / "smaps", "QEMU memory map"))
+        split = qemu_pss_breakdown(mappings, guest_memory_mib)
+        extra |= {key: round(value, 3) for key, value in split.items()}
     return MemoryReading(
         rollup["Pss"] / 1024,
         {"method": "QEMU process PSS (/proc/PID/smaps_rollup)", "qemu_pid": pid, **extra},

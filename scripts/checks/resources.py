@@ -199,7 +199,7 @@ def measure_footprint(
     load = round(os.getloadavg()[0], 2)
     memory = {
         "container": footprint.container_memory(container.pid),
-        "vm": footprint.qemu_memory(qemu_pid),
+        "vm": footprint.qemu_memory(qemu_pid, guest_memory_mib=vm.memory_mib),
     }
     limits = {"container": container.memory_limit_mib, "vm": vm.memory_mib}
     targets = {"container": pair.container_target, "vm": pair.vm_target}
@@ -359,7 +359,17 @@ def run_resource_checks(
 def print_samples(samples: list[Sample], console: Console) -> None:
     table = Table("claim", "variant", "metric", "value", "unit", "details")
     for sample in samples:
-        keys = ("repeat", "window_s", "attempted", "raw_usage_mib", "base_virtual_mib")
+        keys = (
+            "repeat",
+            "window_s",
+            "raw_usage_mib",
+            "guest_ram_pss_mib",
+            "tcg_code_cache_pss_mib",
+            "base_virtual_mib",
+            "attempted",
+            "memory_charged_mib_mean",
+            "slowest_ready_s",
+        )
         details = ", ".join(f"{k}={sample.metadata[k]}" for k in keys if k in sample.metadata)
         table.add_row(
             ",".join(sample.claims),
@@ -414,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     except TwinlabError as error:
         console.print(f"[red]error:[/red] {error}", highlight=False)
         return 2
-    print_samples(samples, Console())
+    # A table piped to a file would otherwise be cut to 80 columns.
+    print_samples(samples, Console() if sys.stdout.isatty() else Console(width=160))
     if args.out:
         write_samples(args.out, samples)
         console.print(f"wrote {len(samples)} samples to {args.out}")

@@ -25,6 +25,7 @@ def host(tmp_path: Path) -> tuple[Path, Path]:
     shutil.copy(DATA / "container.proc_cgroup", proc / str(PID) / "cgroup")
     shutil.copy(DATA / "qemu.smaps_rollup", proc / str(PID) / "smaps_rollup")
     shutil.copy(DATA / "qemu.stat", proc / str(PID) / "stat")
+    shutil.copy(DATA / "qemu.smaps", proc / str(PID) / "smaps")
     memory = root / "memory" / "docker" / CONTAINER_ID
     cpuacct = root / "cpuacct" / "docker" / CONTAINER_ID
     memory.mkdir(parents=True)
@@ -74,6 +75,9 @@ def test_qemu_process(host: tuple[Path, Path]) -> None:
     assert reading.charged_mib == pytest.approx(572374 / 1024)
     assert reading.metadata["rss_mib"] == pytest.approx(581972 / 1024, abs=1e-3)
     assert footprint.qemu_cpu_ns(PID, proc) >= 0
+    assert "guest_ram_pss_mib" not in reading.metadata
+    split = footprint.qemu_memory(PID, proc, guest_memory_mib=512).metadata
+    assert split["guest_ram_pss_mib"] == 180.0 and split["tcg_code_cache_pss_mib"] == 288.0
 
 
 def test_a_gone_process_is_a_clear_error(tmp_path: Path) -> None:

@@ -152,3 +152,64 @@ def meminfo_available_mib(text: str) -> float:
         if line.startswith("MemAvailable:"):
             return int(line.split()[1]) / 1024
     raise ValueError("no MemAvailable line in /proc/meminfo")
+
+
+@dataclass(frozen=True)
+class MemoryMapping:
+    perms: str
+    path: str
+    size_kb: int
+    rss_kb: int
+    pss_kb: int
+
+
+def parse_smaps(text: str) -> list[MemoryMapping]:
+    """/proc/PID/smaps: one header line per mapping ('start-end perms offset dev inode
+    [path]') followed by 'Field: N kB' lines."""
+    mappings: list[MemoryMapping] = []
+    header: list[str] | None = None
+    fields: dict[str, int] = {}
+
+    def flush() -> None:
+        if header is not None:
+            path = header[5] if len(header) > 5 else ""
+            mappings.append(
+                MemoryMapping(
+                    header[1],
+                    path,
+                    fields.get("Size", 0),
+                    fields.get("Rss", 0),
+                    fields.get("Pss", 0),
+                )
+            )
+
+    for line in text.splitlines():
+        first = line.split(" ", 1)[0]
+        if "-" in first and ":" not in first:
+            flush()
+            header, fields = line.split(None, 5), {}
+            continue
+        key, sep, rest = line.partition(":")
+        values = rest.split()
+        if sep and len(values) == 2 and values[1] == "kB" and values[0].isdigit():
+            fields[key.strip()] = int(values[0])
+    flush()
+    return mappings
+
+
+def qemu_pss_breakdown(mappings: list[MemoryMapping], guest_memory_mib: float) -> dict[str, float]:
+    """PSS of a QEMU process split into guest RAM (anonymous mappings exactly the guest's
+    memory size), TCG's translated-code cache (anonymous rwx mappings; none under KVM), and the
+    rest (QEMU itself, its libraries, device buffers). In MiB."""
+    guest_kb = int(guest_memory_mib * 1024)
+    split = {"guest_ram_pss_mib": 0.0, "tcg_code_cache_pss_mib": 0.0, "qemu_other_pss_mib": 0.0}
+    for mapping in mappings:
+        anonymous = mapping.path == ""
+        if anonymous and mapping.size_kb == guest_kb and mapping.perms.startswith("rw"):
+            key = "guest_ram_pss_mib"
+        elif anonymous and mapping.perms.startswith("rwx"):
+            key = "tcg_code_cache_pss_mib"
+        else:
+            key = "qemu_other_pss_mib"
+        split[key] += mapping.pss_kb / 1024
+    return split

@@ -1,0 +1,166 @@
+"""Resource checks R1-R4 on the real deployed pair (fixture `deployed_stack`: the stack outputs).
+
+These check the measurements themselves: every value present and plausible, clones made from
+the deployed definition and always removed. Whether the claims hold is tests/claims' business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from scripts.checks.clones import ContainerCloner, VmCloner, remove_clones, stack_of
+from scripts.checks.density import measure_density
+from scripts.checks.docker_engine import DockerEngine
+from scripts.checks.libvirt_domains import Virsh
+from scripts.checks.parsers.docker_inspect import parse_container
+from scripts.checks.parsers.domain_xml import parse_domain
+from scripts.checks.resource_errors import InstanceNotFoundError
+from scripts.checks.resources import (
+    Deployed,
+    deployed,
+    measure_footprint,
+    measure_sizes,
+    measure_start_times,
+)
+from scripts.checks.run_tags import RunTags, run_tags
+
+pytestmark = pytest.mark.integration
+
+Stack = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def pair(deployed_stack: Stack) -> Deployed:
+    return deployed(
+        deployed_stack["container"]["instanceName"],
+        deployed_stack["vm"]["instanceName"],
+        deployed_stack["container"].get("target"),
+        deployed_stack["vm"].get("target"),
+    )
+
+
+@pytest.fixture(scope="module")
+def tags(pair: Deployed) -> RunTags:
+    return run_tags(parse_domain(Virsh().running_domain_xml(pair.vm_name)).virt_mode)
+
+
+@pytest.fixture
+def stack(pair: Deployed) -> Iterator[str]:
+    """The stack's name; every clone left behind by a test is swept afterwards."""
+    name = stack_of(pair.container_name)
+    yield name
+    remove_clones(name)
+
+
+def clone_names(stack: str) -> list[str]:
+    prefix = f"twinlab-{stack}-clone-"
+    engine, virsh = DockerEngine(), Virsh()
+    names = engine.container_names(prefix) + engine.volume_names(prefix)
+    names += virsh.domain_names(prefix)
+    for pool in virsh.pool_names():
+        names += [volume for volume in virsh.volumes(pool) if volume.startswith(prefix)]
+    return names
+
+
+def test_sizes(pair: Deployed, tags: RunTags) -> None:
+    samples = {s.variant: s for s in measure_sizes(pair, tags)}
+    assert set(samples) == {"container", "vm"}
+    assert all(s.metric == "image_size_mib" and s.unit == "MiB" for s in samples.values())
+    assert float(samples["container"].value) > 10  # a Debian userland with Python
+    vm = samples["vm"].metadata
+    assert float(vm["base_actual_mib"]) > 10 and float(vm["kernel_mib"]) > 1
+    assert float(vm["base_virtual_mib"]) >= float(vm["base_actual_mib"])
+    assert samples["vm"].value == pytest.approx(
+        float(vm["base_actual_mib"]) + float(vm["kernel_mib"]) + float(vm["initrd_mib"]), abs=0.01
+    )
+
+
+def test_footprint(pair: Deployed, tags: RunTags, deployed_stack: Stack) -> None:
+    samples = measure_footprint(pair, tags, window_s=3.0)
+    by_key = {(s.variant, s.metric): s for s in samples}
+    assert set(by_key) == {
+        (variant, metric)
+        for variant in ("container", "vm")
+        for metric in ("memory_charged_mib", "idle_cpu_percent")
+    }
+    container = by_key["container", "memory_charged_mib"]
+    assert 1 < float(container.value) <= float(container.metadata["limit_mib"])
+    assert float(container.metadata["raw_usage_mib"]) >= float(container.value)
+    assert float(by_key["vm", "memory_charged_mib"].value) > 10
+    for variant in ("container", "vm"):
+        idle = by_key[variant, "idle_cpu_percent"]
+        assert 0 <= float(idle.value) < 100 and float(idle.metadata["window_s"]) >= 3.0
+        assert idle.metadata["virt_mode"] == tags.virt_mode
+
+
+def test_container_start_time_on_a_clone(pair: Deployed, tags: RunTags, stack: str) -> None:
+    cloner = ContainerCloner(pair.container_name, stack)
+    samples = measure_start_times(cloner, pair.container_target, tags, repeats=2)
+    assert [s.metadata["repeat"] for s in samples] == [1, 2]
+    assert all(0 < float(s.value) < cloner.ready_timeout_s for s in samples)
+    assert clone_names(stack) == []
+
+
+def test_vm_start_time_on_a_clone(pair: Deployed, tags: RunTags, stack: str) -> None:
+    cloner = VmCloner(pair.vm_name, stack)
+    (sample,) = measure_start_times(cloner, pair.vm_target, tags, repeats=1)
+    assert 0 < float(sample.value) < cloner.ready_timeout_s
+    assert sample.target == pair.vm_target and sample.variant == "vm"
+    assert clone_names(stack) == []
+
+
+def test_a_clone_has_the_deployed_definition(pair: Deployed, stack: str) -> None:
+    cloner = ContainerCloner(pair.container_name, stack)
+    clone = cloner.start(cloner.next_name())
+    try:
+        source = parse_container(cloner.inspect)
+        copy = DockerEngine().inspect_container(clone.name)
+        facts = parse_container(copy)
+        assert facts.image_id == source.image_id
+        assert facts.memory_limit_bytes == source.memory_limit_bytes
+        assert facts.cpuset == source.cpuset
+        assert facts.published != source.published
+        assert facts.named_volumes != source.named_volumes
+        for key in ("CapDrop", "SecurityOpt", "ReadonlyRootfs", "Tmpfs", "MemorySwap"):
+            assert copy["HostConfig"][key] == cloner.inspect["HostConfig"][key]
+    finally:
+        cloner.remove(clone)
+    assert clone_names(stack) == []
+
+
+def test_remove_clones_sweeps_leftovers(pair: Deployed, stack: str) -> None:
+    cloner = ContainerCloner(pair.container_name, stack)
+    clone = cloner.start(cloner.next_name())  # deliberately not removed
+    assert clone.name in clone_names(stack)
+    swept = remove_clones(stack)
+    assert f"container {clone.name}" in swept.removed and not swept.skipped
+    assert clone_names(stack) == []
+
+
+def test_container_density(pair: Deployed, tags: RunTags, stack: str) -> None:
+    cloner = ContainerCloner(pair.container_name, stack)
+    budget = cloner.limit_mib * 3
+    ready, fit = measure_density(cloner, pair.container_target, tags, budget_mib=budget)
+    assert (ready.metric, fit.metric) == ("instances_ready", "instances_fit")
+    assert ready.metadata["attempted"] == 3 and ready.value == 3
+    assert int(fit.value) >= int(ready.value)  # a container uses less than its limit
+    assert clone_names(stack) == []
+
+
+def test_vm_density_one_instance(pair: Deployed, tags: RunTags, stack: str) -> None:
+    """The VM path of R4 at its smallest (one clone), to keep this test's time bounded."""
+    cloner = VmCloner(pair.vm_name, stack)
+    ready, _ = measure_density(cloner, pair.vm_target, tags, budget_mib=cloner.limit_mib)
+    assert ready.metadata["attempted"] == 1 and ready.value == 1
+    assert float(ready.metadata["memory_charged_mib_mean"]) > 10
+    assert clone_names(stack) == []
+
+
+def test_missing_instances_are_named() -> None:
+    with pytest.raises(InstanceNotFoundError, match="twinlab-nosuch-app"):
+        ContainerCloner("twinlab-nosuch-app")
+    with pytest.raises(InstanceNotFoundError, match="twinlab-nosuch-vm"):
+        VmCloner("twinlab-nosuch-vm")
