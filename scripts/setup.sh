@@ -36,7 +36,7 @@ step "preflight"
 [ "$(id -u)" -eq 0 ] || fail "run as root: setup installs Debian packages and starts dockerd and libvirtd"
 free_gib=$(df -Pk "$HOME" | awk 'NR==2 {print int($4/1024/1024)}')
 [ "$free_gib" -ge 12 ] || fail "only ${free_gib} GiB free under $HOME; the Go builds and images need 12 GiB"
-command -v go >/dev/null || fail "no Go toolchain on PATH; install Go >= 1.23 (the Pulumi engine is built from Go modules)"
+command -v go >/dev/null || fail "no Go toolchain on PATH; install Go >= 1.25.11 (the Pulumi engine is built from Go modules)"
 done_step "root, ${free_gib} GiB free, $(go version | awk '{print $3}')"
 
 # ---------------------------------------------------------------------------------------------
