@@ -21,11 +21,11 @@ import pytest
 from components.virt_mode import load_record
 from scripts.checks import verdicts
 from scripts.checks.load import HttpTarget, LoadPlan, run_load
-from scripts.checks.parsers.proc import CAP_NAMES, cap_mask, parse_status
 from scripts.checks.probes import host_baseline, run_isolation, run_os_probes
 from scripts.checks.probes.kernel_writes import SYSCTL_PATH
 from scripts.checks.targets import Target, parse_target
 from scripts.checks.thresholds import thresholds_for
+from scripts.checks.weakened import start_weakened
 from workloads.images import ImageSet, ImagesNotBuiltError, cmdline_with_ssh_key, find_images
 from workloads.images.boottest import qemu_command
 
@@ -70,43 +70,12 @@ def images() -> ImageSet:
         pytest.fail(str(error), pytrace=False)
 
 
-def missing_host_caps() -> list[str]:
-    """Capabilities this host's root lacks: Docker fails to grant them to a privileged one."""
-    status = parse_status(Path("/proc/self/status").read_text(encoding="ascii"))
-    bounding = cap_mask(status["CapBnd"])
-    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text(encoding="ascii"))
-    return [CAP_NAMES[bit] for bit in range(last + 1) if not bounding >> bit & 1]
-
-
 @dataclass(frozen=True)
 class Containers:
     app: str  # configured like the stack's container
     weak: str  # --privileged --pid=host, or the nearest this host allows
     weak_flags: str
     app_url: str
-
-
-def start_weakened(name: str, image: str) -> str:
-    """Start `name` privileged with the host's PID namespace. Where the host's root lacks some
-    capability (this sandbox lacks SYS_RESOURCE) runc cannot apply --privileged; then the same
-    weakening is asked for piece by piece: every capability the host has, no seccomp, /proc
-    and /sys unmasked, host PID namespace."""
-    flags = ["--privileged", "--pid=host"]
-    started = docker("run", "-d", "--name", name, *flags, image)
-    if started.returncode == 0:
-        return " ".join(flags)
-    docker("rm", "-f", name)
-    drops = [arg for cap in missing_host_caps() for arg in ("--cap-drop", cap)]
-    flags = [
-        "--cap-add=ALL",
-        *drops,
-        "--security-opt=seccomp=unconfined",
-        "--security-opt=systempaths=unconfined",
-        "--pid=host",
-    ]
-    started = docker("run", "-d", "--name", name, *flags, image)
-    assert started.returncode == 0, started.stderr
-    return " ".join(flags)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +91,7 @@ def containers(images: ImageSet) -> Iterator[Containers]:
             "-p", "127.0.0.1::8080", images.container_image,
         )  # fmt: skip
         assert app.returncode == 0, app.stderr
-        weak_flags = start_weakened(names[1], images.container_image)
+        weak_flags = start_weakened(names[1], images.container_image).flags
         app_url = f"http://127.0.0.1:{published_port(names[0])}"
         wait_http_ok(app_url + "/healthz", READY_TIMEOUT_S)
         yield Containers(names[0], names[1], weak_flags, app_url)
