@@ -1,0 +1,145 @@
+"""Fabric tasks: the comparison checks against both deployments (`fab --list`).
+
+Tasks only parse arguments, call scripts.checks and print. Targets come from the stack's
+outputs (`--stack`, default dev); `--target` names any container or VM by hand instead:
+    docker://NAME      ssh://USER@HOST:PORT?key=/path/to/key
+Every task writes results/<run id>/ (samples.jsonl, report.md, report.html, plots) and links
+results/latest to it. Run `source scripts/env.sh` first (or use scripts/run.sh).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import warnings
+from dataclasses import replace
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+from rich.console import Console
+from rich.table import Table
+
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+
+from components.errors import TwinlabError  # noqa: E402
+from scripts.checks.deployed import ROOT, read_deployed  # noqa: E402
+from scripts.checks.load import LoadPlan  # noqa: E402
+from scripts.checks.runall import (  # noqa: E402
+    RUN_ALL_LOAD,
+    RunOptions,
+    RunOutcome,
+    Subject,
+    Subjects,
+    run_checks,
+)
+
+CONSOLE = Console(stderr=True)
+COLOUR = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
+TARGET_HELP = {
+    "stack": "stack whose outputs name the targets (default dev)",
+    "target": "a target URL instead of the stack's (repeatable)",
+    "http": "the app URL of each --target, in the same order (load only)",
+    "weakened": "a container weakened by hand, probed for I3 (repeatable)",
+}
+
+
+def _subjects(stack: str, targets: list[str], https: list[str], weakened: list[str]) -> Subjects:
+    if not targets:
+        return replace(Subjects.of_stack(read_deployed(stack)), weakened_targets=tuple(weakened))
+    if https and len(https) != len(targets):
+        raise TwinlabError("give one --http per --target, in the same order")
+    urls: list[str | None] = list(https) if https else [None] * len(targets)
+    items = tuple(Subject(t, u) for t, u in zip(targets, urls, strict=True))
+    return Subjects(items, weakened_targets=tuple(weakened))
+
+
+def _run(subjects_of: tuple[str, list[str], list[str], list[str]], options: RunOptions) -> None:
+    try:
+        outcome = run_checks(_subjects(*subjects_of), options, CONSOLE)
+    except TwinlabError as error:
+        raise Exit(f"error: {error}", code=1) from None
+    _print(outcome)
+
+
+def _print(outcome: RunOutcome) -> None:
+    table = Table("claim", "verdict", "container", "VM", "ratio", title="twinlab claims")
+    for result in outcome.results:
+        ratio = "" if result.ratio is None else f"{result.ratio:.2f}"
+        verdict = f"[{COLOUR[result.verdict]}]{result.verdict}[/]"
+        table.add_row(result.claim, verdict, result.container, result.vm, ratio)
+    Console().print(table)
+    Console().print(f"{len(outcome.samples)} samples; report: {outcome.run_dir / 'report.html'}")
+
+
+@task(iterable=["target", "weakened"], help={k: v for k, v in TARGET_HELP.items() if k != "http"})
+def isolation(
+    c: Context,
+    stack: str = "dev",
+    target: list[str] | None = None,
+    weakened: list[str] | None = None,
+) -> None:
+    """OS and isolation probes (A1 A2 U1 I1 I2 I3) inside each target."""
+    options = RunOptions(groups=("isolation",))
+    _run((stack, target or [], [], weakened or []), options)
+
+
+@task(
+    iterable=["target", "http"],
+    help={
+        **{k: v for k, v in TARGET_HELP.items() if k != "weakened"},
+        "duration_s": "seconds per wrk run",
+        "repeats": "runs per endpoint",
+    },
+)
+def load(
+    c: Context,
+    stack: str = "dev",
+    target: list[str] | None = None,
+    http: list[str] | None = None,
+    duration_s: int = RUN_ALL_LOAD.duration_s,
+    repeats: int = RUN_ALL_LOAD.repeats,
+    connections: int = RUN_ALL_LOAD.connections,
+) -> None:
+    """Bounded HTTP load with wrk on the static, CPU-bound and fsync endpoints (P1)."""
+    plan = LoadPlan(
+        duration_s=duration_s, warmup_s=1, repeats=repeats, connections=connections, threads=2
+    )
+    _run((stack, target or [], http or [], []), RunOptions(groups=("load",), load_plan=plan))
+
+
+@task(help={"stack": TARGET_HELP["stack"], "budget_mib": "R4 memory budget in MiB"})
+def resources(c: Context, stack: str = "dev", repeats: int = 3, budget_mib: int = 1536) -> None:
+    """Start time (R1), memory and idle CPU (R2), sizes (R3), density (R4) of the stack."""
+    options = RunOptions(
+        groups=("resources",), start_repeats=repeats, density_budget_mib=float(budget_mib)
+    )
+    _run((stack, [], [], []), options)
+
+
+@task(name="run-all", help={"stack": TARGET_HELP["stack"]})
+def run_all(c: Context, stack: str = "dev") -> None:
+    """Every check against the stack, then the side-by-side report."""
+    _run((stack, [], [], []), RunOptions())
+
+
+@task(
+    name="up-and-check",
+    help={"stack": "stack to deploy (created if missing)", "keep": "leave the stack up"},
+)
+def up_and_check(c: Context, stack: str = "dev", keep: bool = False) -> None:
+    """`pulumi up`, then run-all, then `pulumi destroy` unless --keep."""
+
+    def pulumi(*args: str) -> None:
+        done = subprocess.run(["pulumi", *args, "--stack", stack], cwd=ROOT, check=False)
+        if done.returncode != 0:
+            raise Exit(f"error: pulumi {' '.join(args)} failed (exit {done.returncode})", code=1)
+
+    subprocess.run(
+        ["pulumi", "stack", "select", "--create", stack], cwd=ROOT, check=False, capture_output=True
+    )
+    pulumi("up", "--yes", "--skip-preview")
+    try:
+        run_all(c, stack=stack)
+    finally:
+        if not keep:
+            pulumi("destroy", "--yes", "--skip-preview")

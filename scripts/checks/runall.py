@@ -1,0 +1,250 @@
+"""One comparison run: every check against both deployments, then verdicts and the report.
+
+Fabric tasks (fabfile.py) and the claim tests call `run_checks`; they only choose options and
+print. Targets come from the stack's outputs (`read_deployed`) or are named by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from components.errors import TwinlabError
+from components.virt_mode import load_record
+from scripts.checks.deployed import ROOT, DeployedStack
+from scripts.checks.load import HttpTarget, LoadPlan, run_load
+from scripts.checks.probes import host_baseline, run_isolation, run_os_probes
+from scripts.checks.report import write_run
+from scripts.checks.resources import CHECKS as RESOURCE_CHECKS
+from scripts.checks.resources import deployed as resource_pair
+from scripts.checks.resources import run_resource_checks
+from scripts.checks.run_tags import new_run_id
+from scripts.checks.samples import Sample
+from scripts.checks.targets import Target, parse_target
+from scripts.checks.thresholds import thresholds_for
+from scripts.checks.verdicts import ClaimResult, evaluate
+from scripts.checks.weakened import WEAKENED_METADATA, weakened_container
+
+CHECK_GROUPS = ("isolation", "load", "resources")
+# Sized so that a full run stays within about 5 minutes on 2 cores under TCG.
+RUN_ALL_LOAD = LoadPlan(duration_s=5, warmup_s=1, repeats=2)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    groups: tuple[str, ...] = CHECK_GROUPS
+    load_plan: LoadPlan = RUN_ALL_LOAD
+    resource_checks: tuple[str, ...] = RESOURCE_CHECKS
+    start_repeats: int = 3
+    idle_window_s: float = 10.0
+    density_budget_mib: float = 1536.0
+    weakened: bool = True
+    thresholds_json: str | None = None
+    results_dir: Path = field(default_factory=lambda: ROOT / "results")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    samples: list[Sample]
+    results: list[ClaimResult]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One thing to check: a target URL, its app URL (for load) and, for resource checks, the
+    container or domain name on this host."""
+
+    target: str
+    url: str | None = None
+    instance_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Subjects:
+    items: tuple[Subject, ...]
+    stack: str | None = None
+    app_version: str = "?"
+    virt_mode: str | None = None
+    weakened_targets: tuple[str, ...] = ()
+
+    @classmethod
+    def of_stack(cls, deployed: DeployedStack) -> Subjects:
+        return cls(
+            tuple(Subject(v.target, v.url, v.instance_name) for v in deployed.variants),
+            stack=deployed.stack,
+            app_version=deployed.app_version,
+            virt_mode=deployed.virt_mode,
+        )
+
+
+def _virt_mode(subjects: Subjects) -> str:
+    if subjects.virt_mode in ("kvm", "tcg"):
+        return subjects.virt_mode
+    record = load_record()
+    return record.mode if record else "tcg"
+
+
+def run_checks(
+    subjects: Subjects,
+    options: RunOptions,
+    console: Console | None = None,
+) -> RunOutcome:
+    """Run the chosen check groups against the subjects and write the run directory."""
+    console = console or Console(stderr=True)
+    run_id = new_run_id()
+    virt_mode = _virt_mode(subjects)
+    samples: list[Sample] = []
+    targets = [parse_target(s.target) for s in subjects.items]
+    weakened = [parse_target(url) for url in subjects.weakened_targets]
+    try:
+        if "isolation" in options.groups:
+            samples += _isolation(subjects, targets, weakened, run_id, virt_mode, options, console)
+        if "load" in options.groups:
+            samples += _load(subjects, targets, run_id, virt_mode, options, console)
+        if "resources" in options.groups:
+            samples += _resources(subjects, run_id, options, console)
+    finally:
+        for target in [*targets, *weakened]:
+            target.close()
+    results = evaluate(samples, thresholds_for(virt_mode, options.thresholds_json))  # type: ignore[arg-type]
+    metadata = {
+        "run_id": run_id,
+        "virt_mode": virt_mode,
+        "host_kernel": platform.release(),
+        "app_version": subjects.app_version,
+        "stack": subjects.stack or "(targets named by hand)",
+        "groups": ",".join(options.groups),
+    }
+    run_dir = write_run(options.results_dir / run_id, samples, results, metadata)
+    _link_latest(run_dir)
+    return RunOutcome(run_dir, samples, results)
+
+
+def _load(
+    subjects: Subjects,
+    targets: Sequence[Target],
+    run_id: str,
+    virt_mode: str,
+    options: RunOptions,
+    console: Console,
+) -> list[Sample]:
+    https = [
+        HttpTarget.of(target, subject.url)
+        for target, subject in zip(targets, subjects.items, strict=True)
+        if subject.url
+    ]
+    if not https:
+        raise TwinlabError("load: no target has an app URL (give --http with --target)")
+    console.print(f"[bold]load[/] (P1): {options.load_plan}")
+    return run_load(
+        https,
+        options.load_plan,
+        run_id=run_id,
+        virt_mode=virt_mode,
+        on_run=lambda http, endpoint, repeat: console.print(
+            f"  wrk {http.variant} {endpoint} " + ("warm-up" if repeat < 0 else f"run {repeat + 1}")
+        ),
+    )
+
+
+def _resources(
+    subjects: Subjects, run_id: str, options: RunOptions, console: Console
+) -> list[Sample]:
+    by_scheme = {s.target.split("://")[0]: s for s in subjects.items if s.instance_name}
+    container, vm = by_scheme.get("docker"), by_scheme.get("ssh")
+    if container is None or vm is None or not container.instance_name or not vm.instance_name:
+        raise TwinlabError(
+            "resource checks need the deployed container and VM by name: run them on a stack "
+            "(--stack) rather than on targets named by hand"
+        )
+    console.print("[bold]resources[/] (R1-R4)")
+    pair = resource_pair(
+        container.instance_name,
+        vm.instance_name,
+        container_target=container.target,
+        vm_target=vm.target,
+    )
+    return run_resource_checks(
+        pair,
+        options.resource_checks,
+        stack=subjects.stack,
+        repeats=options.start_repeats,
+        idle_window_s=options.idle_window_s,
+        budget_mib=options.density_budget_mib,
+        run_id=run_id,
+        console=console,
+    )
+
+
+def _isolation(
+    subjects: Subjects,
+    targets: Sequence[Target],
+    weakened: Sequence[Target],
+    run_id: str,
+    virt_mode: str,
+    options: RunOptions,
+    console: Console,
+) -> list[Sample]:
+    samples: list[Sample] = []
+
+    def started(target: Target, probe: str) -> None:
+        console.print(f"  probe {target.url.split('?')[0]} {probe}")
+
+    with host_baseline() as baseline:
+        console.print("[bold]OS probes[/] (A1, A2, U1)")
+        samples += run_os_probes(
+            targets, run_id=run_id, virt_mode=virt_mode, baseline=baseline, on_probe=started
+        )
+        console.print("[bold]isolation probes[/] (I1, I2, I3)")
+        weak_metadata = {target.url: WEAKENED_METADATA for target in weakened}
+        container = next((s for s in subjects.items if s.target.startswith("docker://")), None)
+        if not options.weakened or container is None or subjects.stack is None:
+            return samples + run_isolation(
+                [*targets, *weakened],
+                run_id=run_id,
+                virt_mode=virt_mode,
+                baseline=baseline,
+                target_metadata=weak_metadata,
+                on_probe=started,
+            )
+        image = _container_image(container.target.removeprefix("docker://").split("?")[0])
+        name = f"twinlab-{subjects.stack}-weakened"
+        with weakened_container(name, image) as weak:
+            console.print(f"  weakened container {weak.name}: {weak.flags}")
+            weak_target = parse_target(weak.target)
+            samples += run_isolation(
+                [*targets, *weakened, weak_target],
+                run_id=run_id,
+                virt_mode=virt_mode,
+                baseline=baseline,
+                target_metadata={**weak_metadata, weak.target: WEAKENED_METADATA},
+                on_probe=started,
+            )
+    return samples
+
+
+def _container_image(container_name: str) -> str:
+    done = subprocess.run(
+        ["docker", "inspect", "-f", "{{.Config.Image}}", container_name],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done.stdout.strip() or container_name
+
+
+def _link_latest(run_dir: Path) -> None:
+    """results/latest -> the newest run, replaced atomically."""
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest-{os.getpid()}"
+    if tmp.is_symlink():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, link)
