@@ -4,6 +4,7 @@ the daemon and needs no build against libvirt's headers."""
 
 from __future__ import annotations
 
+import grp
 import os
 import subprocess
 import tempfile
@@ -156,3 +157,29 @@ def disk_chain(path: str) -> list[DiskImage]:
     except subprocess.CalledProcessError as error:
         raise CloneError(f"qemu-img info {path}: {last_line(error.stderr)}") from None
     return parse_qemu_img_chain(done.stdout)
+
+
+def kvm_device_problem(path: str = "/dev/kvm") -> str | None:
+    """Why libvirt would re-probe QEMU on every domain define/create, or None.
+
+    libvirt 9.0 caches QEMU's capabilities, but throws the cache away when KVM was usable at
+    probe time and is "not available now" for its QEMU user (libvirt-qemu, group kvm). With
+    /dev/kvm root-only, each define/create re-probes: about 44 s under TCG here, counted by
+    R1. Debian's udev rule makes it root:kvm 0660; hosts without udev miss that.
+    """
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    try:
+        kvm_gid: int | None = grp.getgrnam("kvm").gr_gid
+    except KeyError:
+        kvm_gid = None
+    group_rw = status.st_gid == kvm_gid and status.st_mode & 0o060 == 0o060
+    if group_rw or status.st_mode & 0o006 == 0o006:
+        return None
+    return (
+        f"{path} is mode {status.st_mode & 0o777:o} and not group kvm: libvirt re-probes QEMU "
+        "on every domain create (tens of seconds, counted in the VM's start time); fix with "
+        f"`chgrp kvm {path} && chmod 660 {path}` (what Debian's udev rule does)"
+    )

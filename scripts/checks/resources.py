@@ -35,7 +35,7 @@ from scripts.checks.clones import (
 )
 from scripts.checks.density import DEFAULT_BUDGET_MIB, measure_density
 from scripts.checks.docker_engine import DockerEngine
-from scripts.checks.libvirt_domains import Virsh, disk_chain
+from scripts.checks.libvirt_domains import Virsh, disk_chain, kvm_device_problem
 from scripts.checks.parsers.docker_inspect import parse_container
 from scripts.checks.parsers.domain_xml import DomainFacts, parse_domain
 from scripts.checks.parsers.proc_resources import MIB, cpu_percent
@@ -111,6 +111,9 @@ def measure_start_times(
     if repeats < 1:
         raise ResourceCheckError(f"repeats must be at least 1, got {repeats}")
     timeout = timeout_s or cloner.ready_timeout_s
+    problem = kvm_device_problem() if cloner.variant == "vm" else None
+    if problem:
+        (console or Console(stderr=True)).print(f"[yellow]warning:[/yellow] {problem}")
     samples = []
     with progress(console) as bar:
         for repeat in range(1, repeats + 1):
@@ -132,6 +135,7 @@ def measure_start_times(
                     create_call_s=round(clone.create_call_s, 4),
                     storage_prepare_s=round(clone.storage_prepare_s, 4),
                     poll_interval_s=POLL_INTERVAL_S,
+                    libvirt_reprobes_qemu=problem is not None,
                     load_avg_1m=round(os.getloadavg()[0], 2),
                 )
             )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.checks.libvirt_domains import kvm_device_problem
 from scripts.checks.parsers.proc_resources import (
     CgroupMemory,
     cgroup_v1_cpu_ns,
@@ -152,3 +153,14 @@ def test_virsh_tables() -> None:
     assert volumes["twinlab-rtest-base.qcow2"] == f"{POOL}/twinlab-rtest-base.qcow2"
     assert len(volumes) == 4
     assert parse_name_list("twinlab-a-vm\n\ntwinlab-b-vm\n") == ["twinlab-a-vm", "twinlab-b-vm"]
+
+
+def test_kvm_device_problem(tmp_path: Path) -> None:
+    device = tmp_path / "kvm"
+    assert kvm_device_problem(str(device)) is None  # no /dev/kvm: nothing to re-probe
+    device.write_text("")
+    device.chmod(0o600)
+    problem = kvm_device_problem(str(device))
+    assert problem is not None and "chmod 660" in problem
+    device.chmod(0o666)
+    assert kvm_device_problem(str(device)) is None
