@@ -108,7 +108,8 @@ class Virsh:
         return self.run("vol-pool", path).strip()
 
     def pool_names(self) -> list[str]:
-        return parse_name_list(self.run("pool-list", "--all", "--name"))
+        """Active pools only: an inactive pool cannot list its volumes."""
+        return parse_name_list(self.run("pool-list", "--name"))
 
     def volumes(self, pool: str) -> dict[str, str]:
         self.run("pool-refresh", pool, check=False)

@@ -147,6 +147,10 @@ def test_container_facts() -> None:
     assert facts.published == {"8080/tcp": "18080"}
     assert facts.named_volumes == ("twinlab-rtest-data",)
     assert facts.image_id.startswith("sha256:")
+    assert facts.health_check_interval_s == 5.0
+    without = inspect()
+    without["Config"]["Healthcheck"] = None
+    assert parse_container(without).health_check_interval_s == 0.0
 
 
 def test_clone_body_keeps_the_definition() -> None:

@@ -31,6 +31,7 @@ class ContainerFacts:
     cpuset: str
     published: dict[str, str]  # container port ("8080/tcp") -> host port
     named_volumes: tuple[str, ...]
+    health_check_interval_s: float  # 0: no health check (it runs inside, so it costs CPU)
 
     @property
     def memory_limit_mib(self) -> float:
@@ -59,7 +60,16 @@ def parse_container(inspect: Mapping[str, Any]) -> ContainerFacts:
         cpuset=str(host_config.get("CpusetCpus") or ""),
         published=published,
         named_volumes=volumes,
+        health_check_interval_s=health_check_interval_s(inspect),
     )
+
+
+def health_check_interval_s(inspect: Mapping[str, Any]) -> float:
+    check = (inspect.get("Config") or {}).get("Healthcheck") or {}
+    if not check.get("Test") or check["Test"][0] == "NONE":
+        return 0.0
+    # The Engine API gives nanoseconds; 0 means Docker's default of 30 s.
+    return int(check.get("Interval") or 30_000_000_000) / 1e9
 
 
 def _rewrite_binds(binds: list[str], volume_map: Mapping[str, str]) -> list[str]:
