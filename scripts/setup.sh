@@ -71,6 +71,11 @@ wait_for() { # wait_for NAME SECONDS COMMAND...
     done
     fail "$name did not answer within ${seconds}s; see $LOG_DIR/$name.log"
 }
+# Debian's udev rule makes /dev/kvm root:kvm 0660; machines without udev leave it root-only,
+# and then libvirt re-probes QEMU on every domain create (tens of seconds each under TCG).
+if [ -c /dev/kvm ] && getent group kvm >/dev/null; then
+    chgrp kvm /dev/kvm && chmod 660 /dev/kvm
+fi
 started=()
 if ! docker version >/dev/null 2>&1; then
     pgrep -x dockerd >/dev/null || { setsid dockerd >>"$LOG_DIR/dockerd.log" 2>&1 < /dev/null & }
