@@ -11,14 +11,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from scripts.checks import footprint
 from scripts.checks.docker_engine import DockerEngine
@@ -32,10 +26,6 @@ from scripts.checks.parsers.domain_xml import clone_domain_xml, parse_domain
 from scripts.checks.resource_errors import CloneError, DaemonUnavailableError
 from scripts.checks.samples import Variant
 
-POLL_INTERVAL_S = 0.05
-# One attempt may hang while a guest's NIC is not up yet (QEMU user networking accepts the
-# connection and waits for the guest); this bounds it.
-ATTEMPT_TIMEOUT_S = 1.0
 CONTAINER_READY_TIMEOUT_S = 30.0
 VM_READY_TIMEOUT_S = 180.0
 HEALTH_PATH = "/healthz"
@@ -87,41 +77,6 @@ class Clone:
     create_call_s: float = 0.0  # how long the create (and start) call itself took
     storage_prepare_s: float = 0.0  # fresh volume / overlay, made before the create call
     volumes: list[tuple[str, str]] = field(default_factory=list)  # (pool or "", volume name)
-
-
-@dataclass
-class WaitResult:
-    seconds: float | None  # since Clone.created_at; None: no 200 in time
-    attempts: int
-    last_error: str
-
-
-def wait_for_http_200(
-    url: str,
-    started: float,
-    timeout_s: float,
-    on_attempt: Callable[[float, str], None] | None = None,
-) -> WaitResult:
-    """Poll `url` every 50 ms until it answers 200 or `timeout_s` past `started` (monotonic)."""
-    attempts, last_error = 0, "no attempt"
-    while True:
-        remaining = started + timeout_s - time.monotonic()
-        if remaining <= 0:
-            return WaitResult(None, attempts, last_error)
-        attempts += 1
-        try:
-            with urllib.request.urlopen(url, timeout=min(ATTEMPT_TIMEOUT_S, remaining)) as answer:
-                if answer.status == 200:
-                    return WaitResult(time.monotonic() - started, attempts, "")
-                last_error = f"HTTP {answer.status}"
-        except urllib.error.HTTPError as error:
-            last_error = f"HTTP {error.code}"
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            last_error = type(reason).__name__ if not str(reason) else str(reason)
-        if on_attempt is not None:
-            on_attempt(time.monotonic() - started, last_error)
-        time.sleep(POLL_INTERVAL_S)
 
 
 class Cloner(ABC):
@@ -342,13 +297,3 @@ def remove_clones(
     except DaemonUnavailableError as error:
         result.skipped.append(str(error))
     return result
-
-
-def progress(console: Console | None = None) -> Progress:
-    """Spinner, description and elapsed time: for the waits on clones to boot."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console or Console(stderr=True),
-    )

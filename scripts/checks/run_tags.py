@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from scripts.checks.samples import Value
+from scripts.checks.samples import Sample, Value, Variant
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,19 @@ class RunTags:
             "run_id": self.run_id,
             **extra,
         }
+
+    def sample(
+        self,
+        metric: str,
+        value: float | int,
+        unit: str,
+        target: str,
+        variant: Variant,
+        claim: str,
+        **metadata: Value,
+    ) -> Sample:
+        """A sample of one claim carrying this run's tags."""
+        return Sample(metric, value, unit, target, variant, (claim,), self.metadata(**metadata))
 
 
 def new_run_id() -> str:

@@ -18,14 +18,11 @@ from scripts.checks.libvirt_domains import Virsh
 from scripts.checks.parsers.docker_inspect import parse_container
 from scripts.checks.parsers.domain_xml import parse_domain
 from scripts.checks.resource_errors import InstanceNotFoundError
-from scripts.checks.resources import (
-    Deployed,
-    deployed,
-    measure_footprint,
-    measure_sizes,
-    measure_start_times,
-)
+from scripts.checks.resources import Deployed, deployed
 from scripts.checks.run_tags import RunTags, run_tags
+from scripts.checks.sizes import measure_sizes
+from scripts.checks.start_time import measure_start_times
+from scripts.checks.usage import measure_footprint
 
 pytestmark = pytest.mark.integration
 
