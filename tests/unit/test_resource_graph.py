@@ -12,7 +12,7 @@ import pytest
 
 from components.host import HostFacts
 from components.spec import AppSpec, parse_spec
-from workloads.images import ImageSet, ImageSizes
+from workloads.images import ImageSet
 
 pytestmark = pytest.mark.unit
 FAKE_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFake twinlab-test-vm"
@@ -45,31 +45,21 @@ from components.vm import VmDeployment  # noqa: E402
 
 
 def images() -> ImageSet:
+    """An image set with the fields the components read; the rest (build records) left None."""
     cache = Path("/cache/images/abc")
-    return ImageSet(
-        recipe_hash="abc",
-        app_version="1.0.0",
-        container_image="twinlab/webapp:1.0.0-abc",
-        container_image_id="sha256:abc",
-        vm_disk_qcow2=cache / "vm-root.qcow2",
-        vm_kernel=cache / "vmlinuz",
-        vm_initrd=cache / "initrd.img",
-        vm_cmdline="root=/dev/vda rw console=ttyS0 quiet",
-        guest_http_port=8080,
-        guest_ssh_port=22,
-        ssh_user="twin",
-        sizes=ImageSizes(1, 1, 1, 1, 1, 1),
-        package_list_sha256="x",
-        userland_packages={},
-        vm_package_count=1,
-        vm_kernel_release="6.1.0",
-        vm_ssh_host_key="x",
-        initramfs_modules=(),
-        userland_tar=cache / "userland.tar",
-        build_times_s={},
-        built_at="now",
-        debian_suite="bookworm",
-    )
+    used: dict[str, object] = {
+        "recipe_hash": "abc",
+        "app_version": "1.0.0",
+        "container_image": "twinlab/webapp:1.0.0-abc",
+        "vm_disk_qcow2": cache / "vm-root.qcow2",
+        "vm_kernel": cache / "vmlinuz",
+        "vm_initrd": cache / "initrd.img",
+        "vm_cmdline": "root=/dev/vda rw console=ttyS0 quiet",
+        "guest_http_port": 8080,
+        "guest_ssh_port": 22,
+        "ssh_user": "twin",
+    }
+    return ImageSet(**({field.name: None for field in dataclasses.fields(ImageSet)} | used))  # type: ignore[arg-type]
 
 
 def spec(**raw: str) -> AppSpec:
