@@ -24,3 +24,4 @@ APP_VERSION = "appVersion"
 DOCKER_HOST = "dockerHost"
 LIBVIRT_URI = "libvirtUri"
 RECIPE_HASH = "imageRecipeHash"
+THRESHOLDS = "thresholds"  # JSON object: the stack's claim threshold overrides

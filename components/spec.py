@@ -17,6 +17,7 @@ from typing import Literal
 
 from components.errors import ConfigError
 from components.host import HostFacts
+from scripts.checks.thresholds import ThresholdError, thresholds_for
 
 NAMESPACE = "twinlab"
 VirtMode = Literal["kvm", "tcg"]
@@ -78,6 +79,7 @@ class AppSpec:
     ports: Ports
     placement: Placement
     env: Mapping[str, str] = field(default_factory=dict)
+    thresholds_json: str = "{}"
 
     @property
     def name_prefix(self) -> str:
@@ -129,6 +131,12 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("virtMode", "auto", "auto, kvm or tcg", "VM acceleration; auto uses the setup's probe"),
     Key("poolDir", "/var/lib/twinlab/pools", "an absolute path", "libvirt pool directory parent"),
+    Key(
+        "thresholds",
+        "{}",
+        "a JSON object of claim thresholds (scripts/checks/thresholds.py)",
+        "overrides of the claim verdicts' thresholds",
+    ),
     Key(
         "remoteSshKeyPath",
         "",
@@ -206,6 +214,10 @@ def parse_spec(
     ports = _parse_ports(raw, host, owned_names, problems)
     env = _parse_env(raw.get("env") or "{}", problems)
     placement = _parse_placement(raw, host, problems)
+    try:
+        thresholds_for(placement.virt_mode, raw.get("thresholds") or None)
+    except ThresholdError as error:
+        problems.items.append(f"{error} (accepted: {ACCEPTED['thresholds']})")
 
     if problems.items:
         raise ConfigError(problems.items)
@@ -218,6 +230,7 @@ def parse_spec(
         ports=ports,
         placement=placement,
         env=env,
+        thresholds_json=raw.get("thresholds") or "{}",
     )
 
 

@@ -84,3 +84,4 @@ def declare() -> None:
     pulumi.export(outputs.DOCKER_HOST, spec.placement.docker_host)
     pulumi.export(outputs.LIBVIRT_URI, spec.placement.libvirt_uri)
     pulumi.export(outputs.RECIPE_HASH, images.recipe_hash)
+    pulumi.export(outputs.THRESHOLDS, spec.thresholds_json)

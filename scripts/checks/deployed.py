@@ -42,6 +42,7 @@ class DeployedStack:
     virt_mode: str
     app_version: str
     limits: dict[str, Any]
+    thresholds_json: str = "{}"
 
     @property
     def variants(self) -> tuple[DeployedVariant, DeployedVariant]:
@@ -93,6 +94,7 @@ def parse_outputs(stack: str, raw: dict[str, Any], key_path: Path | None) -> Dep
         virt_mode=raw.get(outputs.VIRT_MODE, "?"),
         app_version=raw.get(outputs.APP_VERSION, "?"),
         limits=raw.get(outputs.LIMITS, {}),
+        thresholds_json=raw.get(outputs.THRESHOLDS, "{}"),
     )
 
 

@@ -73,6 +73,7 @@ class Subjects:
     app_version: str = "?"
     virt_mode: str | None = None
     weakened_targets: tuple[str, ...] = ()
+    thresholds_json: str | None = None
 
     @classmethod
     def of_stack(cls, deployed: DeployedStack) -> Subjects:
@@ -81,6 +82,7 @@ class Subjects:
             stack=deployed.stack,
             app_version=deployed.app_version,
             virt_mode=deployed.virt_mode,
+            thresholds_json=deployed.thresholds_json,
         )
 
 
@@ -113,7 +115,8 @@ def run_checks(
     finally:
         for target in [*targets, *weakened]:
             target.close()
-    results = evaluate(samples, thresholds_for(virt_mode, options.thresholds_json))  # type: ignore[arg-type]
+    thresholds_json = options.thresholds_json or subjects.thresholds_json
+    results = evaluate(samples, thresholds_for(virt_mode, thresholds_json))  # type: ignore[arg-type]
     metadata = {
         "run_id": run_id,
         "virt_mode": virt_mode,

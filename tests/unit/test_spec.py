@@ -74,6 +74,7 @@ BAD_INPUTS = [
     ({"workers": "100"}, "twinlab:workers", "between 1 and 16"),
     ({"poolDir": "relative/dir"}, "twinlab:poolDir", "not an absolute path"),
     ({"memroyMib": "512"}, "twinlab:memroyMib", "did you mean memoryMib"),
+    ({"thresholds": '{"r1": 2}'}, "twinlab:thresholds", "unknown"),
 ]
 
 

@@ -1,0 +1,37 @@
+"""One comparison run on the session's real deployment, shared by every claim test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts.checks.deployed import parse_outputs, write_private_key
+from scripts.checks.runall import RunOptions, RunOutcome, Subjects, run_checks
+from scripts.checks.thresholds import Thresholds, thresholds_for
+from scripts.checks.verdicts import Samples
+
+
+@pytest.fixture(scope="session")
+def claim_run(
+    deployed_stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> RunOutcome:
+    stack = deployed_stack["stack"]
+    key = write_private_key(stack, deployed_stack["vmSshPrivateKey"])
+    deployed = parse_outputs(stack, deployed_stack, key)
+    results_dir: Path = tmp_path_factory.mktemp("results")
+    outcome = run_checks(Subjects.of_stack(deployed), RunOptions(results_dir=results_dir))
+    print(f"claim run written to {outcome.run_dir}")
+    return outcome
+
+
+@pytest.fixture(scope="session")
+def thresholds(deployed_stack: dict[str, Any]) -> Thresholds:
+    """The stack's thresholds: defaults for its virtualization mode plus its overrides."""
+    return thresholds_for(deployed_stack["virtMode"], deployed_stack.get("thresholds"))
+
+
+@pytest.fixture(scope="session")
+def samples(claim_run: RunOutcome) -> Samples:
+    return Samples(claim_run.samples)

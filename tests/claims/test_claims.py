@@ -1,0 +1,149 @@
+"""Each claim of ../shared/claims.md asserted on the real deployments, one test per claim ID.
+
+The verdicts come from scripts.checks.verdicts, the same code the Fabric tasks and the report
+use; thresholds come from the stack (defaults in scripts/checks/thresholds.py with their
+origin). The negative controls at the end show that these assertions fail when a claim is
+absent: on a deliberately weakened container, and with a threshold past the measured value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from scripts.checks.thresholds import Thresholds
+from scripts.checks.verdicts import (
+    CLAIMS,
+    ClaimResult,
+    Samples,
+    container_isolation_problems,
+    vm_isolation_problems,
+    weakening_reported,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.claims]
+
+
+def judge(samples: Samples, claim: str, thresholds: Thresholds) -> ClaimResult:
+    return CLAIMS[claim](samples, thresholds)
+
+
+def assert_holds(samples: Samples, claim: str, thresholds: Thresholds) -> ClaimResult:
+    result = judge(samples, claim, thresholds)
+    assert result.verdict == "holds", (
+        f"{claim} {result.verdict}: {result.summary} "
+        f"(container: {result.container}; VM: {result.vm})"
+    )
+    return result
+
+
+def only_target(samples: Samples, variant: str, weakened: bool) -> str:
+    found = [
+        target
+        for target in samples.targets(variant)
+        if any(s.target == target and s.metadata.get("weakened") is True for s in samples.all)
+        == weakened
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def assert_container_isolated(samples: Samples, target: str) -> None:
+    problems = container_isolation_problems(samples, target)
+    assert problems == [], f"{target}: " + "; ".join(problems)
+
+
+def test_A1_container_shares_the_host_kernel_vm_runs_its_own(
+    samples: Samples, thresholds: Thresholds
+) -> None:
+    assert_holds(samples, "A1", thresholds)
+    assert samples.one("virtualization", variant="vm") in ("qemu", "kvm")
+
+
+def test_A2_container_packages_the_app_vm_a_full_os(
+    samples: Samples, thresholds: Thresholds
+) -> None:
+    assert_holds(samples, "A2", thresholds)
+    processes_c = samples.one("process_count", variant="container")
+    processes_v = samples.one("process_count", variant="vm")
+    assert isinstance(processes_c, int) and isinstance(processes_v, int)
+    assert processes_c < processes_v
+
+
+def test_R1_containers_start_many_times_faster(samples: Samples, thresholds: Thresholds) -> None:
+    result = assert_holds(samples, "R1", thresholds)
+    assert len(samples.values("time_to_first_response_s", variant="vm")) >= 3
+    assert result.ratio is not None and result.ratio >= thresholds.r1_min_start_ratio
+
+
+def test_R2_containers_use_much_less_memory(samples: Samples, thresholds: Thresholds) -> None:
+    assert_holds(samples, "R2", thresholds)
+    assert samples.values("idle_cpu_percent", variant="container")
+    assert samples.values("idle_cpu_percent", variant="vm")
+
+
+def test_R3_vms_need_more_storage(samples: Samples, thresholds: Thresholds) -> None:
+    assert_holds(samples, "R3", thresholds)
+
+
+def test_R4_many_more_containers_fit(samples: Samples, thresholds: Thresholds) -> None:
+    assert_holds(samples, "R4", thresholds)
+
+
+def test_P1_containers_at_least_as_fast_on_every_endpoint(
+    samples: Samples, thresholds: Thresholds
+) -> None:
+    assert_holds(samples, "P1", thresholds)
+    endpoints = {s.metadata.get("endpoint") for s in samples.all if s.metric == "requests_per_s"}
+    assert endpoints == {"static", "cpu", "io"}
+    assert all(v == 0 for v in samples.values("errors"))
+
+
+def test_I1_container_isolated_by_process_on_a_shared_kernel(
+    samples: Samples, thresholds: Thresholds
+) -> None:
+    assert_holds(samples, "I1", thresholds)
+    assert_container_isolated(samples, only_target(samples, "container", weakened=False))
+
+
+def test_I2_vm_sees_nothing_of_the_host_kernel(samples: Samples, thresholds: Thresholds) -> None:
+    assert_holds(samples, "I2", thresholds)
+    assert vm_isolation_problems(samples, only_target(samples, "vm", weakened=False)) == []
+
+
+def test_I3_checks_report_a_weakened_container(samples: Samples, thresholds: Thresholds) -> None:
+    assert_holds(samples, "I3", thresholds)
+    weak = only_target(samples, "container", weakened=True)
+    assert "host processes visible" in weakening_reported(samples, weak)
+
+
+def test_U1_vm_runs_a_kernel_of_its_own_choosing(samples: Samples, thresholds: Thresholds) -> None:
+    assert_holds(samples, "U1", thresholds)
+
+
+# --- negative controls ---------------------------------------------------------------------------
+
+
+def test_negative_control_isolation_assertion_fails_on_the_weakened_container(
+    samples: Samples,
+) -> None:
+    weak = only_target(samples, "container", weakened=True)
+    with pytest.raises(AssertionError, match="host processes are visible") as failure:
+        assert_container_isolated(samples, weak)
+    assert "full capability set" in str(failure.value)
+
+
+def test_negative_control_threshold_past_the_measured_value_fails(
+    samples: Samples, thresholds: Thresholds
+) -> None:
+    measured = judge(samples, "R1", thresholds).ratio
+    assert measured is not None
+    too_strict = dataclasses.replace(thresholds, r1_min_start_ratio=measured * 2)
+    with pytest.raises(AssertionError, match=r"R1 does not hold: time_to_first_response_s"):
+        assert_holds(samples, "R1", too_strict)
+
+
+def test_every_claim_is_asserted_here() -> None:
+    tested = {name.split("_")[1] for name in globals() if name.startswith("test_") and "_" in name}
+    assert set(CLAIMS) <= tested
