@@ -30,18 +30,20 @@ VM_DEADLINE_S = 360.0
 HOST_RESERVE_MIB = 1024
 
 
-def planned_instances(budget_mib: float, limit_mib: float, available_mib: float) -> int:
+def planned_instances(
+    budget_mib: float, limit_mib: float, available_mib: float, instance: str = "the instance"
+) -> int:
     """How many instances to start; BudgetError when the budget cannot be honoured."""
     if limit_mib <= 0:
         raise BudgetError(
-            "the deployed instance has no memory limit; density needs the per-instance limit "
+            f"{instance} has no memory limit; density needs the per-instance limit "
             "(twinlab:memoryMib)"
         )
     count = int(budget_mib // limit_mib)
     if count < 1:
         raise BudgetError(
-            f"budget {budget_mib:g} MiB is below the per-instance limit {limit_mib:g} MiB; "
-            "raise the budget"
+            f"budget {budget_mib:g} MiB is below the memory limit of {instance} "
+            f"({limit_mib:g} MiB); raise the budget"
         )
     if count * limit_mib + HOST_RESERVE_MIB > available_mib:
         raise BudgetError(
@@ -64,7 +66,7 @@ def measure_density(
     console: Console | None = None,
 ) -> list[Sample]:
     limit = cloner.limit_mib
-    attempted = planned_instances(budget_mib, limit, host_available_mib())
+    attempted = planned_instances(budget_mib, limit, host_available_mib(), cloner.source_name)
     if deadline_s is None:
         deadline_s = CONTAINER_DEADLINE_S if cloner.variant == "container" else VM_DEADLINE_S
     clones: list[Clone] = []

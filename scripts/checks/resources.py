@@ -28,7 +28,7 @@ from scripts.checks.clones import ContainerCloner, VmCloner, remove_clones
 from scripts.checks.density import DEFAULT_BUDGET_MIB, measure_density
 from scripts.checks.docker_engine import DockerEngine
 from scripts.checks.instance_pair import Deployed, deployed
-from scripts.checks.libvirt_domains import Virsh
+from scripts.checks.libvirt_domains import DEFAULT_URI, Virsh
 from scripts.checks.parsers.domain_xml import parse_domain
 from scripts.checks.resource_errors import ResourceCheckError
 from scripts.checks.run_tags import run_tags
@@ -66,12 +66,14 @@ def run_resource_checks(
     budget_mib: float = DEFAULT_BUDGET_MIB,
     run_id: str | None = None,
     console: Console | None = None,
+    docker_host: str | None = None,
+    libvirt_uri: str = DEFAULT_URI,
 ) -> list[Sample]:
     """The chosen checks in a fixed order (R3, R2 before any clone runs; then R1, R4)."""
     unknown = sorted(set(checks) - set(CHECKS))
     if unknown:
         raise ResourceCheckError(f"unknown checks {unknown}; choose from {list(CHECKS)}")
-    engine, virsh = DockerEngine(), Virsh()
+    engine, virsh = DockerEngine(docker_host), Virsh(libvirt_uri)
     vm = parse_domain(virsh.running_domain_xml(pair.vm_name))
     tags = run_tags(vm.virt_mode, run_id)
     samples: list[Sample] = []
@@ -132,12 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--container-target", help="target URL to file container samples under")
     parser.add_argument("--vm-target", help="target URL to file VM samples under")
     parser.add_argument("--out", type=Path, help="write the samples as JSON Lines here")
+    parser.add_argument("--docker-host", help="Docker daemon (default: DOCKER_HOST or local)")
+    parser.add_argument("--libvirt-uri", default=DEFAULT_URI, help="libvirt connection URI")
     parser.add_argument("--sweep", metavar="STACK", help="only remove leftover clones of STACK")
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     try:
         if args.sweep:
-            swept = remove_clones(args.sweep)
+            swept = remove_clones(
+                args.sweep, DockerEngine(args.docker_host), Virsh(args.libvirt_uri)
+            )
             for line in swept.removed or ["no leftover clones"]:
                 console.print(f"removed {line}" if swept.removed else line)
             for line in swept.skipped:
@@ -145,7 +151,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if swept.skipped else 0
         if not args.container or not args.vm:
             parser.error("--container and --vm are required (or --sweep STACK)")
-        pair = deployed(args.container, args.vm, args.container_target, args.vm_target)
+        pair = deployed(
+            args.container,
+            args.vm,
+            args.container_target,
+            args.vm_target,
+            virsh=Virsh(args.libvirt_uri),
+        )
         checks = tuple(c.strip().lower() for c in args.checks.split(",") if c.strip())
         samples = run_resource_checks(
             pair,
@@ -155,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             args.idle_window_s,
             args.budget_mib,
             console=console,
+            docker_host=args.docker_host,
+            libvirt_uri=args.libvirt_uri,
         )
     except TwinlabError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 2
     # A table piped to a file would otherwise be cut to 80 columns.
     print_samples(samples, Console() if sys.stdout.isatty() else Console(width=160))

@@ -51,8 +51,8 @@ class FakeCloner(Cloner):
 def test_planned_instances() -> None:
     assert planned_instances(1536, 512, 20000) == 3
     assert planned_instances(2000, 512, 20000) == 3
-    with pytest.raises(BudgetError, match="below the per-instance limit"):
-        planned_instances(256, 512, 20000)
+    with pytest.raises(BudgetError, match="below the memory limit of twinlab-x-vm"):
+        planned_instances(256, 512, 20000, "twinlab-x-vm")
     with pytest.raises(BudgetError, match="no memory limit"):
         planned_instances(1536, 0, 20000)
     with pytest.raises(BudgetError, match="available"):
