@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from . import container, recipe, userland, vmdisk
-from .fsutil import safe_rmtree, tree_bytes
+from .fsutil import safe_rmtree, tree_bytes, unmount_all_under
 from .initramfs import build_initramfs
 from .kernel import extract_vmlinux, has_pvh_entry
 from .manifest import MANIFEST_NAME, ImageSet, ImageSizes, read_manifest, write_manifest
@@ -169,6 +169,7 @@ def _clean_stale_builds(root: Path) -> None:
     for stale in root.glob(".build-*"):
         pid = stale.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            unmount_all_under(stale)
             safe_rmtree(stale)
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
+
+from .steps import BuildError
 
 
 def mounts_under(path: Path) -> list[Path]:
@@ -20,13 +23,19 @@ def mounts_under(path: Path) -> list[Path]:
     return found
 
 
+def unmount_all_under(path: Path) -> None:
+    """Detach every mount inside `path`, deepest first (left by a build that was killed)."""
+    for target in sorted(mounts_under(path), key=lambda p: len(p.parts), reverse=True):
+        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
+
+
 def safe_rmtree(path: Path) -> None:
     """Remove a build tree, refusing if anything is still mounted inside it."""
     if not path.exists():
         return
     busy = mounts_under(path)
     if busy:
-        raise RuntimeError(
+        raise BuildError(
             f"refusing to delete {path}: still mounted inside it: {', '.join(map(str, busy))}; "
             "unmount them (umount -R) and retry"
         )

@@ -48,9 +48,17 @@ APP_ENV = (
     ("LANG", "C.UTF-8"),
 )
 
-# Modules the initramfs loads: the root disk, its filesystem, and the NIC (so the network
-# can be configured without waiting for udev). Dependencies come from modules.dep.
-INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virtio_net")
+# Modules the initramfs loads: the root disk, its filesystem, the NIC (so the network can be
+# configured without udev, which the guest does not run) and the entropy source a deployment
+# may add (virtio-rng). Dependencies come from modules.dep.
+INITRAMFS_MODULES = (
+    "virtio_pci",
+    "virtio_blk",
+    "crc32c_generic",
+    "ext4",
+    "virtio_net",
+    "virtio_rng",
+)
 
 # Direct kernel boot. The deployment appends twinlab.ssh_key=... (see cmdline.py).
 # quiet + loglevel: a serial console under emulation costs time per character.
@@ -127,7 +135,7 @@ Type=notify
 NotifyAccess=main
 TimeoutStartSec=60
 # During boot only, the app gets most of the one vCPU; at run time weights are equal.
-StartupCPUWeight=1000
+StartupCPUWeight=10000
 User={APP_USER}
 Group={APP_USER}
 WorkingDirectory={APP_DIR}
