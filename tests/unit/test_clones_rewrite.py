@@ -207,3 +207,39 @@ def test_stack_of_instance_names() -> None:
     assert stack_of("twinlab-my-stack-vm") == "my-stack"
     with pytest.raises(CloneError, match="pass the stack name"):
         stack_of("webapp")
+
+
+# --- the shapes pulumi-libvirt 0.5.4 and pulumi-docker 4.0.0 produce ---------------------------
+
+
+def test_pulumi_domain_with_a_volume_disk() -> None:
+    # pulumi-vm.inactive.xml: `virsh dumpxml --inactive` of a stack made by `pulumi up`.
+    xml = (DATA / "pulumi-vm.inactive.xml").read_text()
+    facts = parse_domain(xml)
+    stack = "twinlab-ci-8d9a14"
+    (disk,) = facts.disks
+    assert (disk.target_dev, disk.path) == ("vda", None)
+    assert (disk.pool, disk.volume) == (f"{stack}-pool", f"{stack}-root.qcow2")
+    assert facts.virt_mode == "tcg" and facts.memory_mib == 512 and facts.cpuset == "0"
+    assert facts.host_port_for(8080) == 35119 and facts.host_port_for(22) == 52249
+    cloned = clone_domain_xml(xml, "twinlab-ci-8d9a14-clone-1", {"vda": NEW_DISK}, {8080: 1, 22: 2})
+    clone = parse_domain(cloned)
+    assert [d.path for d in clone.disks] == [NEW_DISK]
+    assert "<uuid>" not in cloned and "35119" not in cloned and "52249" not in cloned
+    # Devices libvirt names per domain (spice port, agent socket) stay automatic.
+    root = ET.fromstring(cloned)
+    graphics = root.find("devices/graphics")
+    assert graphics is not None and graphics.get("autoport") == "yes"
+    channel = root.find("devices/channel/source")
+    assert channel is None
+
+
+def test_pulumi_container_binds_with_mode() -> None:
+    source = json.loads((DATA / "pulumi-app.inspect.json").read_text())
+    facts = parse_container(source)
+    assert facts.named_volumes == ("twinlab-ci-8d9a14-data",)
+    body = clone_create_body(source, {"8080/tcp": 20080}, {"twinlab-ci-8d9a14-data": "c1-data"})
+    assert body["HostConfig"]["Binds"] == ["c1-data:/var/lib/twinlab:rw"]
+    assert "Hostname" not in body
+    assert body["Image"] == source["Image"]
+    assert body["Labels"] == {"twinlab.stack": "ci-8d9a14", CLONE_OF_LABEL: "twinlab-ci-8d9a14-app"}
