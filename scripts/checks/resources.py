@@ -35,7 +35,7 @@ from scripts.checks.run_tags import run_tags
 from scripts.checks.samples import Sample, write_samples
 from scripts.checks.sizes import measure_sizes
 from scripts.checks.start_time import DEFAULT_REPEATS, measure_start_times
-from scripts.checks.usage import IDLE_WINDOW_S, measure_footprint
+from scripts.checks.usage import IDLE_WINDOW_S, SETTLE_S, measure_footprint
 
 __all__ = ["CHECKS", "Deployed", "deployed", "main", "run_resource_checks"]
 
@@ -68,6 +68,7 @@ def run_resource_checks(
     console: Console | None = None,
     docker_host: str | None = None,
     libvirt_uri: str = DEFAULT_URI,
+    settle_s: float = SETTLE_S,
 ) -> list[Sample]:
     """The chosen checks in a fixed order (R3, R2 before any clone runs; then R1, R4)."""
     unknown = sorted(set(checks) - set(CHECKS))
@@ -80,7 +81,9 @@ def run_resource_checks(
     if "r3" in checks:
         samples += measure_sizes(pair, tags, engine, virsh)
     if "r2" in checks:
-        samples += measure_footprint(pair, tags, idle_window_s, engine, virsh, console)
+        samples += measure_footprint(
+            pair, tags, idle_window_s, engine, virsh, console, settle_s=settle_s
+        )
     if "r1" in checks or "r4" in checks:
         container_cloner, vm_cloner = cloners(pair, stack, engine, virsh)
         targets = ((container_cloner, pair.container_target), (vm_cloner, pair.vm_target))
@@ -130,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checks", default=",".join(CHECKS), help="comma list of r1,r2,r3,r4")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="R1 repeats")
     parser.add_argument("--idle-window-s", type=float, default=IDLE_WINDOW_S, help="R2 window")
+    parser.add_argument(
+        "--settle-s", type=float, default=SETTLE_S, help="R2 quiet time before the window"
+    )
     parser.add_argument("--budget-mib", type=float, default=DEFAULT_BUDGET_MIB, help="R4 budget")
     parser.add_argument("--container-target", help="target URL to file container samples under")
     parser.add_argument("--vm-target", help="target URL to file VM samples under")
@@ -169,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             console=console,
             docker_host=args.docker_host,
             libvirt_uri=args.libvirt_uri,
+            settle_s=args.settle_s,
         )
     except TwinlabError as error:
         console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)

@@ -24,6 +24,10 @@ from scripts.checks.run_tags import RunTags
 from scripts.checks.samples import Sample, Value, Variant
 
 IDLE_WINDOW_S = 10.0
+# A guest goes on starting services after its app answers, and a load run leaves work queued:
+# wait this long before the window (measured: ~18 % CPU in the 5 s after the first 200 under
+# TCG, ~1 % from 10 s on).
+SETTLE_S = 15.0
 
 
 def measure_footprint(
@@ -33,9 +37,11 @@ def measure_footprint(
     engine: DockerEngine | None = None,
     virsh: Virsh | None = None,
     console: Console | None = None,
+    settle_s: float = SETTLE_S,
 ) -> list[Sample]:
-    """Memory charged to each instance and its CPU use over the same idle window (no load is
-    sent; the container's health check keeps running, as deployed)."""
+    """Memory charged to each instance and its CPU use over the same idle window, after
+    `settle_s` of quiet (no load is sent; the container's health check keeps running, as
+    deployed)."""
     engine = engine or DockerEngine()
     virsh = virsh or Virsh()
     container = parse_container(engine.running_container(pair.container_name))
@@ -49,7 +55,9 @@ def measure_footprint(
         }
 
     with progress(console) as bar:
-        bar.add_task(f"R2 idle CPU over {window_s:g} s (no load)", total=None)
+        task = bar.add_task(f"R2 settling for {settle_s:g} s (no load)", total=None)
+        time.sleep(settle_s)
+        bar.update(task, description=f"R2 idle CPU over {window_s:g} s (no load)")
         started = time.monotonic()
         before = cpu_ns()
         time.sleep(window_s)
@@ -73,6 +81,7 @@ def measure_footprint(
             "instance": names[variant],
             "limit_mib": limits[variant],
             "load_avg_1m": load,
+            "settle_s": settle_s,
         }
         samples.append(
             tags.sample(

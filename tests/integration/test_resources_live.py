@@ -76,7 +76,7 @@ def test_sizes(pair: Deployed, tags: RunTags) -> None:
 
 
 def test_footprint(pair: Deployed, tags: RunTags, deployed_stack: Stack) -> None:
-    samples = measure_footprint(pair, tags, window_s=3.0)
+    samples = measure_footprint(pair, tags, window_s=3.0, settle_s=1.0)
     by_key = {(s.variant, s.metric): s for s in samples}
     assert set(by_key) == {
         (variant, metric)
