@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     boot.add_argument("--memory-mib", type=int, default=512)
     boot.add_argument("--accel", default="tcg", help="QEMU accelerator (default tcg)")
     boot.add_argument("--cpu", default=None, help="QEMU CPU model (default: QEMU's own)")
+    boot.add_argument(
+        "--rng", action="store_true", help="add a virtio-rng device (entropy from the host)"
+    )
     boot.add_argument("--timeout-s", type=float, default=90.0, help="give up on a boot after")
     args = parser.parse_args(argv)
 
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                 memory_mib=args.memory_mib,
                 accel=args.accel,
                 cpu=args.cpu,
+                rng=args.rng,
                 timeout_s=args.timeout_s,
                 console=console,
             )

@@ -103,6 +103,7 @@ def qemu_command(
     accel: str,
     console_log: Path,
     cpu: str | None = None,
+    rng: bool = False,
 ) -> list[str]:
     forwards = (
         f"hostfwd=tcp:127.0.0.1:{http_port}-:{images.guest_http_port},"
@@ -124,6 +125,8 @@ def qemu_command(
         "-netdev", f"user,id=n0,{forwards}",
         "-device", "virtio-net-pci,netdev=n0",
         *(["-cpu", cpu] if cpu else []),
+        *(["-object", "rng-random,id=rng0,filename=/dev/urandom",
+           "-device", "virtio-rng-pci,rng=rng0"] if rng else []),
     ]  # fmt: skip
 
 
@@ -156,7 +159,7 @@ class GuestShell:
 
 
 def boot_once(
-    images: ImageSet, memory_mib: int, accel: str, cpu: str | None, timeout_s: float
+    images: ImageSet, memory_mib: int, accel: str, cpu: str | None, rng: bool, timeout_s: float
 ) -> BootResult:
     with tempfile.TemporaryDirectory(prefix="twinlab-boot-") as temp:
         workdir = Path(temp)
@@ -172,7 +175,7 @@ def boot_once(
         http_port, ssh_port = free_port(), free_port()
         console_log = workdir / "console.log"
         command = qemu_command(
-            images, overlay, cmdline, http_port, ssh_port, memory_mib, accel, console_log, cpu
+            images, overlay, cmdline, http_port, ssh_port, memory_mib, accel, console_log, cpu, rng
         )
         started = time.monotonic()
         qemu = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -229,19 +232,20 @@ def boot_test(
     memory_mib: int,
     accel: str,
     cpu: str | None,
+    rng: bool,
     timeout_s: float,
     console: Console,
 ) -> int:
     """Boot `runs` times, print the timings; exit code 0 when every boot answered and SSH worked."""
     console.print(
         f"Boot test: {images.vm_disk_qcow2.name} kernel {images.vm_kernel_release}, "
-        f"accel {accel}, {memory_mib} MiB, 1 vCPU, {runs} runs, "
+        f"accel {accel}, {memory_mib} MiB, 1 vCPU, {'virtio-rng, ' if rng else ''}{runs} runs, "
         f"load average before {load_average()} on {os.cpu_count()} cores"
     )
     results: list[BootResult] = []
     for run in range(1, runs + 1):
         with console.status(f"boot {run}/{runs}: waiting for HTTP 200 and SSH"):
-            result = boot_once(images, memory_mib, accel, cpu, timeout_s)
+            result = boot_once(images, memory_mib, accel, cpu, rng, timeout_s)
         results.append(result)
         console.print(
             f"boot {run}: first 200 at {_fmt(result.first_200_s)} "
