@@ -268,6 +268,8 @@ def _parse_env(value: str, problems: _Problems) -> dict[str, str]:
             problems.add("env", value, f"{name!r} is not an environment variable name")
         elif name in RESERVED_ENV:
             problems.add("env", value, f"{name} is set by twinlab from other keys")
+        elif not env[name].isprintable():
+            problems.add("env", value, f"{name}'s value has a newline or control character")
     return env
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from xml.sax.saxutils import quoteattr
 
 import pulumi
@@ -36,9 +35,18 @@ def kernel_cmdline(base: str, ssh_public_key: str, app_env: dict[str, str]) -> l
         key, sep, value = word.partition("=")
         words.append({key: value} if sep else {"_": key})
     words.append({"twinlab.ssh_key": base64.b64encode(ssh_public_key.encode()).decode()})
-    env_json = json.dumps(app_env, sort_keys=True, separators=(",", ":"))
-    words.append({"twinlab.env": base64.b64encode(env_json.encode()).decode()})
+    env_file = environment_file(app_env)
+    words.append({"twinlab.env": base64.b64encode(env_file.encode()).decode()})
     return words
+
+
+def environment_file(env: dict[str, str]) -> str:
+    """The app environment as a systemd EnvironmentFile (values double-quoted and escaped)."""
+    lines = []
+    for name, value in sorted(env.items()):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'{name}="{escaped}"')
+    return "\n".join(lines) + "\n"
 
 
 def port_forward_xslt(spec: AppSpec, guest_http_port: int, guest_ssh_port: int) -> str:

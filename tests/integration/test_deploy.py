@@ -14,6 +14,8 @@ from pulumi import automation as auto
 
 from components import outputs
 from scripts import leftovers
+from scripts.checks.deployed import write_private_key
+from scripts.checks.targets import parse_target
 from tests.deploy import deployed, test_stack_config
 
 pytestmark = pytest.mark.integration
@@ -36,7 +38,7 @@ def run(*command: str) -> str:
 
 def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stack: Any) -> None:
     # Depends on the session stack only so that both never boot at the same time.
-    config = test_stack_config(vcpus="2", memoryMib="768")
+    config = test_stack_config(vcpus="2", memoryMib="768", env=json.dumps({"MARK": 'a "b" c'}))
     with deployed(config) as (stack, out):
         prefix = f"twinlab-{stack.name}"
         container, vm = out[outputs.CONTAINER], out[outputs.VM]
@@ -44,6 +46,15 @@ def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stac
         assert vm[outputs.URL] == f"http://127.0.0.1:{config['vmHttpPort']}"
         versions = {get_json(v[outputs.URL] + "/info")["version"] for v in (container, vm)}
         assert versions == {out[outputs.APP_VERSION]}
+
+        # The same extra environment reaches the app in both.
+        box_env = run("docker", "exec", container[outputs.INSTANCE_NAME], "printenv", "MARK")
+        key = write_private_key(stack.name, out[outputs.VM_SSH_PRIVATE_KEY])
+        with parse_target(f"{vm[outputs.TARGET]}?key={key}") as guest:
+            app_pid = "$(systemctl show -p MainPID --value twinlab-app)"
+            environ = guest.run(f"cat /proc/{app_pid}/environ", root=True).stdout
+        assert box_env.strip() == 'a "b" c'
+        assert 'MARK=a "b" c' in environ.split("\0")
 
         inspect = json.loads(run("docker", "inspect", container[outputs.INSTANCE_NAME]))[0]
         host_config = inspect["HostConfig"]

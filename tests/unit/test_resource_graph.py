@@ -147,3 +147,9 @@ def test_unknown_types_are_not_declared() -> None:
 def test_spec_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec().vcpus = 4  # type: ignore[misc]
+
+
+def test_environment_file_quotes_values() -> None:
+    from components.vm import environment_file
+
+    assert environment_file({"B": 'say "hi"', "A": "c:\\d"}) == 'A="c:\\\\d"\nB="say \\"hi\\""\n'

@@ -71,6 +71,7 @@ BAD_INPUTS = [
     ({"env": "[1, 2]"}, "twinlab:env", "must be an object"),
     ({"env": "{not json"}, "twinlab:env", "not JSON"),
     ({"env": '{"TWINLAB_WORKERS": "9"}'}, "twinlab:env", "set by twinlab"),
+    ({"env": '{"A": "two\\nlines"}'}, "twinlab:env", "newline"),
     ({"workers": "100"}, "twinlab:workers", "between 1 and 16"),
     ({"poolDir": "relative/dir"}, "twinlab:poolDir", "not an absolute path"),
     ({"memroyMib": "512"}, "twinlab:memroyMib", "did you mean memoryMib"),

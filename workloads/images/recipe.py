@@ -135,12 +135,18 @@ Before=shutdown.target
 Type=notify
 NotifyAccess=main
 TimeoutStartSec=60
-# During boot only, the app gets most of the one vCPU; at run time weights are equal.
+# During boot only, the app gets most of the one vCPU; at run time the default weight (set
+# explicitly, or systemd keeps the startup weight after boot).
 StartupCPUWeight=10000
+CPUWeight=100
 User={APP_USER}
 Group={APP_USER}
 WorkingDirectory={APP_DIR}
 Environment={environment}
+# The deployment's environment (the same the container gets) comes on the kernel command line;
+# the pre-step, run as root (+), writes it where EnvironmentFile= reads it before ExecStart.
+ExecStartPre=+/usr/local/sbin/twinlab-app-env
+EnvironmentFile=-/run/twinlab/app.env
 ExecStart={shlex.join(APP_COMMAND)}
 Restart=on-failure
 
