@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 from scripts import leftovers
+from scripts.checks.deployed import state_dir
 from tests.deploy import TEST_PREFIX, deployed, sweep_test_stacks, test_stack_config
+
+
+_SESSION_LOCK: list[IO[str]] = []
+
+
+def _one_session_at_a_time() -> None:
+    """The sweep removes every test stack: only safe when no other session is deploying."""
+    path = state_dir() / "test-session.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pytest.fail(f"another twinlab test session holds {path}; wait for it", pytrace=False)
+    _SESSION_LOCK.append(lock)  # held until the process exits
 
 
 def _require_toolchain() -> None:
@@ -26,6 +43,7 @@ def deployed_stack() -> Iterator[dict[str, Any]]:
     """Both variants deployed once with default limits; destroyed at the end, and checked to
     have left nothing behind."""
     _require_toolchain()
+    _one_session_at_a_time()
     swept = sweep_test_stacks()
     print(f"swept earlier test leftovers: {swept}")
     with deployed(test_stack_config()) as (stack, outputs):

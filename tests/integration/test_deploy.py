@@ -51,7 +51,7 @@ def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stac
         box_env = run("docker", "exec", container[outputs.INSTANCE_NAME], "printenv", "MARK")
         key = write_private_key(stack.name, out[outputs.VM_SSH_PRIVATE_KEY])
         with parse_target(f"{vm[outputs.TARGET]}?key={key}") as guest:
-            app_pid = "$(systemctl show -p MainPID --value twinlab-app)"
+            app_pid = "$(systemctl show -p MainPID --value twinlab-webapp)"
             environ = guest.run(f"cat /proc/{app_pid}/environ", root=True).stdout
         assert box_env.strip() == 'a "b" c'
         assert 'MARK=a "b" c' in environ.split("\0")
