@@ -13,7 +13,6 @@ from scripts import leftovers
 from scripts.checks.deployed import state_dir
 from tests.deploy import TEST_PREFIX, deployed, sweep_test_stacks, test_stack_config
 
-
 _SESSION_LOCK: list[IO[str]] = []
 
 
