@@ -135,8 +135,8 @@ Before=shutdown.target
 Type=notify
 NotifyAccess=main
 TimeoutStartSec=60
-# During boot only, the app gets most of the one vCPU; at run time the default weight (set
-# explicitly, or systemd keeps the startup weight after boot).
+# During boot only, the app gets most of the one vCPU; twinlab-boot-done.service sets the
+# startup weight back to the default once the system is up.
 StartupCPUWeight=10000
 CPUWeight=100
 User={APP_USER}

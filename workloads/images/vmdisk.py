@@ -13,7 +13,12 @@ from .steps import BuildError, Steps
 
 GUEST_FILES = Path(__file__).resolve().parent / "guest" / "vm"
 APP_UNIT = "twinlab-webapp.service"
-ENABLED_UNITS = (APP_UNIT, "twinlab-net.service", "twinlab-ssh-key.service")
+ENABLED_UNITS = (
+    APP_UNIT,
+    "twinlab-net.service",
+    "twinlab-ssh-key.service",
+    "twinlab-boot-done.service",
+)
 # Units a single-purpose test VM does not need; each one costs time under emulation. What
 # stays: systemd as PID 1, journald, sysctl, tmpfiles, sshd, the network unit and the app.
 MASKED_UNITS = (
