@@ -29,19 +29,25 @@ class Thresholds:
     p1_min_throughput_ratio: float
 
 
-# Origins (measured with `fab run-all` on the reference machine, see the issue notes):
-#   R1 TCG: container ~0.6 s vs VM ~6-9 s to first 200 -> ratio ~10; margin x3 -> 3.
-#   R2 TCG: container ~25 MiB vs QEMU PSS ~200+ MiB -> ratio ~8; margin x2.5 -> 3.
-#   R3: image ~150 MiB vs disk+kernel+initrd ~330 MiB -> ratio ~2.2; margin -> 1.3.
-#   R4: follows R2 (same budget, measured footprint) -> 3.
-#   P1 TCG: container faster on every endpoint (ratios 1.5-20); requirement "at least as fast"
-#   with 10 % noise margin -> 0.9. Under KVM the published gap is 2-17 % (Felter et al.), so the
-#   same 0.9 is used: the claim is "at least as fast", not "much faster".
+# Origins. TCG values were measured on the reference machine (2 cores, TCG, Debian 12 guest):
+#   `fab run-all --stack lead` (run 20261126T163309, load average 2-7 from parallel builds) and
+#   the resource checks on a fresh ci- stack (helper run, load 1.4-3.8):
+#   R1: container 0.59-0.86 s vs VM 9.7-21 s to first 200 -> ratio 15-35; threshold 3
+#       (a 5x margin under the lowest ratio seen).
+#   R2: container 26-28 MiB vs QEMU PSS 443-906 MiB -> ratio 17-32; threshold 3 (5x margin).
+#   R3: image 163.7 MiB vs disk+kernel+initrd 701 MiB -> ratio 4.3; threshold 2 (2x margin:
+#       sizes barely vary between runs, only with the recipe).
+#   R4: 62 vs 4 instances fit by measured footprint -> ratio 15.5; threshold 3 (5x margin).
+#   P1: container/VM req/s 14-25 per endpoint under TCG; the claim is "at least as fast", so
+#       the threshold is 0.9 (10 % noise margin), the same in both modes.
+# KVM values could not be measured here (KVM unusable on these machines); they follow the
+# published figures (Felter et al. 2015: KVM within 2-17 % on CPU; start and footprint gaps
+# far smaller than under TCG) and are lower than TCG's: re-measure on a KVM host.
 DEFAULTS: dict[VirtMode, Thresholds] = {
     "tcg": Thresholds(
         r1_min_start_ratio=3.0,
         r2_min_memory_ratio=3.0,
-        r3_min_size_ratio=1.3,
+        r3_min_size_ratio=2.0,
         r4_min_density_ratio=3.0,
         p1_min_throughput_ratio=0.9,
     ),
