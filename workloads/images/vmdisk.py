@@ -62,10 +62,12 @@ MASKED_UNITS = (
     "systemd-update-utmp.service",
     "systemd-update-utmp-runlevel.service",
 )
-# Generators run at every boot before any unit starts; these have nothing to generate here.
+# Generators run at every boot before any unit starts; these have nothing to generate here
+# (the fstab one costs 0.3 s for an empty /etc/fstab: the initramfs mounts the root).
 DISABLED_GENERATORS = (
     "systemd-bless-boot-generator",
     "systemd-cryptsetup-generator",
+    "systemd-fstab-generator",
     "systemd-getty-generator",
     "systemd-gpt-auto-generator",
     "systemd-hibernate-resume-generator",
