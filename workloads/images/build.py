@@ -110,6 +110,7 @@ def build_images(force: bool = False, console: Console | None = None) -> ImageSe
             images = _build(hash_hex, work, final, root / f"build-{hash_hex[:12]}.log", console)
             _publish(work, final)
         finally:
+            unmount_all_under(work)  # normally nothing: the chroot context unmounts itself
             safe_rmtree(work)
         total = sum(images.build_times_s.values())
         console.print(f"Images ready in {total:.0f} s: {images.container_image}, {final / VM_DISK}")
