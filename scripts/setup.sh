@@ -128,7 +128,13 @@ done_step "$virt_mode"
 # ---------------------------------------------------------------------------------------------
 step "images"
 .venv/bin/python -m workloads.images build || fail "image build failed (see above)"
-done_step "$(.venv/bin/python -m workloads.images show --short)"
+images_summary=$(.venv/bin/python -c '
+from workloads.images import find_images
+i = find_images()
+mib = 1024 * 1024
+print(f"{i.container_image}: container {i.sizes.container_image_bytes / mib:.0f} MiB, "
+      f"VM disk {i.sizes.vm_disk_qcow2_bytes / mib:.0f} MiB + kernel {i.vm_kernel_release}")')
+done_step "$images_summary"
 
 # ---------------------------------------------------------------------------------------------
 printf '\n\033[1mtwinlab setup done in %ss\033[0m\n' "$(($(date +%s) - SETUP_STARTED))"
