@@ -57,19 +57,35 @@ def sweep_test_stacks() -> str:
 
 
 @contextlib.contextmanager
-def deployed(config: dict[str, str]) -> Iterator[tuple[auto.Stack, dict[str, Any]]]:
-    """Up a fresh test stack with `config`; always destroy and forget it afterwards."""
+def deployed(
+    config: dict[str, str], *, up: bool = True, log: list[str] | None = None
+) -> Iterator[tuple[auto.Stack, dict[str, Any]]]:
+    """Up a fresh test stack with `config`; always destroy and forget it afterwards.
+
+    up=False only creates the stack and sets its config (outputs are {}): for tests that drive
+    preview, a failing or an interrupted up themselves, still destroyed and forgotten here.
+    `log` collects every line the up and destroy printed (the secrets test scans them).
+    """
     name = f"ci-{secrets.token_hex(3)}"
     stack = auto.create_stack(stack_name=name, work_dir=str(ROOT))
+
+    def progress(line: str) -> None:
+        if log is not None:
+            log.append(line)
+        _progress(line)
+
     try:
         stack.set_all_config(
             {f"twinlab:{key}": auto.ConfigValue(value) for key, value in config.items()}
         )
-        result = stack.up(on_output=_progress, color="never")
-        yield stack, {key: value.value for key, value in result.outputs.items()}
+        outputs: dict[str, Any] = {}
+        if up:
+            result = stack.up(on_output=progress, color="never")
+            outputs = {key: value.value for key, value in result.outputs.items()}
+        yield stack, outputs
     finally:
         with contextlib.suppress(auto.errors.CommandError):
-            stack.destroy(on_output=_progress, color="never")
+            stack.destroy(on_output=progress, color="never")
         stack.workspace.remove_stack(name, force=True)
 
 
