@@ -11,7 +11,7 @@ import pytest
 
 from scripts import leftovers
 from scripts.checks.deployed import state_dir
-from tests.deploy import TEST_PREFIX, deployed, sweep_test_stacks, test_stack_config
+from tests.deploy import TEST_PREFIX, deployed, sweep_test_stacks, ci_stack_config
 
 _SESSION_LOCK: list[IO[str]] = []
 
@@ -45,7 +45,7 @@ def deployed_stack() -> Iterator[dict[str, Any]]:
     _one_session_at_a_time()
     swept = sweep_test_stacks()
     print(f"swept earlier test leftovers: {swept}")
-    with deployed(test_stack_config()) as (stack, outputs):
+    with deployed(ci_stack_config()) as (stack, outputs):
         yield outputs | {"stack": stack.name}
     remaining = leftovers.find(f"twinlab-{stack.name}")
     assert remaining.count() == 0, f"destroy left: {remaining.describe()}"

@@ -16,7 +16,7 @@ from components import outputs
 from scripts import leftovers
 from scripts.checks.deployed import write_private_key
 from scripts.checks.targets import parse_target
-from tests.deploy import deployed, test_stack_config
+from tests.deploy import deployed, ci_stack_config
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def run(*command: str) -> str:
 
 def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stack: Any) -> None:
     # Depends on the session stack only so that both never boot at the same time.
-    config = test_stack_config(vcpus="2", memoryMib="768", env=json.dumps({"MARK": 'a "b" c'}))
+    config = ci_stack_config(vcpus="2", memoryMib="768", env=json.dumps({"MARK": 'a "b" c'}))
     with deployed(config) as (stack, out):
         prefix = f"twinlab-{stack.name}"
         container, vm = out[outputs.CONTAINER], out[outputs.VM]
