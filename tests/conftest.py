@@ -11,7 +11,7 @@ import pytest
 
 from scripts import leftovers
 from scripts.checks.deployed import state_dir
-from tests.deploy import TEST_PREFIX, deployed, sweep_test_stacks, ci_stack_config
+from tests.deploy import TEST_PREFIX, ci_stack_config, deployed, sweep_test_stacks
 
 _SESSION_LOCK: list[IO[str]] = []
 

@@ -16,7 +16,7 @@ from components import outputs
 from scripts import leftovers
 from scripts.checks.deployed import write_private_key
 from scripts.checks.targets import parse_target
-from tests.deploy import deployed, ci_stack_config
+from tests.deploy import ci_stack_config, deployed
 
 pytestmark = pytest.mark.integration
 
