@@ -19,8 +19,8 @@ from pulumi import automation as auto
 
 from components.virt_mode import load_record
 from scripts import leftovers
-from tests.deploy import deployed
 from tests.deploy import ci_stack_config as stack_config
+from tests.deploy import deployed
 from workloads.images import ImagesNotBuiltError, find_images
 
 pytestmark = pytest.mark.integration
