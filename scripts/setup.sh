@@ -88,7 +88,7 @@ if ! virsh -c qemu:///system version >/dev/null 2>&1; then
     started+=(libvirtd)
 fi
 wait_for libvirtd 60 virsh -c qemu:///system version
-done_step "docker $(docker version --format '{{.Server.Version}}'), libvirt $(virsh -c qemu:///system version | awk '/Running hypervisor/ {print $4}'); started: ${started[*]:-none}"
+done_step "docker $(docker version --format '{{.Server.Version}}'), libvirt $(virsh -c qemu:///system version | awk '/Using library/ {print $4}'), QEMU $(virsh -c qemu:///system version | awk '/Running hypervisor/ {print $4}'); started: ${started[*]:-none}"
 
 # ---------------------------------------------------------------------------------------------
 step "python environment"
