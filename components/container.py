@@ -6,6 +6,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.deployment import Deployment
+from components.remote_ssh import ssh_client_options
 from components.spec import AppSpec
 from workloads.images import ImageSet
 
@@ -15,10 +16,9 @@ DROPPED_CAPABILITIES = ["ALL"]
 
 
 def docker_ssh_opts(key_path: str | None) -> list[str]:
-    """Options for the ssh client the Docker provider runs for ssh:// hosts."""
-    if key_path is None:
-        return []
-    return ["-i", key_path, "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=accept-new"]
+    """Options for the ssh client the Docker provider runs for ssh:// hosts (the same ones the
+    daemon check uses: components/remote_ssh.py)."""
+    return ssh_client_options(key_path)
 
 
 class ContainerDeployment(Deployment):

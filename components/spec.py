@@ -33,7 +33,7 @@ DOCKER_HOST_RE = re.compile(
     r"^(unix:///[^\s]+|tcp://[A-Za-z0-9.\-\[\]:]+:\d{1,5}|ssh://([A-Za-z0-9._\-]+@)?[A-Za-z0-9.\-]+(:\d{1,5})?)$"
 )
 LIBVIRT_URI_RE = re.compile(
-    r"^qemu(\+(ssh|tcp|tls|unix|libssh2))?://([A-Za-z0-9._\-]+@)?[A-Za-z0-9.\-]*(:\d{1,5})?/system(\?[^\s]*)?$"
+    r"^qemu(\+(ssh|tcp|tls|unix))?://([A-Za-z0-9._\-]+@)?[A-Za-z0-9.\-]*(:\d{1,5})?/system(\?[^\s]*)?$"
 )
 VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.\-+_]{0,63}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -299,7 +299,8 @@ def _parse_placement(raw: Mapping[str, str], host: HostFacts, problems: _Problem
     if not os.path.isabs(pool_dir):
         problems.add("poolDir", pool_dir, "not an absolute path")
 
-    key_path = (raw.get("remoteSshKeyPath") or "").strip() or None
+    # `~` expanded once here, so the readable check and every SSH client see the same path.
+    key_path = os.path.expanduser((raw.get("remoteSshKeyPath") or "").strip()) or None
     if key_path is not None and not host.readable(key_path):
         problems.add("remoteSshKeyPath", key_path, "not a readable file")
     uses_ssh = docker_host.startswith("ssh://") or libvirt_uri.startswith("qemu+ssh://")

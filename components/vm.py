@@ -9,6 +9,7 @@ import pulumi
 import pulumi_libvirt as libvirt
 
 from components.deployment import Deployment
+from components.remote_ssh import libvirt_provider_uri
 from components.spec import AppSpec
 from components.ssh_key import SshKeyPair
 from workloads.images import ImageSet
@@ -72,6 +73,15 @@ def port_forward_xslt(spec: AppSpec, guest_http_port: int, guest_ssh_port: int) 
   <xsl:template match="@*|node()">
     <xsl:copy><xsl:apply-templates select="@*|node()"/></xsl:copy>
   </xsl:template>
+  <!-- A headless server: no display, sound, USB or balloon. Fewer devices to emulate at boot
+       and no SPICE port. -->
+  <xsl:template match="/domain/devices/graphics|/domain/devices/audio|/domain/devices/video"/>
+  <xsl:template match="/domain/devices/memballoon">
+    <memballoon model="none"/>
+  </xsl:template>
+  <xsl:template match="/domain/devices/controller[@type='usb']">
+    <controller type="usb" model="none"/>
+  </xsl:template>
   <xsl:template match="/domain/vcpu">
     <vcpu placement="static" cpuset="{spec.cpu_set}"><xsl:value-of select="."/></vcpu>
   </xsl:template>
@@ -100,7 +110,10 @@ class VmDeployment(Deployment):
         super().__init__("twinlab:deploy:VmDeployment", name, None, opts)
         provider = libvirt.Provider(
             f"{name}-libvirt",
-            uri=spec.placement.libvirt_uri,
+            # qemu+ssh://: the provider's own SSH client gets the key and known_hosts in the URI.
+            uri=libvirt_provider_uri(
+                spec.placement.libvirt_uri, spec.placement.remote_ssh_key_path
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         child = pulumi.ResourceOptions(parent=self, provider=provider)
