@@ -14,7 +14,7 @@ from components.host import probe_host
 from components.spec import NAMESPACE, AppSpec, parse_spec
 from components.virt_mode import load_record
 from components.vm import VmDeployment
-from workloads.images import ImageSet, ImagesNotBuiltError, find_images
+from workloads.images import BuildError, ImageSet, ImagesNotBuiltError, find_images
 
 
 def raw_config() -> dict[str, str]:
@@ -63,9 +63,11 @@ def declare() -> None:
     try:
         images = find_images()
         spec = load_spec(stack, raw_config(), images)
-        require_docker(spec.placement.docker_host)
-        require_libvirt(spec.placement.libvirt_uri)
-    except (TwinlabError, ImagesNotBuiltError) as error:
+        # Over SSH the checks take the providers' path, with the same key (components/daemons.py).
+        key_path = spec.placement.remote_ssh_key_path
+        require_docker(spec.placement.docker_host, key_path)
+        require_libvirt(spec.placement.libvirt_uri, key_path)
+    except (TwinlabError, ImagesNotBuiltError, BuildError) as error:
         # RunError: Pulumi prints the message alone, without a Python stack trace.
         raise pulumi.RunError(str(error)) from None
 
