@@ -26,19 +26,24 @@ def libvirt_domain_type(virt_mode: str) -> str:
 
 
 def kernel_cmdline(base: str, ssh_public_key: str, app_env: dict[str, str]) -> list[dict[str, str]]:
-    """The guest kernel command line as pulumi-libvirt wants it: one map per word.
+    """The guest kernel command line in the shape pulumi-libvirt reads back from a domain: one
+    map of every key=value word, then one map whose "_" holds the bare words, sorted. Any other
+    shape differs from what is read back, and every `up` would replace the VM.
 
-    The SSH key and the app environment go in base64 so spaces and quotes survive; a oneshot
-    unit in the guest decodes them before sshd and the app start.
+    The SSH key and the app environment go in base64 so spaces and quotes survive; oneshot
+    units in the guest decode them before sshd and the app start.
     """
-    words: list[dict[str, str]] = []
+    keyed: dict[str, str] = {}
+    bare: list[str] = []
     for word in base.split():
         key, sep, value = word.partition("=")
-        words.append({key: value} if sep else {"_": key})
-    words.append({"twinlab.ssh_key": base64.b64encode(ssh_public_key.encode()).decode()})
-    env_file = environment_file(app_env)
-    words.append({"twinlab.env": base64.b64encode(env_file.encode()).decode()})
-    return words
+        if sep:
+            keyed[key] = value
+        else:
+            bare.append(key)
+    keyed["twinlab.ssh_key"] = base64.b64encode(ssh_public_key.encode()).decode()
+    keyed["twinlab.env"] = base64.b64encode(environment_file(app_env).encode()).decode()
+    return [keyed, {"_": " ".join(sorted(bare))}] if bare else [keyed]
 
 
 def environment_file(env: dict[str, str]) -> str:
@@ -76,11 +81,13 @@ def port_forward_xslt(spec: AppSpec, guest_http_port: int, guest_ssh_port: int) 
   <!-- A headless server: no display, sound, USB or balloon. Fewer devices to emulate at boot
        and no SPICE port. -->
   <xsl:template match="/domain/devices/graphics|/domain/devices/audio|/domain/devices/video"/>
-  <xsl:template match="/domain/devices/memballoon">
-    <memballoon model="none"/>
-  </xsl:template>
-  <xsl:template match="/domain/devices/controller[@type='usb']">
-    <controller type="usb" model="none"/>
+  <xsl:template match="/domain/devices/memballoon|/domain/devices/controller[@type='usb']"/>
+  <xsl:template match="/domain/devices">
+    <xsl:copy>
+      <xsl:apply-templates select="@*|node()"/>
+      <controller type="usb" model="none"/>
+      <memballoon model="none"/>
+    </xsl:copy>
   </xsl:template>
   <xsl:template match="/domain/vcpu">
     <vcpu placement="static" cpuset="{spec.cpu_set}"><xsl:value-of select="."/></vcpu>
