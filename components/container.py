@@ -38,7 +38,8 @@ class ContainerDeployment(Deployment):
             ssh_opts=docker_ssh_opts(spec.placement.remote_ssh_key_path),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        # Every child has a fixed name, so a replacement must delete the old one first.
+        child = pulumi.ResourceOptions(parent=self, provider=provider, delete_before_replace=True)
         labels = [docker.ContainerLabelArgs(label="twinlab.stack", value=spec.stack)]
 
         # The image is built before `up` and kept as cache: the stack only references it.

@@ -123,7 +123,8 @@ class VmDeployment(Deployment):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        # Every child has a fixed name, so a replacement must delete the old one first.
+        child = pulumi.ResourceOptions(parent=self, provider=provider, delete_before_replace=True)
         prefix = spec.name_prefix
 
         pool = libvirt.Pool(
