@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,15 +18,17 @@ from rich.console import Console
 from components.errors import TwinlabError
 from components.virt_mode import load_record
 from scripts.checks.deployed import ROOT, DeployedStack
+from scripts.checks.libvirt_domains import Virsh
 from scripts.checks.load import HttpTarget, LoadPlan, run_load
 from scripts.checks.probes import host_baseline, run_isolation, run_os_probes
 from scripts.checks.report import write_run
+from scripts.checks.resource_errors import InstanceNotFoundError
 from scripts.checks.resources import CHECKS as RESOURCE_CHECKS
 from scripts.checks.resources import deployed as resource_pair
 from scripts.checks.resources import run_resource_checks
 from scripts.checks.run_tags import new_run_id
 from scripts.checks.samples import Sample
-from scripts.checks.targets import Target, parse_target
+from scripts.checks.targets import DockerTarget, Target, parse_target
 from scripts.checks.thresholds import thresholds_for
 from scripts.checks.verdicts import ClaimResult, evaluate
 from scripts.checks.weakened import WEAKENED_METADATA, weakened_container
@@ -100,6 +102,7 @@ def run_checks(
 ) -> RunOutcome:
     """Run the chosen check groups against the subjects and write the run directory."""
     console = console or Console(stderr=True)
+    require_instances(subjects)
     run_id = new_run_id()
     virt_mode = _virt_mode(subjects)
     samples: list[Sample] = []
@@ -128,6 +131,46 @@ def run_checks(
     run_dir = write_run(options.results_dir / run_id, samples, results, metadata)
     _link_latest(run_dir)
     return RunOutcome(run_dir, samples, results)
+
+
+class InstanceMissingError(TwinlabError):
+    """A stack's container or domain was removed or stopped outside Pulumi (drift)."""
+
+
+def require_instances(subjects: Subjects) -> None:
+    """Name a stack's container or domain that is gone behind Pulumi's back (drift), and the
+    way back, before the probes fail on an unreachable target with a vaguer message."""
+    if subjects.stack is None:
+        return
+    gone = [f"{what} ({where})" for what, where in _drifted(subjects)]
+    if gone:
+        stack = subjects.stack
+        raise InstanceMissingError(
+            f"stack {stack}: {'; '.join(gone)}, changed outside Pulumi; run "
+            f"`pulumi refresh --stack {stack}` then `pulumi up --stack {stack}` to recreate it"
+        )
+
+
+def _drifted(subjects: Subjects) -> Iterator[tuple[str, str]]:
+    for subject in subjects.items:
+        name, where = subject.instance_name, subject.target.split("?")[0]
+        if not name:
+            continue
+        target = parse_target(subject.target)
+        if isinstance(target, DockerTarget):
+            argv = target.docker_argv("inspect", "--type", "container", "-f", "{{.Id}}", name)
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            if done.returncode != 0 and "No such container" in done.stderr:
+                yield f"container {name!r} no longer exists", where
+            continue
+        try:
+            state = "is " + Virsh().domain_state(name)  # local libvirt, as the resource checks
+        except InstanceNotFoundError:
+            state = "no longer exists"
+        except TwinlabError:
+            continue  # libvirtd unreachable: the probes report that themselves
+        if state != "is running":
+            yield f"libvirt domain {name!r} {state}", where
 
 
 def _load(

@@ -1,0 +1,293 @@
+"""Teardown and drift on real stacks: `pulumi destroy` after an `up` that failed with resources
+already made, or was interrupted while the VM booted, removes everything (a second destroy is a
+no-op); a container and a domain removed behind Pulumi's back are named by the checks, and
+`pulumi refresh` then `pulumi up` brings both back.
+
+Failures are made honestly: another program takes a port the stack was validated to use while
+`up` runs (the race a real user can hit), or the pool directory cannot be created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi import automation as auto
+from rich.console import Console
+
+from components import outputs
+from scripts import leftovers
+from scripts.checks.deployed import read_deployed, state_dir
+from scripts.checks.runall import (
+    InstanceMissingError,
+    RunOptions,
+    Subjects,
+    require_instances,
+    run_checks,
+)
+from tests.deploy import ROOT, deployed
+from tests.deploy import ci_stack_config as stack_config
+
+pytestmark = pytest.mark.integration
+
+URI = "qemu:///system"
+DOCKER_EVENTS = ("docker", "events", "--format", "{{.Actor.ID}}")
+PORT_KEYS = ("containerHttpPort", "vmHttpPort", "vmSshPort")
+UP_TIMEOUT_S = 420.0
+UP_FLAGS = ("--non-interactive", "--color", "never")
+# pulumi-libvirt 0.5.4 is terraform-provider-libvirt 0.8.3 (scripts/toolchain): its create
+# defines the domain, then starts it, and on a failed start returns without undefining it and
+# without an ID, so Pulumi never records it. Likewise a pool whose build fails stays defined.
+# destroy cannot remove what the state does not hold, and the next `up` fails with "domain ...
+# already exists". strict: these start failing (XPASS) once the provider is fixed.
+ORPHANED_BY_PROVIDER = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="pulumi-libvirt 0.5.4 leaves a domain/pool defined but unrecorded when its start/build "
+    "fails (terraform-provider-libvirt 0.8.3 resourceLibvirtDomainCreate/PoolCreate)",
+)
+
+
+def ports_of(config: dict[str, str]) -> tuple[int, ...]:
+    return tuple(int(config[key]) for key in PORT_KEYS)
+
+
+def count(result: auto.UpResult | auto.DestroyResult, operation: auto.OpType) -> int:
+    return (result.summary.resource_changes or {}).get(operation, 0)
+
+
+def prefix_of(stack: auto.Stack) -> str:
+    return f"twinlab-{stack.name}"
+
+
+def assert_destroy_leaves_nothing(stack: auto.Stack, config: dict[str, str]) -> None:
+    """destroy removes every container, volume, domain, pool, QEMU process and port; a second
+    destroy has nothing left to do."""
+    first = stack.destroy(color="never")
+    assert count(first, auto.OpType.DELETE) > 0, first.summary.resource_changes
+    found = leftovers.find(prefix_of(stack), URI, ports=ports_of(config))
+    assert found.count() == 0, f"destroy left: {found.describe()}"
+    second = stack.destroy(color="never")
+    assert count(second, auto.OpType.DELETE) == 0, second.summary.resource_changes
+
+
+@contextlib.contextmanager
+def swept(stack: auto.Stack) -> Iterator[None]:
+    """Whatever a test proves is left behind is removed afterwards, by name."""
+    try:
+        yield
+    finally:
+        leftovers.remove(prefix_of(stack), URI)
+
+
+class BackgroundUp:
+    """`stack.up()` in a thread, so the test can act while it runs."""
+
+    def __init__(self, stack: auto.Stack) -> None:
+        self.error: str | None = None
+        self.succeeded = False
+        self.thread = threading.Thread(target=self._run, args=(stack,), daemon=True)
+        self.thread.start()
+
+    def _run(self, stack: auto.Stack) -> None:
+        try:
+            stack.up(color="never")
+            self.succeeded = True
+        except auto.errors.CommandError as error:
+            self.error = str(error)
+
+    def wait(self) -> None:
+        self.thread.join(UP_TIMEOUT_S)
+        assert not self.thread.is_alive(), f"up still running after {UP_TIMEOUT_S:g} s"
+
+
+def wait_until(ready: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert time.monotonic() < deadline, f"{what} not seen within {timeout_s:g} s"
+        time.sleep(0.1)
+
+
+def virsh(*args: str) -> str:
+    done = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def take_port(port: int) -> socket.socket:
+    """Listen on 127.0.0.1:port as another program would."""
+    thief = socket.socket()
+    thief.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    thief.bind(("127.0.0.1", port))
+    thief.listen()
+    return thief
+
+
+@contextlib.contextmanager
+def docker_volume_created(name: str) -> Iterator[Callable[[], None]]:
+    """A waiter that returns the moment Docker creates volume `name` (docker events: polling
+    could miss the short gap between the volume and the container that mounts it)."""
+    events = subprocess.Popen(
+        [*DOCKER_EVENTS, "--filter", "type=volume", "--filter", "event=create"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def wait() -> None:
+        assert events.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(events.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if selector.select(timeout=1) and events.stdout.readline().strip() == name:
+                return
+        raise AssertionError(f"docker volume {name} not created within 120 s")
+
+    try:
+        yield wait
+    finally:
+        events.terminate()
+        events.wait(timeout=10)
+
+
+def test_destroy_after_an_up_that_failed_starting_the_container() -> None:
+    config = stack_config()
+    with deployed(config, up=False) as (stack, _), swept(stack):
+        prefix = prefix_of(stack)
+        with docker_volume_created(f"{prefix}-data") as volume_created:
+            up = BackgroundUp(stack)
+            volume_created()  # the container mounts it: it is not started yet
+            thief = take_port(int(config["containerHttpPort"]))
+        try:
+            up.wait()
+        finally:
+            thief.close()
+        assert up.error is not None and "address already in use" in up.error, up.error
+        made = leftovers.find(prefix, URI)
+        assert made.pools and made.docker_volumes, f"up failed too early: {made.describe()}"
+        assert_destroy_leaves_nothing(stack, config)
+
+
+@ORPHANED_BY_PROVIDER
+def test_destroy_after_an_up_that_failed_starting_the_vm() -> None:
+    config = stack_config()
+    with deployed(config, up=False) as (stack, _), swept(stack):
+        prefix = prefix_of(stack)
+        up = BackgroundUp(stack)
+        # The pool comes first; uploading the disk into it takes seconds before the domain.
+        wait_until(lambda: f"{prefix}-pool" in virsh("pool-list", "--all", "--name"), 120, "pool")
+        thief = take_port(int(config["vmSshPort"]))
+        try:
+            up.wait()
+        finally:
+            thief.close()
+        assert up.error is not None and "Could not set up host forwarding" in up.error, up.error
+        made = leftovers.find(prefix, URI)
+        assert made.containers and made.pools, f"up failed too early: {made.describe()}"
+        assert_destroy_leaves_nothing(stack, config)
+
+
+@ORPHANED_BY_PROVIDER
+def test_destroy_after_an_up_that_failed_building_the_pool() -> None:
+    config = stack_config(poolDir="/proc/twinlab-no-such-dir")  # absolute, so it passes preview
+    with deployed(config, up=False) as (stack, _), swept(stack):
+        with pytest.raises(auto.errors.CommandError, match="error building libvirt storage pool"):
+            stack.up(color="never")
+        assert_destroy_leaves_nothing(stack, config)
+
+
+@pytest.mark.parametrize("interrupts", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
+def test_destroy_after_an_up_interrupted_while_the_vm_boots(
+    interrupts: int, tmp_path: Path
+) -> None:
+    """Ctrl-C once: Pulumi finishes the steps in flight (the readiness wait), then stops.
+    Twice: it stops at once, leaving the readiness wait as a pending operation."""
+    pulumi = shutil.which("pulumi")
+    assert pulumi is not None, "pulumi is not on PATH: run via scripts/test.sh"
+    config = stack_config()
+    with deployed(config, up=False) as (stack, _), swept(stack):
+        domain = f"{prefix_of(stack)}-vm"
+        log_path = tmp_path / "up.log"
+        with log_path.open("w") as log:
+            up = subprocess.Popen(
+                [pulumi, "up", "--yes", "--skip-preview", *UP_FLAGS, "--stack", stack.name],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_until(lambda: virsh("domstate", domain) == "running", 180, "running domain")
+                for _ in range(interrupts):
+                    time.sleep(0.5)
+                    up.send_signal(signal.SIGINT)
+                returncode = up.wait(timeout=UP_TIMEOUT_S)
+            finally:
+                if up.poll() is None:
+                    up.kill()
+        log_text = log_path.read_text()
+        assert returncode != 0, log_text
+        assert "received; cancelling" in log_text or "received; terminating" in log_text
+        assert leftovers.find(prefix_of(stack), URI).domains == [domain]
+        assert_destroy_leaves_nothing(stack, config)
+
+
+def http_status(url: str) -> int:
+    with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
+        return int(response.status)
+
+
+def remove_behind_pulumis_back(container: str, domain: str) -> None:
+    subprocess.run(["docker", "rm", "-f", container], check=True, capture_output=True)
+    virsh("destroy", domain)
+    virsh("undefine", domain)
+
+
+def test_drift_is_named_by_the_checks_and_refresh_then_up_restores_it(tmp_path: Path) -> None:
+    config = stack_config()
+    with deployed(config) as (stack, out):
+        container, vm = out[outputs.CONTAINER], out[outputs.VM]
+        app, domain = container[outputs.INSTANCE_NAME], vm[outputs.INSTANCE_NAME]
+        # Unchanged config, unchanged stack: an up would touch nothing (no VM replaced).
+        assert set(stack.preview(color="never").change_summary) == {auto.OpType.SAME}
+        remove_behind_pulumis_back(app, domain)
+
+        subjects = Subjects.of_stack(read_deployed(stack.name))
+        options = RunOptions(groups=("isolation",), weakened=False, results_dir=tmp_path)
+        with pytest.raises(InstanceMissingError) as drift:
+            run_checks(subjects, options, Console(stderr=True))
+        message = str(drift.value)
+        assert f"container {app!r} no longer exists" in message
+        assert f"libvirt domain {domain!r} no longer exists" in message
+        assert f"`pulumi refresh --stack {stack.name}` then `pulumi up --stack {stack.name}`" in (
+            message
+        )
+
+        # up alone trusts the state: it would recreate nothing. Hence refresh first.
+        assert auto.OpType.CREATE not in stack.preview(color="never").change_summary
+        stack.refresh(color="never")
+        restored = stack.up(color="never")
+        assert count(restored, auto.OpType.CREATE) >= 2
+        new: dict[str, Any] = {key: value.value for key, value in restored.outputs.items()}
+        for variant, before in ((outputs.CONTAINER, container), (outputs.VM, vm)):
+            assert new[variant][outputs.INSTANCE_ID] != before[outputs.INSTANCE_ID]
+            assert http_status(new[variant][outputs.URL]) == 200
+        require_instances(Subjects.of_stack(read_deployed(stack.name)))  # no drift left
+
+        # Drifted again, then torn down: pulumi-libvirt's delete fails on a domain that is gone
+        # ("Domain not found"), so the teardown of a drifted stack is `pulumi destroy --refresh`.
+        remove_behind_pulumis_back(app, domain)
+        torn_down = stack.destroy(color="never", refresh=True)
+        assert count(torn_down, auto.OpType.DELETE) > 0
+        found = leftovers.find(prefix_of(stack), URI, ports=ports_of(config))
+        assert found.count() == 0, found.describe()
+        (state_dir() / "keys" / f"{stack.name}.key").unlink(missing_ok=True)
