@@ -157,5 +157,7 @@ for _ in $(seq 40); do
     answers && ok=yes && break
     sleep 0.25
 done
-[ "$ok" = yes ] || die "sshd on $ADDRESS:$PORT does not accept $KEY within 10 s; see $LOG"
-echo "sshd for twinlab on $ADDRESS:$PORT: $state, answers; key $KEY, known_hosts $KNOWN_HOSTS"
+# sshd's StrictModes refuses keys under a directory others can write (e.g. TWINLAB_STATE in /tmp).
+[ "$ok" = yes ] || die "sshd on $ADDRESS:$PORT does not accept $KEY within 10 s: \
+$(grep -E 'refused|error|fatal' "$LOG" | tail -1) (full log: $LOG)"
+echo "sshd on $ADDRESS:$PORT $state, answers to $KEY"

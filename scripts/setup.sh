@@ -90,6 +90,8 @@ fi
 wait_for libvirtd 60 virsh -c qemu:///system version
 done_step "docker $(docker version --format '{{.Server.Version}}'), libvirt $(virsh -c qemu:///system version | awk '/Using library/ {print $4}'), QEMU $(virsh -c qemu:///system version | awk '/Running hypervisor/ {print $4}'); started: ${started[*]:-none}"
 
+step "remote access"; out=$(scripts/remote_access.sh) || fail "see above"; done_step "$out"
+
 # ---------------------------------------------------------------------------------------------
 step "python environment"
 requirements_hash=$(sha256sum requirements.txt | cut -c1-16)
