@@ -94,8 +94,16 @@ def deployed(
             outputs = {key: value.value for key, value in result.outputs.items()}
         yield stack, outputs
     finally:
-        with contextlib.suppress(auto.errors.CommandError):
+        try:
             stack.destroy(on_output=progress, color="never")
+        except auto.errors.CommandError:
+            # A stack is never forgotten with resources behind it. A failed destroy (e.g.
+            # pulumi-libvirt cannot delete a domain that is already gone) is retried after a
+            # refresh; what the state does not cover (provider orphans) is removed by name.
+            with contextlib.suppress(auto.errors.CommandError):
+                stack.destroy(on_output=progress, color="never", refresh=True)
+            removed = leftovers.remove(f"twinlab-{name}")
+            _progress(f"destroy of {name} failed; removed by name: {removed.describe()}")
         stack.workspace.remove_stack(name, force=True)
 
 
