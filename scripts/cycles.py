@@ -1,0 +1,303 @@
+"""N consecutive up -> check -> destroy cycles of one throwaway stack, counting what each leaves.
+
+    source scripts/env.sh
+    python -m scripts.cycles --cycles 10 [--checks isolation|http] [--keep-stack-name NAME]
+
+Each cycle: `pulumi up` (it returns once both variants answer HTTP 200), a quick check (HTTP 200
+from both, then the read-only OS and isolation probes; `--checks http` skips the probes),
+`pulumi destroy`, then everything of the stack still present, by name and by port
+(scripts/leftovers.py: containers, Docker volumes and networks, libvirt domains and pools, QEMU
+processes, listeners on the stack's ports). Every cycle uses the same ports, so a port that is
+not released makes the next `up` fail as well. A table per cycle and the totals are printed;
+the exit status is 1 if anything was left behind or any cycle failed. Pulumi's output goes to
+a log file under the state directory, named at the start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import secrets
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pulumi import automation as auto
+from rich.console import Console
+from rich.table import Table
+
+from components import outputs
+from components.errors import TwinlabError
+from scripts import leftovers
+from scripts.checks.deployed import ROOT, read_deployed, state_dir
+from scripts.checks.runall import RunOptions, Subjects, run_checks
+
+URI = "qemu:///system"
+POOL_PARENT = Path("/var/lib/twinlab/pools")  # the poolDir default the cycles' stack uses
+PORT_KEYS = ("containerHttpPort", "vmHttpPort", "vmSshPort")
+LEFTOVER_KINDS = (
+    ("containers", "containers"),
+    ("docker_volumes", "volumes"),
+    ("docker_networks", "networks"),
+    ("domains", "domains"),
+    ("pools", "pools"),
+    ("qemu_processes", "qemu"),
+    ("ports_in_use", "ports"),
+)
+
+
+@dataclass
+class Cycle:
+    number: int
+    up_s: float | None = None
+    ready_s: tuple[float | None, float | None] = (None, None)  # container, VM (from outputs)
+    check: str = "-"
+    check_s: float | None = None
+    destroy_s: float | None = None
+    left: leftovers.Leftovers = field(default_factory=leftovers.Leftovers)
+    pool_dirs: list[str] = field(default_factory=list)  # the pool's directory on disk
+    error: str | None = None
+    load_1m: float = 0.0
+
+    @property
+    def left_count(self) -> int:
+        return self.left.count() + len(self.pool_dirs)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.left_count == 0
+
+    def problem(self) -> str:
+        dirs = f"; pool dirs: {', '.join(self.pool_dirs)}" if self.pool_dirs else ""
+        return self.error or f"left: {self.left.describe()}{dirs}"
+
+
+def free_loopback_ports(count: int) -> list[int]:
+    """Free 127.0.0.1 ports below the ephemeral range (no outgoing connection can take one)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = list(range(20000, min(low, 32768)))
+    random.shuffle(candidates)
+    ports: list[int] = []
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise TwinlabError("no free 127.0.0.1 ports below the ephemeral range")
+
+
+def http_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def timed(action: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.monotonic()
+    result = action()
+    return result, time.monotonic() - started
+
+
+def one_line(error: BaseException) -> str:
+    """The first error line Pulumi or the checks printed, not the whole transcript."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or [type(error).__name__])[0][:160]
+
+
+class Runner:
+    def __init__(self, stack: auto.Stack, ports: tuple[int, ...], checks: str, log: IO[str]):
+        self.stack, self.ports, self.checks, self.log = stack, ports, checks, log
+        self.prefix = f"twinlab-{stack.name}"
+
+    def pulumi_output(self, line: str) -> None:
+        self.log.write(line + "\n")
+        self.log.flush()
+
+    def run(self, cycle: Cycle, console: Console) -> Cycle:
+        cycle.load_1m = os.getloadavg()[0]
+        try:
+            with console.status(f"cycle {cycle.number}: pulumi up"):
+                result, cycle.up_s = timed(
+                    lambda: self.stack.up(on_output=self.pulumi_output, color="never")
+                )
+            out = {key: value.value for key, value in result.outputs.items()}
+            cycle.ready_s = (
+                out[outputs.CONTAINER].get(outputs.READY_S),
+                out[outputs.VM].get(outputs.READY_S),
+            )
+            with console.status(f"cycle {cycle.number}: checks ({self.checks})"):
+                cycle.check, cycle.check_s = timed(lambda: self.check(out))
+        except (auto.errors.CommandError, TwinlabError, AssertionError) as error:
+            cycle.error = one_line(error)
+            cycle.check = "failed" if cycle.up_s is not None else "-"
+        finally:
+            with console.status(f"cycle {cycle.number}: pulumi destroy"):
+                cycle.destroy_s = self.destroy(cycle)
+            cycle.left = leftovers.find(self.prefix, URI, ports=self.ports)
+            cycle.pool_dirs = [str(d) for d in [POOL_PARENT / self.prefix] if d.exists()]
+            if cycle.left.count():
+                leftovers.remove(self.prefix, URI)  # counted; the next cycle starts clean
+        return cycle
+
+    def check(self, out: dict[str, Any]) -> str:
+        urls = [out[variant][outputs.URL] for variant in outputs.VARIANTS]
+        down = [url for url in urls if not http_200(url)]
+        if down:
+            raise AssertionError(f"no HTTP 200 from {', '.join(down)}")
+        if self.checks == "http":
+            return "200 x2"
+        subjects = Subjects.of_stack(read_deployed(self.stack.name))
+        with tempfile.TemporaryDirectory(prefix="twinlab-cycles-") as results:
+            options = RunOptions(groups=("isolation",), weakened=False, results_dir=Path(results))
+            outcome = run_checks(subjects, options, Console(file=self.log, width=100))
+        return f"200 x2, {len(outcome.samples)} samples"
+
+    def destroy(self, cycle: Cycle) -> float:
+        started = time.monotonic()
+        try:
+            self.stack.destroy(on_output=self.pulumi_output, color="never")
+        except auto.errors.CommandError as error:
+            cycle.error = cycle.error or f"destroy: {one_line(error)}"
+            with contextlib.suppress(auto.errors.CommandError):
+                self.stack.destroy(on_output=self.pulumi_output, color="never", refresh=True)
+        return time.monotonic() - started
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def cycle_table(cycles: list[Cycle], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("cycle", "load 1m", "up s", "ready C/VM s", "check", "check s", "destroy s"):
+        table.add_column(column, justify="left" if column == "check" else "right", no_wrap=True)
+    for _, header in LEFTOVER_KINDS:
+        table.add_column(header, justify="right")
+    table.add_column("pool dir", justify="right")
+    table.add_column("result")
+    for cycle in cycles:
+        counts = [str(len(getattr(cycle.left, kind))) for kind, _ in LEFTOVER_KINDS]
+        counts.append(str(len(cycle.pool_dirs)))
+        verdict = "[green]ok[/]" if cycle.ok else f"[red]{cycle.problem()}[/]"
+        table.add_row(
+            str(cycle.number),
+            f"{cycle.load_1m:.2f}",
+            seconds(cycle.up_s),
+            "/".join(seconds(s) for s in cycle.ready_s),
+            cycle.check,
+            seconds(cycle.check_s),
+            seconds(cycle.destroy_s),
+            *counts,
+            verdict,
+        )
+    return table
+
+
+def totals_table(cycles: list[Cycle]) -> Table:
+    table = Table(title="totals")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+
+    def spread(values: list[float]) -> str:
+        if not values:
+            return "-"
+        return (
+            f"median {statistics.median(values):.1f}, min {min(values):.1f}, max {max(values):.1f}"
+        )
+
+    table.add_row("cycles run", str(len(cycles)))
+    table.add_row("cycles failed", str(sum(cycle.error is not None for cycle in cycles)))
+    timings: dict[str, list[float | None]] = {
+        "up s": [c.up_s for c in cycles],
+        "container ready s": [c.ready_s[0] for c in cycles],
+        "VM ready s": [c.ready_s[1] for c in cycles],
+        "check s": [c.check_s for c in cycles],
+        "destroy s": [c.destroy_s for c in cycles],
+    }
+    for name, measured in timings.items():
+        table.add_row(name, spread([float(v) for v in measured if v is not None]))
+    for kind, header in LEFTOVER_KINDS:
+        table.add_row(f"leftover {header}", str(sum(len(getattr(c.left, kind)) for c in cycles)))
+    table.add_row("leftover pool dirs", str(sum(len(c.pool_dirs) for c in cycles)))
+    table.add_row("leftovers in all", str(sum(cycle.left_count for cycle in cycles)))
+    return table
+
+
+@contextlib.contextmanager
+def throwaway_stack(name: str, config: dict[str, str]) -> Iterator[auto.Stack]:
+    """The stack for all cycles; whatever happens, destroyed, swept by name and forgotten."""
+    stack = auto.create_stack(stack_name=name, work_dir=str(ROOT))
+    try:
+        stack.set_all_config(
+            {f"twinlab:{key}": auto.ConfigValue(value) for key, value in config.items()}
+        )
+        yield stack
+    finally:
+        with contextlib.suppress(auto.errors.CommandError):
+            stack.destroy(color="never", refresh=True)
+        leftovers.remove(f"twinlab-{name}", URI)
+        stack.workspace.remove_stack(name, force=True)
+        (state_dir() / "keys" / f"{name}.key").unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.cycles", description=__doc__)
+    parser.add_argument("--cycles", type=int, default=3, help="how many cycles (default 3)")
+    parser.add_argument(
+        "--checks",
+        choices=("isolation", "http"),
+        default="isolation",
+        help="isolation: HTTP 200 from both, then the read-only OS and isolation probes "
+        "(default); http: HTTP 200 only",
+    )
+    parser.add_argument("--stack", help="stack name (default cycles-<random hex>; must be new)")
+    args = parser.parse_args(argv)
+    if args.cycles < 1:
+        parser.error("--cycles must be 1 or more")
+    console = Console(stderr=True)
+    name = args.stack or f"cycles-{secrets.token_hex(3)}"
+    ports = tuple(free_loopback_ports(len(PORT_KEYS)))
+    config = dict(zip(PORT_KEYS, map(str, ports), strict=True))
+    log_path = state_dir() / "cycles" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"stack {name}, ports {ports}; Pulumi output in {log_path}")
+
+    cycles: list[Cycle] = []
+    try:
+        with log_path.open("w") as log, throwaway_stack(name, config) as stack:
+            runner = Runner(stack, ports, args.checks, log)
+            for number in range(1, args.cycles + 1):
+                cycle = runner.run(Cycle(number), console)
+                cycles.append(cycle)
+                mark = "ok" if cycle.ok else f"FAILED ({cycle.problem()})"
+                console.print(f"cycle {number}: {mark}")
+    except KeyboardInterrupt:
+        console.print("interrupted: the stack was destroyed and swept")
+    except (auto.errors.CommandError, TwinlabError) as error:
+        console.print(f"error: {one_line(error)}")
+        return 1
+    out = Console(width=None if sys.stdout.isatty() else 200)  # a full table in a log file
+    out.print(cycle_table(cycles, f"{len(cycles)} up/check/destroy cycles of stack {name}"))
+    out.print(totals_table(cycles))
+    everything_ok = len(cycles) == args.cycles and all(cycle.ok for cycle in cycles)
+    return 0 if everything_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
