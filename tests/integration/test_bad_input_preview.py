@@ -203,3 +203,17 @@ def test_a_stopped_daemon_is_named_with_the_setup_command(
         preview_stack.stack.remove_all_config([f"twinlab:{key}" for key in config])
     assert named in str(failed_up.value)
     preview_stack.assert_nothing_created()
+
+
+def test_a_stopped_local_dockerd_is_named_with_the_setup_command(
+    preview_stack: PreviewStack,
+) -> None:
+    """The program also asks the local Docker for the built image before anything else: with
+    that daemon unreachable too (DOCKER_HOST at a dead socket, for the Pulumi run only), the
+    message still names the daemon and the setup, without a stack trace."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DOCKER_HOST", "unix:///run/twinlab-nope.sock")
+        message = preview_stack.preview_error({"dockerHost": "unix:///run/twinlab-nope.sock"})
+    assert "Docker daemon" in message and "scripts/setup.sh" in message, message
+    assert "Traceback" not in message, message
+    preview_stack.assert_nothing_created()
