@@ -146,6 +146,6 @@ def up_and_check(c: Context, stack: str = "dev", keep: bool = False) -> None:
             pulumi("destroy", "--yes", "--skip-preview")
             # pulumi-libvirt 0.5.4 can leave a domain or pool it failed to start or build
             # defined but unrecorded (tests/integration/test_reliability.py); remove those too.
-            removed = leftovers.remove(f"twinlab-{stack}")
+            removed = leftovers.remove(f"twinlab-{stack}-")
             if removed.count():
                 CONSOLE.print(f"removed what destroy could not see: {removed.describe()}")
