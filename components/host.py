@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 import subprocess
@@ -66,6 +67,27 @@ def loopback_port_holder(port: int) -> str | None:
     except OSError:
         argv = ""
     return f"{holder}: {argv[:300]}" if argv else holder
+
+
+def free_loopback_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 now, chosen below the kernel's ephemeral range, so that no
+    outgoing connection or short-lived listener (Pulumi's own gRPC servers) can take one
+    between now and the deployment that uses them."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as port_range:
+        low = int(port_range.read().split()[0])
+    candidates = list(range(20000, min(low, 32768)))
+    random.shuffle(candidates)
+    ports: list[int] = []
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise OSError("no free 127.0.0.1 ports below the ephemeral range")
 
 
 def probe_host(detected_virt_mode: VirtMode | None, built_app_version: str | None) -> HostFacts:

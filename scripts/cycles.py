@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import random
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
@@ -37,6 +35,7 @@ from rich.table import Table
 
 from components import outputs
 from components.errors import TwinlabError
+from components.host import free_loopback_ports
 from scripts import leftovers
 from scripts.checks.deployed import ROOT, read_deployed, state_dir
 from scripts.checks.runall import RunOptions, Subjects, run_checks
@@ -79,24 +78,6 @@ class Cycle:
     def problem(self) -> str:
         dirs = f"; pool dirs: {', '.join(self.pool_dirs)}" if self.pool_dirs else ""
         return self.error or f"left: {self.left.describe()}{dirs}"
-
-
-def free_loopback_ports(count: int) -> list[int]:
-    """Free 127.0.0.1 ports below the ephemeral range (no outgoing connection can take one)."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    candidates = list(range(20000, min(low, 32768)))
-    random.shuffle(candidates)
-    ports: list[int] = []
-    for port in candidates:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        ports.append(port)
-        if len(ports) == count:
-            return ports
-    raise TwinlabError("no free 127.0.0.1 ports below the ephemeral range")
 
 
 def http_200(url: str) -> bool:

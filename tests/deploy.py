@@ -7,9 +7,7 @@ interrupted run left is swept by prefix at the next session's start.
 from __future__ import annotations
 
 import contextlib
-import random
 import secrets
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,32 +15,11 @@ from typing import Any
 
 from pulumi import automation as auto
 
+from components.host import free_loopback_ports
 from scripts import leftovers
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PREFIX = "twinlab-ci-"
-
-
-def free_loopback_ports(count: int) -> list[int]:
-    """Ports free on 127.0.0.1 now, chosen below the kernel's ephemeral range, so that no
-    outgoing connection or short-lived listener (Pulumi's own gRPC servers) can take one
-    between now and the deployment."""
-    low, _high = (
-        int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-    )
-    candidates = list(range(20000, min(low, 32768)))
-    random.shuffle(candidates)
-    ports: list[int] = []
-    for port in candidates:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        ports.append(port)
-        if len(ports) == count:
-            return ports
-    raise RuntimeError("no free loopback ports below the ephemeral range")
 
 
 def ci_stack_config(**overrides: str) -> dict[str, str]:
