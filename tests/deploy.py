@@ -17,6 +17,7 @@ from pulumi import automation as auto
 
 from components.host import free_loopback_ports
 from scripts import leftovers
+from scripts.checks.deployed import state_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PREFIX = "twinlab-ci-"
@@ -36,6 +37,8 @@ def sweep_test_stacks() -> str:
     """Remove every test stack's resources and state (left by an interrupted run)."""
     found = leftovers.remove(TEST_PREFIX)
     workspace = auto.LocalWorkspace(work_dir=str(ROOT))
+    for key in (state_dir() / "keys").glob("ci-*.key"):
+        key.unlink(missing_ok=True)  # the VM keys the checks wrote for earlier test stacks
     for summary in workspace.list_stacks():
         if summary.name.startswith("ci-"):
             with contextlib.suppress(auto.errors.CommandError):
