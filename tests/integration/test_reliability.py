@@ -46,22 +46,12 @@ DOCKER_EVENTS = ("docker", "events", "--format", "{{.Actor.ID}}")
 PORT_KEYS = ("containerHttpPort", "vmHttpPort", "vmSshPort")
 UP_TIMEOUT_S = 420.0
 UP_FLAGS = ("--non-interactive", "--color", "never")
-# pulumi-libvirt 0.5.4 is terraform-provider-libvirt 0.8.3 (scripts/toolchain): its create
-# defines the domain, then starts it, and on a failed start returns without undefining it and
-# without an ID, so Pulumi never records it. Likewise a pool whose build fails stays defined.
-# destroy cannot remove what the state does not hold, and the next `up` fails with "domain ...
-# already exists". strict: these start failing (XPASS) once the provider is fixed.
-ORPHANED_BY_PROVIDER = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="pulumi-libvirt 0.5.4 leaves a domain/pool defined but unrecorded when its start/build "
-    "fails (terraform-provider-libvirt 0.8.3 resourceLibvirtDomainCreate/PoolCreate)",
-)
+# A failed domain start / pool build leaves nothing behind: our provider wrapper undefines it.
 
 
 def require(condition: bool, why: str) -> None:
-    """A precondition: pytest.fail, not AssertionError, so a strict xfail (raises=AssertionError)
-    cannot pass for the wrong reason."""
+    """A precondition: pytest.fail, not AssertionError, so a broken setup reads as such rather
+    than as the behaviour under test."""
     if not condition:
         pytest.fail(why)
 
@@ -196,7 +186,6 @@ def test_destroy_after_an_up_that_failed_starting_the_container() -> None:
     pytest.fail(f"the container started before its port was taken, {RACE_TRIES} times")
 
 
-@ORPHANED_BY_PROVIDER
 def test_destroy_after_an_up_that_failed_starting_the_vm() -> None:
     config = stack_config()
     with deployed(config, up=False) as (stack, _), swept(stack):
@@ -216,7 +205,6 @@ def test_destroy_after_an_up_that_failed_starting_the_vm() -> None:
         assert_destroy_leaves_nothing(stack, config)
 
 
-@ORPHANED_BY_PROVIDER
 def test_destroy_after_an_up_that_failed_building_the_pool() -> None:
     config = stack_config(poolDir="/proc/twinlab-no-such-dir")  # absolute, so it passes preview
     with deployed(config, up=False) as (stack, _), swept(stack):

@@ -9,6 +9,9 @@ require (
 	// v0.8.3: the release nearest to pulumi_libvirt 0.5.4 that the proxy serves (0.8.0-0.8.2 are
 	// refused); its resources and data sources match the 0.5.4 SDK one for one.
 	github.com/dmacvicar/terraform-provider-libvirt v0.8.3
+	// Used directly by providerinfo/cleanup.go, at the versions the provider requires.
+	github.com/digitalocean/go-libvirt v0.0.0-20240916165608-bff44a349d9d
+	github.com/hashicorp/terraform-plugin-sdk/v2 v2.34.0
 	github.com/pulumi/pulumi-terraform-bridge/v3 v3.120.0
 	github.com/pulumi/pulumi/sdk/v3 v3.218.0
 )
@@ -48,7 +51,6 @@ require (
 	github.com/cyphar/filepath-securejoin v0.4.1 // indirect
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect
 	github.com/deckarep/golang-set/v2 v2.5.0 // indirect
-	github.com/digitalocean/go-libvirt v0.0.0-20240916165608-bff44a349d9d // indirect
 	github.com/djherbis/times v1.5.0 // indirect
 	github.com/edsrzf/mmap-go v1.1.0 // indirect
 	github.com/emirpasic/gods v1.18.1 // indirect
@@ -86,7 +88,6 @@ require (
 	github.com/hashicorp/logutils v1.0.0 // indirect
 	github.com/hashicorp/terraform-plugin-go v0.29.0 // indirect
 	github.com/hashicorp/terraform-plugin-log v0.9.0 // indirect
-	github.com/hashicorp/terraform-plugin-sdk/v2 v2.34.0 // indirect
 	github.com/hashicorp/terraform-svchost v0.1.1 // indirect
 	github.com/hooklift/iso9660 v1.0.0 // indirect
 	github.com/huandu/xstrings v1.3.3 // indirect

@@ -22,7 +22,7 @@ func dataSource(fn string) *tfbridge.DataSourceInfo {
 // Provider returns the bridge description of the libvirt provider at the given version.
 func Provider(version string) tfbridge.ProviderInfo {
 	prov := tfbridge.ProviderInfo{
-		P:           shimv2.NewProvider(libvirt.Provider()),
+		P:           shimv2.NewProvider(withCleanup(libvirt.Provider())),
 		Name:        pkg,
 		Version:     version,
 		Description: "A Pulumi package for creating and managing libvirt cloud resources.",
