@@ -107,7 +107,8 @@ class Key:
     doc: str
 
 
-# Every config key, its default and what it accepts. The README table is checked against this.
+# Every config key, its default and what it accepts (tests/unit/test_spec.py checks that the
+# README documents each one with its default).
 KEYS: tuple[Key, ...] = (
     Key("appVersion", None, "the app version the images were built with", "app version deployed"),
     Key("vcpus", "1", "an integer from 1 to the host's core count", "vCPUs for both variants"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,14 @@ def test_host_parsers() -> None:
     ss = 'LISTEN 0 4096 127.0.0.1:18080 0.0.0.0:* users:(("docker-proxy",pid=811,fd=4))'
     assert process_from_ss(ss) == "docker-proxy (pid 811)"
     assert process_from_ss("") is None
+
+
+def test_readme_documents_every_config_key_with_its_default() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = {
+        line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| ")
+    }
+    for key in KEYS:
+        assert key.name in rows, f"README's config table lacks {key.name}"
+        if key.default and key.default not in ("{}",):
+            assert key.default in rows[key.name], f"README's default for {key.name}"
