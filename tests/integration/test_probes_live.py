@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from components.host import free_loopback_ports
 from components.virt_mode import load_record
 from scripts.checks import verdicts
 from scripts.checks.load import HttpTarget, LoadPlan, run_load
@@ -27,7 +28,7 @@ from scripts.checks.targets import Target, parse_target
 from scripts.checks.thresholds import thresholds_for
 from scripts.checks.weakened import start_weakened
 from workloads.images import ImageSet, ImagesNotBuiltError, cmdline_with_ssh_key, find_images
-from workloads.images.boottest import qemu_command
+from workloads.images.boottest import qemu_command, stop_qemu
 
 pytestmark = pytest.mark.integration
 PREFIX = f"twinlab-test-{secrets.token_hex(3)}-"
@@ -201,7 +202,7 @@ def sshd() -> Iterator[Sshd]:
                 check=True,
             )
         (workdir / "authorized_keys").write_text((workdir / "client_key.pub").read_text())
-        port = free_port()
+        (port,) = free_loopback_ports(1)
         config = workdir / "sshd_config"
         config.write_text(
             f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {workdir}/host_key\n"
@@ -217,12 +218,6 @@ def sshd() -> Iterator[Sshd]:
         finally:
             server.terminate()
             server.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_port(port: int, timeout_s: float) -> None:
@@ -271,7 +266,7 @@ def vm(images: ImageSet) -> Iterator[Vm]:
         )  # fmt: skip
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
         cmdline = cmdline_with_ssh_key(images.vm_cmdline, (workdir / "key.pub").read_text())
-        http_port, ssh_port = free_port(), free_port()
+        http_port, ssh_port = free_loopback_ports(2)
         command = qemu_command(
             images, overlay, cmdline, http_port, ssh_port, 512, virt_mode(), workdir / "console"
         )
@@ -283,12 +278,7 @@ def vm(images: ImageSet) -> Iterator[Vm]:
                 f"http://127.0.0.1:{http_port}",
             )
         finally:
-            qemu.terminate()
-            try:
-                qemu.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                qemu.kill()
-                qemu.wait()
+            stop_qemu(qemu)
 
 
 def test_vm_meets_the_isolation_expectations_and_runs_a_full_os(vm: Vm) -> None:

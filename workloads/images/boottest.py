@@ -93,6 +93,16 @@ def free_port() -> int:
         return port
 
 
+def stop_qemu(qemu: subprocess.Popen[bytes], grace_s: float = 15) -> None:
+    """Ask QEMU to quit; kill it if it has not within `grace_s`."""
+    qemu.terminate()
+    try:
+        qemu.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        qemu.kill()
+        qemu.wait()
+
+
 def qemu_command(
     images: ImageSet,
     overlay: Path,
@@ -199,12 +209,7 @@ def boot_once(
                 blame = shell.run("sudo systemd-analyze blame --no-pager | head -n 15").stdout
                 failed = shell.run("sudo systemctl --failed --no-legend --plain").stdout
         finally:
-            qemu.terminate()
-            try:
-                qemu.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                qemu.kill()
-                qemu.wait()
+            stop_qemu(qemu)
         tail = console_log.read_text(errors="replace")[-2000:] if console_log.exists() else ""
         return BootResult(first_200, first_200_cpu, ssh_ok, analyze, critical, blame, failed, tail)
 
