@@ -128,14 +128,14 @@ LogLevel VERBOSE
 # The Docker provider opens several ssh connections at once.
 MaxStartups 64:30:128
 EOF
+# Debian's sshd needs its privilege separation directory, normally made by the systemd unit
+# and gone after every boot; even `sshd -t` refuses to run without it.
+mkdir -p /run/sshd
+chmod 755 /run/sshd
 "$SSHD" -t -f "$CONFIG.new" || die "sshd rejects $CONFIG.new (see above)"
 changed=yes
 cmp -s "$CONFIG.new" "$CONFIG" && changed=no
 mv "$CONFIG.new" "$CONFIG"
-
-# Debian's sshd needs its privilege separation directory, normally made by the systemd unit.
-mkdir -p /run/sshd
-chmod 755 /run/sshd
 
 pid=$(running_pid)
 if [ -z "$pid" ]; then
