@@ -9,6 +9,7 @@ results/latest to it. Run `source scripts/env.sh` first (or use scripts/run.sh).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import warnings
 from dataclasses import replace
@@ -22,6 +23,7 @@ from rich.table import Table
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 from components.errors import TwinlabError  # noqa: E402
+from components.remote_ssh import uses_twinlab_sshd  # noqa: E402
 from scripts import leftovers  # noqa: E402
 from scripts.checks.deployed import ROOT, read_deployed  # noqa: E402
 from scripts.checks.load import LoadPlan  # noqa: E402
@@ -35,6 +37,7 @@ from scripts.checks.runall import (  # noqa: E402
 )
 
 CONSOLE = Console(stderr=True)
+DAEMON_KEYS = ("dockerHost", "libvirtUri")
 COLOUR = {"holds": "green", "does not hold": "red", "inconclusive": "yellow"}
 TARGET_HELP = {
     "stack": "stack whose outputs name the targets (default dev)",
@@ -123,6 +126,28 @@ def run_all(c: Context, stack: str = "dev") -> None:
     _run((stack, [], [], []), RunOptions())
 
 
+def _start_twinlab_sshd_if_used(stack: str) -> None:
+    """A stack that reaches its daemons through twinlab's own sshd gets it started (the setup
+    does not start it: most users never use it)."""
+    done = subprocess.run(
+        ["pulumi", "config", "--json", "--stack", stack],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    config = json.loads(done.stdout or "{}") if done.returncode == 0 else {}
+    urls = [str(config.get(f"twinlab:{key}", {}).get("value", "")) for key in DAEMON_KEYS]
+    if not uses_twinlab_sshd(*urls):
+        return
+    started = subprocess.run([str(ROOT / "scripts/remote_access.sh")], check=False)
+    if started.returncode != 0:
+        raise Exit("error: scripts/remote_access.sh could not start twinlab's sshd", code=1)
+    CONSOLE.print(
+        "twinlab's sshd runs for this stack; stop it with `scripts/remote_access.sh stop`"
+    )
+
+
 @task(
     name="up-and-check",
     help={"stack": "stack to deploy (created if missing)", "keep": "leave the stack up"},
@@ -138,6 +163,7 @@ def up_and_check(c: Context, stack: str = "dev", keep: bool = False) -> None:
     subprocess.run(
         ["pulumi", "stack", "select", "--create", stack], cwd=ROOT, check=False, capture_output=True
     )
+    _start_twinlab_sshd_if_used(stack)
     pulumi("up", "--yes", "--skip-preview")
     try:
         run_all(c, stack=stack)

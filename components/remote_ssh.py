@@ -18,6 +18,8 @@ from scripts.checks.deployed import state_dir
 # libvirtd's socket on the remote host, unless the URI names another with ?socket=.
 LIBVIRT_SOCKET = "/var/run/libvirt/libvirt-sock"
 CONNECT_TIMEOUT_S = 15
+# twinlab's own loopback sshd (scripts/remote_access.sh), which the `remote` stack reaches.
+TWINLAB_SSHD = ("127.0.0.1", 2222)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,16 @@ def ssh_client_options(key_path: str | None) -> list[str]:
         "-o",
         f"ConnectTimeout={CONNECT_TIMEOUT_S}",
     ]
+
+
+def uses_twinlab_sshd(*urls: str) -> bool:
+    """True when a Docker host or libvirt URI goes through twinlab's own sshd, which then has
+    to run (it is started on demand, not by the setup)."""
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in ("ssh", "qemu+ssh") and (parts.hostname, parts.port) == TWINLAB_SSHD:
+            return True
+    return False
 
 
 def remote_command(*argv: str) -> str:

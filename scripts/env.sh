@@ -9,6 +9,9 @@ export TWINLAB_CACHE="${TWINLAB_CACHE:-$HOME/.cache/twinlab}"
 export TWINLAB_STATE="${TWINLAB_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/twinlab}"
 export TWINLAB_PULUMI_VERSION="v3.259.0"
 export TWINLAB_TOOLCHAIN_BIN="$TWINLAB_CACHE/toolchain/pulumi-$TWINLAB_PULUMI_VERSION/bin"
+# Go for the toolchain build: the PATH's if new enough, else the pinned one the setup installs.
+# shellcheck source=scripts/toolchain/go.sh
+source "$TWINLAB_ROOT/scripts/toolchain/go.sh"
 
 # Use an installed pulumi of the pinned version if there is one; else the one setup built.
 if [ "$(pulumi version 2>/dev/null)" != "$TWINLAB_PULUMI_VERSION" ]; then

