@@ -25,6 +25,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated", categor
 from components.errors import TwinlabError  # noqa: E402
 from components.remote_ssh import uses_twinlab_sshd  # noqa: E402
 from scripts import leftovers  # noqa: E402
+from scripts import recover as recovery  # noqa: E402
 from scripts.checks.deployed import ROOT, read_deployed  # noqa: E402
 from scripts.checks.load import LoadPlan  # noqa: E402
 from scripts.checks.runall import (  # noqa: E402
@@ -124,6 +125,17 @@ def resources(c: Context, stack: str = "dev", repeats: int = 3, budget_mib: int 
 def run_all(c: Context, stack: str = "dev") -> None:
     """Every check against the stack, then the side-by-side report."""
     _run((stack, [], [], []), RunOptions())
+
+
+@task(help={"stack": "stack to recover (a crashed or interrupted `pulumi up`)"})
+def recover(c: Context, stack: str = "dev") -> None:
+    """After a crash: clear a dead process's lock, drop pending creates, destroy, sweep by name."""
+    CONSOLE.print(f"recovering stack {stack}")
+    try:
+        recovery.recover(stack, say=CONSOLE.print)
+    except recovery.RecoveryError as error:
+        raise Exit(f"error: {error}", code=1) from None
+    CONSOLE.print(f"stack {stack} recovered: nothing of it is left on this machine")
 
 
 def _start_twinlab_sshd_if_used(stack: str) -> None:

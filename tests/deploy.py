@@ -23,6 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_PREFIX = "twinlab-ci-"
 
 
+def new_stack_name() -> str:
+    """A fresh test stack name (ci-<hex>), swept by sweep_test_stacks if a run is cut short."""
+    return f"ci-{secrets.token_hex(3)}"
+
+
 def ci_stack_config(**overrides: str) -> dict[str, str]:
     http_c, http_v, ssh_v = free_loopback_ports(3)
     config = {
@@ -56,7 +61,7 @@ def deployed(
     preview, a failing or an interrupted up themselves, still destroyed and forgotten here.
     `log` collects every line the up and destroy printed (the secrets test scans them).
     """
-    name = f"ci-{secrets.token_hex(3)}"
+    name = new_stack_name()
     stack = auto.create_stack(stack_name=name, work_dir=str(ROOT))
 
     def progress(line: str) -> None:

@@ -1,0 +1,187 @@
+"""Recover a stack after a crash: one command from "locked by a dead process" to nothing left.
+
+A `pulumi up` killed outright (SIGKILL, a lost session) leaves three things behind: the state
+lock of the dead process, "pending operations" for resources it was creating, and the
+resources themselves, some of which the state never recorded. `pulumi destroy` alone then
+refuses (locked) or reports success while leaving a domain and its pool behind. This does, in
+order, and says what each step found:
+
+1. the lock: cleared (`pulumi cancel`) only when every process holding it is dead;
+   a live holder stops the recovery, naming it;
+2. pending creates: dropped from the state (`pulumi refresh --clear-pending-creates`);
+   what they created is removed by name in step 4;
+3. `pulumi destroy` (retried after a refresh when the provider cannot delete something that is
+   already gone);
+4. the sweep: everything still named after the stack (containers, volumes, networks, domains,
+   pools and their volumes, QEMU processes) is removed, and listed.
+
+    python -m scripts.recover STACK            (also: fab recover --stack STACK)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from scripts import leftovers
+from scripts.checks.deployed import ROOT
+
+Say = Callable[[str], None]
+
+
+class RecoveryError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    path: Path
+    pid: int
+    hostname: str
+    username: str
+    timestamp: str
+
+
+@dataclass
+class Recovery:
+    stack: str
+    locks_cleared: list[LockHolder] = field(default_factory=list)
+    pending_cleared: bool = False
+    destroyed: bool = False
+    swept: leftovers.Leftovers = field(default_factory=leftovers.Leftovers)
+    remaining: leftovers.Leftovers = field(default_factory=leftovers.Leftovers)
+
+
+def stack_prefix(stack: str) -> str:
+    """What every resource of the stack is named with (the components' naming scheme)."""
+    return f"twinlab-{stack}-"
+
+
+def lock_files(backend_url: str, stack: str) -> list[Path]:
+    """The lock files of `stack` in a file:// state backend (Pulumi's diy layout:
+    .pulumi/locks/<org>/<project>/<stack>/<lock id>.json); none for other backends."""
+    parts = urlsplit(backend_url)
+    if parts.scheme != "file":
+        return []
+    root = Path(parts.path) / ".pulumi" / "locks"
+    return sorted(path for path in root.glob(f"**/{stack}/*.json") if path.parent.name == stack)
+
+
+def read_lock(path: Path) -> LockHolder:
+    content = json.loads(path.read_text(encoding="utf-8"))
+    return LockHolder(
+        path=path,
+        pid=int(content.get("pid", 0)),
+        hostname=str(content.get("hostname", "")),
+        username=str(content.get("username", "")),
+        timestamp=str(content.get("timestamp", "")),
+    )
+
+
+def holder_alive(holder: LockHolder, this_host: str, pid_alive: Callable[[int], bool]) -> bool:
+    """A holder on another machine cannot be checked from here: treat it as alive."""
+    if holder.hostname != this_host:
+        return True
+    return pid_alive(holder.pid)
+
+
+def pid_is_pulumi(pid: int) -> bool:
+    """True when `pid` runs a pulumi process (a recycled pid of another program is not one)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            argv0 = cmdline.read().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return False
+    return os.path.basename(argv0).startswith("pulumi")
+
+
+def _pulumi(args: list[str], stack: str, say: Say) -> subprocess.CompletedProcess[str]:
+    command = ["pulumi", *args, "--stack", stack, "--yes", "--non-interactive"]
+    say(f"  $ {' '.join(command)}")
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+def _last_line(done: subprocess.CompletedProcess[str]) -> str:
+    return (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or ["?"])[-1]
+
+
+def stack_exists(stack: str) -> bool:
+    done = subprocess.run(
+        ["pulumi", "stack", "ls", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0:
+        raise RecoveryError(f"pulumi stack ls failed: {_last_line(done)}")
+    return any(item.get("name") == stack for item in json.loads(done.stdout or "[]"))
+
+
+def recover(stack: str, say: Say = print, uri: str = "qemu:///system") -> Recovery:
+    """Bring `stack` back to "nothing deployed, state unlocked"; raises RecoveryError when a
+    live process still holds the stack or something could not be removed."""
+    result = Recovery(stack)
+    if stack_exists(stack):
+        _clear_dead_locks(stack, result, say)
+        done = _pulumi(["refresh", "--clear-pending-creates", "--skip-preview"], stack, say)
+        result.pending_cleared = done.returncode == 0
+        if done.returncode != 0:
+            say(f"  refresh failed ({_last_line(done)}); destroying all the same")
+        done = _pulumi(["destroy", "--skip-preview"], stack, say)
+        if done.returncode != 0:
+            say(f"  destroy failed ({_last_line(done)}); again after a refresh")
+            done = _pulumi(["destroy", "--skip-preview", "--refresh"], stack, say)
+        result.destroyed = done.returncode == 0
+        if not result.destroyed:
+            say(f"  destroy failed again ({_last_line(done)}); the sweep removes what is left")
+    else:
+        say(f"  no stack {stack!r} in the state backend; sweeping by name only")
+    result.swept = leftovers.remove(stack_prefix(stack), uri)
+    say(f"  swept by name: {result.swept.describe()}")
+    result.remaining = leftovers.find(stack_prefix(stack), uri)
+    if result.remaining.count():
+        raise RecoveryError(f"still present after recovery: {result.remaining.describe()}")
+    return result
+
+
+def _clear_dead_locks(stack: str, result: Recovery, say: Say) -> None:
+    backend = os.environ.get("PULUMI_BACKEND_URL", "")
+    holders = [read_lock(path) for path in lock_files(backend, stack)]
+    if not holders:
+        say("  lock: none")
+        return
+    this_host = socket.gethostname()
+    alive = [h for h in holders if holder_alive(h, this_host, pid_is_pulumi)]
+    if alive:
+        names = ", ".join(f"pid {h.pid} on {h.hostname} since {h.timestamp}" for h in alive)
+        raise RecoveryError(
+            f"stack {stack} is locked by a running pulumi ({names}); let it finish or stop it, "
+            "then run the recovery again"
+        )
+    done = _pulumi(["cancel"], stack, say)
+    if done.returncode != 0:
+        raise RecoveryError(f"pulumi cancel failed: {_last_line(done)}")
+    result.locks_cleared = holders
+    say(f"  lock: cleared {len(holders)} held by dead pid(s) {[h.pid for h in holders]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.recover")
+    parser.add_argument("stack")
+    args = parser.parse_args(argv)
+    try:
+        recovered = recover(args.stack)
+    except RecoveryError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"stack {recovered.stack} recovered: nothing of it is left")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
