@@ -1,9 +1,13 @@
 """Which virtualization mode the VM gets: KVM when it really works, software emulation (TCG) else.
 
 /dev/kvm existing proves nothing: on these machines it is a paravirtual hypervisor under which
-a stock Debian kernel hangs silently. So the probe boots a stock Debian kernel under KVM and
-waits for it to reach the root-mount stage; only then is KVM recorded as usable. The setup
-runs the probe once and records the answer; the stack reads the record (`virtMode: auto`).
+a stock Debian kernel hangs silently. So the probe boots a stock Debian kernel (no disk) under
+KVM and waits for the panic a kernel prints only after running all of early boot: it cannot
+mount a root file system. Only then is KVM recorded as usable. Any other panic, or none, is a
+failure. The same boot under TCG is the positive control: if it does not reach the root mount
+either, the probe cannot tell and says so. The record keeps both boot times, and the host
+kernel and QEMU it was made on: when either changes, the setup probes again. The stack reads
+the record (`virtMode: auto`).
 
     python -m components.virt_mode detect [--force]   # probe and record
     python -m components.virt_mode show               # print the record
@@ -29,9 +33,10 @@ from components.errors import TwinlabError
 
 VirtMode = Literal["kvm", "tcg"]
 PROBE_TIMEOUT_S = 25.0
-# Lines a kernel prints only after it has run through early boot to the root mount: reaching
-# them proves the accelerator executes a full guest kernel correctly.
-REACHED_ROOT_MOUNT = re.compile(r"VFS: Unable to mount root fs|Kernel panic|Run /init")
+# The panic a kernel without a root disk prints after early boot, at the root mount: reaching
+# it proves the accelerator executes a full guest kernel correctly. An earlier panic (a CPU
+# feature, an MSR) means the opposite, so "Kernel panic" alone must not count.
+REACHED_ROOT_MOUNT = re.compile(r"VFS: Unable to mount root fs")
 
 
 def cache_dir() -> Path:
@@ -47,8 +52,34 @@ class VirtModeRecord:
     mode: VirtMode
     reason: str
     probe_kernel: str
-    probe_seconds: float
+    probe_seconds: float  # KVM boot to the root mount (0 when KVM was not tried)
     detected_at: float
+    # What the answer depends on: probe again when either changes.
+    host_kernel: str = ""
+    qemu_version: str = ""
+    # Positive control: the same boot under TCG, seconds to the root mount.
+    tcg_boot_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProbeEnvironment:
+    host_kernel: str
+    qemu_version: str
+
+
+def probe_environment() -> ProbeEnvironment:
+    done = subprocess.run(
+        ["qemu-system-x86_64", "--version"], capture_output=True, text=True, timeout=30
+    )
+    first = (done.stdout.splitlines() or ["?"])[0]
+    return ProbeEnvironment(host_kernel=os.uname().release, qemu_version=first.strip())
+
+
+def record_is_current(record: VirtModeRecord, environment: ProbeEnvironment) -> bool:
+    return (record.host_kernel, record.qemu_version) == (
+        environment.host_kernel,
+        environment.qemu_version,
+    )
 
 
 def kernel_reached_root_mount(serial_output: str) -> bool:
@@ -59,7 +90,7 @@ def load_record() -> VirtModeRecord | None:
     try:
         data = json.loads(record_path().read_text(encoding="utf-8"))
         return VirtModeRecord(**data)
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError):  # missing, corrupt or of an older shape
         return None
 
 
@@ -131,22 +162,39 @@ def boot_probe(kernel: Path, accel: VirtMode) -> tuple[bool, str, float]:
     return False, f"stock kernel did not boot under {name} within {elapsed:.0f} s ({tail})", elapsed
 
 
-def detect() -> VirtModeRecord:
+def kvm_device_problem() -> str | None:
+    """Why KVM cannot even be tried here, or None. Checked before any kernel is fetched."""
+    if not os.path.exists("/dev/kvm"):
+        return "/dev/kvm does not exist"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "/dev/kvm is not accessible to this user"
+    return None
+
+
+def detect(environment: ProbeEnvironment) -> VirtModeRecord:
     if shutil.which("qemu-system-x86_64") is None:
         raise TwinlabError("qemu-system-x86_64 not found; run scripts/setup.sh")
+    device_problem = kvm_device_problem()
     kernel = stock_kernel()
-    if not os.path.exists("/dev/kvm"):
-        mode, reason, seconds = False, "/dev/kvm does not exist", 0.0
-    elif not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        mode, reason, seconds = False, "/dev/kvm is not accessible to this user", 0.0
+    control_ok, control_reason, tcg_seconds = boot_probe(kernel, "tcg")
+    if not control_ok:
+        raise TwinlabError(
+            f"the probe cannot tell: its positive control failed ({control_reason}); "
+            "a kernel that does not boot under TCG says nothing about KVM"
+        )
+    if device_problem is not None:
+        kvm_ok, reason, kvm_seconds = False, device_problem, 0.0
     else:
-        mode, reason, seconds = boot_probe(kernel, "kvm")
+        kvm_ok, reason, kvm_seconds = boot_probe(kernel, "kvm")
     return VirtModeRecord(
-        mode="kvm" if mode else "tcg",
+        mode="kvm" if kvm_ok else "tcg",
         reason=reason,
         probe_kernel=kernel.name,
-        probe_seconds=round(seconds, 2),
+        probe_seconds=round(kvm_seconds, 2),
         detected_at=time.time(),
+        host_kernel=environment.host_kernel,
+        qemu_version=environment.qemu_version,
+        tcg_boot_seconds=round(tcg_seconds, 2),
     )
 
 
@@ -164,17 +212,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="probe again even if recorded")
     args = parser.parse_args(argv)
     record = load_record()
-    if args.action == "detect" and (record is None or args.force):
+    if args.action == "detect":
         try:
-            record = detect()
+            environment = probe_environment()
+            if record is None or args.force or not record_is_current(record, environment):
+                record = detect(environment)
+                save_record(record)
         except (TwinlabError, subprocess.CalledProcessError, OSError) as error:
             print(f"virt-mode probe failed: {error}", file=sys.stderr)
             return 1
-        save_record(record)
     if record is None:
         print("no virtualization mode recorded; run scripts/setup.sh", file=sys.stderr)
         return 1
-    print(f"{record.mode} ({record.reason})")
+    control = (
+        f"; TCG control boot {record.tcg_boot_seconds:.1f} s" if record.tcg_boot_seconds else ""
+    )
+    print(f"{record.mode} ({record.reason}{control})")
     return 0
 
 
