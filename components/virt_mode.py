@@ -159,7 +159,11 @@ def boot_probe(kernel: Path, accel: VirtMode) -> tuple[bool, str, float]:
         return True, f"stock kernel reached the root mount under {name} in {elapsed:.1f} s", elapsed
     printable = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b.|[^\x20-\x7e\n]", "", output)
     tail = " | ".join(printable.strip().splitlines()[-2:]) or "no output"
-    return False, f"stock kernel did not boot under {name} within {elapsed:.0f} s ({tail})", elapsed
+    return (
+        False,
+        f"stock kernel did not reach the root mount under {name} ({elapsed:.1f} s: {tail})",
+        elapsed,
+    )
 
 
 def kvm_device_problem() -> str | None:

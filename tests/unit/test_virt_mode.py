@@ -57,3 +57,10 @@ def test_the_record_is_redone_when_the_host_kernel_or_qemu_changes() -> None:
     assert not record_is_current(record(host_kernel="6.19.1"), here)
     assert not record_is_current(record(qemu_version="QEMU emulator version 8.0"), here)
     assert not record_is_current(record(host_kernel="", qemu_version=""), here)  # older record
+
+
+def test_the_same_boot_cut_before_the_root_mount_does_not_count() -> None:
+    serial = (DATA / "tcg-root-mount.txt").read_text(encoding="utf-8")
+    before = serial[: serial.index("Kernel panic - not syncing: VFS")]
+    assert "Kernel panic" not in before
+    assert not kernel_reached_root_mount(before)
