@@ -10,8 +10,11 @@ order, and says what each step found:
    a live holder stops the recovery, naming it;
 2. pending creates: dropped from the state (`pulumi refresh --clear-pending-creates`);
    what they created is removed by name in step 4;
-3. `pulumi destroy` (retried after a refresh when the provider cannot delete something that is
-   already gone);
+3. `pulumi destroy`. It fails when an orphan of a dropped pending create still holds what the
+   state knows (a container the state lost keeps its volume in use); then everything named
+   after the stack is removed first (4.), and the state, which now lists only things that no
+   longer exist, is emptied (`pulumi state delete --all`; a refresh cannot do it: the docker
+   provider fails to read a volume that is gone instead of dropping it);
 4. the sweep: everything still named after the stack (containers, volumes, networks, domains,
    pools and their volumes, QEMU processes) is removed, and listed.
 
@@ -110,7 +113,10 @@ def _pulumi(args: list[str], stack: str, say: Say) -> subprocess.CompletedProces
 
 
 def _last_line(done: subprocess.CompletedProcess[str]) -> str:
-    return (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or ["?"])[-1]
+    """The command's error lines (Pulumi prints them among its progress), else its last line."""
+    lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return " | ".join(errors[-3:]) or next((line for line in reversed(lines) if line), "?")
 
 
 def stack_exists(stack: str) -> bool:
@@ -134,19 +140,26 @@ def recover(stack: str, say: Say = print, uri: str = "qemu:///system") -> Recove
             say(f"  refresh failed ({_last_line(done)}); destroying all the same")
         done = _pulumi(["destroy", "--skip-preview"], stack, say)
         if done.returncode != 0:
-            say(f"  destroy failed ({_last_line(done)}); again after a refresh")
-            done = _pulumi(["destroy", "--skip-preview", "--refresh"], stack, say)
-        result.destroyed = done.returncode == 0
-        if not result.destroyed:
-            say(f"  destroy failed again ({_last_line(done)}); the sweep removes what is left")
+            say(f"  destroy failed ({_last_line(done)})")
+            _sweep(stack, uri, result, say)
+            done = _pulumi(["state", "delete", "--all", "--force"], stack, say)
+            if done.returncode != 0:
+                raise RecoveryError(f"emptying the state failed: {_last_line(done)}")
+        result.destroyed = True
     else:
         say(f"  no stack {stack!r} in the state backend; sweeping by name only")
-    result.swept = leftovers.remove(stack_prefix(stack), uri)
-    say(f"  swept by name: {result.swept.describe()}")
+    _sweep(stack, uri, result, say)
     result.remaining = leftovers.find(stack_prefix(stack), uri)
     if result.remaining.count():
         raise RecoveryError(f"still present after recovery: {result.remaining.describe()}")
     return result
+
+
+def _sweep(stack: str, uri: str, result: Recovery, say: Say) -> None:
+    removed = leftovers.remove(stack_prefix(stack), uri)
+    say(f"  removed by name: {removed.describe()}")
+    for name, items in vars(removed).items():
+        getattr(result.swept, name).extend(items)
 
 
 def _clear_dead_locks(stack: str, result: Recovery, say: Say) -> None:

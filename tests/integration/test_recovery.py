@@ -113,4 +113,5 @@ def test_recovery_after_sigkill_of_up_leaves_nothing(stack_name: str, point: str
     assert not lock_files(backend, stack_name)
     stack = auto.select_stack(stack_name=stack_name, work_dir=str(ROOT))
     deployment = stack.export_stack().deployment or {}
-    assert not deployment.get("resources"), "the recovered stack's state still lists resources"
+    listed = [resource["urn"] for resource in deployment.get("resources") or []]
+    assert not listed, "state still lists resources after recovery:\n" + "\n".join(log + listed)
