@@ -8,7 +8,10 @@ on core 1. This module chooses the generator's cores and reads what is really in
 - a container's cpuset from `docker inspect` (HostConfig.CpusetCpus) and from its cgroup;
 - every thread of a process (QEMU: vCPU, emulator and I/O threads) with `taskset -pc TID` for
   each /proc/PID/task/TID, and its cgroup's cpuset (libvirt may pin by either);
-- docker-proxy processes publishing a host port.
+- docker-proxy processes publishing a host port;
+
+and `server_placement_problems` says, in words, what keeps the two servers off one core set
+(a QEMU PID comes from `LibvirtDomains.qemu_pid`).
 
 Parsers are pure and tested on captured output; readers take the /proc and cgroup roots as
 arguments so a test can point them at files.
@@ -156,9 +159,16 @@ def docker_proxy_host_port(argv: Sequence[str]) -> int | None:
 # --- choosing cores ------------------------------------------------------------------------------
 
 
-def host_cpus() -> frozenset[int]:
-    """The CPUs this process may use (the machine's, unless twinlab itself runs pinned)."""
-    return frozenset(os.sched_getaffinity(0))
+def host_cpus(*, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT) -> frozenset[int]:
+    """The CPUs twinlab may place processes on: its cgroup's cpuset (the machine's cores unless
+    twinlab runs in a restricted cgroup), or this process's affinity if that cannot be read.
+
+    Not the affinity first: a twinlab run pinned to core 0 may still start its generator on 1.
+    """
+    try:
+        return process_cgroup_cpus(os.getpid(), proc=proc, cgroup_root=cgroup_root)
+    except PinningError:
+        return frozenset(os.sched_getaffinity(0))
 
 
 def choose_generator_cpus(host: frozenset[int], servers: frozenset[int]) -> frozenset[int]:
@@ -341,4 +351,23 @@ def placement_problems(
         f"{what}: {thread.describe()}, outside {format_cpu_list(expected)}"
         for thread in threads
         if not thread.cpus <= expected
+    ]
+
+
+def server_placement_problems(
+    container_cpus: frozenset[int] | None,
+    qemu_threads: Iterable[ThreadPlacement],
+    proxy_threads: Iterable[ThreadPlacement] = (),
+) -> list[str]:
+    """What keeps the two servers off one core set, in words; [] when they share it.
+
+    The container's cpuset (`container_cpuset`, None when unrestricted) is the reference; every
+    QEMU thread (`process_threads(qemu_pid)`) and every thread of the container's docker-proxy
+    (`process_threads(pid, qemu=False)` for each of `docker_proxy_pids(port)`) must stay on it.
+    """
+    if container_cpus is None:
+        return ["container: may run on every CPU (no cpuset); deploy it with one"]
+    return [
+        *placement_problems(container_cpus, qemu_threads, what="VM"),
+        *placement_problems(container_cpus, proxy_threads, what="docker-proxy"),
     ]

@@ -19,12 +19,14 @@ from scripts.checks.pinning import (
     docker_proxy_host_port,
     docker_proxy_pids,
     format_cpu_list,
+    host_cpus,
     parse_cpu_list,
     parse_cpu_mask,
     parse_taskset,
     placement_problems,
     process_cgroup_cpus,
     process_threads,
+    server_placement_problems,
     split_cpus,
     thread_affinity,
     thread_role,
@@ -277,3 +279,27 @@ def test_threads_of_this_process_live() -> None:
     assert threads[0].tid == os.getpid() and threads[0].role == "thread"
     assert threads[0].affinity == frozenset(os.sched_getaffinity(0))
     assert threads[0].cgroup_cpus is not None and threads[0].cpus <= threads[0].cgroup_cpus
+
+
+def test_host_cpus_come_from_the_cgroup_not_the_affinity() -> None:
+    cgroup = process_cgroup_cpus(os.getpid())
+    assert host_cpus() == cgroup
+    assert frozenset(os.sched_getaffinity(0)) <= cgroup
+
+
+def test_host_cpus_fall_back_to_the_affinity(tmp_path: Path) -> None:
+    assert host_cpus(proc=tmp_path) == frozenset(os.sched_getaffinity(0))
+
+
+def test_server_placement_on_the_captured_pair() -> None:
+    configured, _, host_port = captured_container()
+    qemu = captured_threads(captured_pid("qemu-system-x86"), qemu=True)
+    (proxy,) = docker_proxy_pids(host_port, proc=DATA / "proc")
+    proxy_threads = captured_threads(proxy, qemu=False)
+    # The VM's threads share the container's core; its docker-proxy does not.
+    assert server_placement_problems(configured, qemu) == []
+    problems = server_placement_problems(configured, qemu, proxy_threads)
+    assert problems and all(p.startswith("docker-proxy: ") for p in problems)
+    assert server_placement_problems(None, qemu) == [
+        "container: may run on every CPU (no cpuset); deploy it with one"
+    ]
