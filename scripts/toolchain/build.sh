@@ -245,6 +245,15 @@ build_provider() { # build_provider PACKAGE VERSION
 build_docker() { build_provider docker "$1"; }
 build_libvirt() { build_provider libvirt "$1"; }
 
+# vegeta: P1's open-loop, constant-rate load generator (scripts/checks/openloop.py).
+readonly VEGETA_VERSION=12.13.0
+build_vegeta() {
+	prepare vegeta github.com/tsenart/vegeta/v12
+	step "vegeta: go build"
+	go_build "$BIN_DIR/.vegeta.new" github.com/tsenart/vegeta/v12 "-s -w -X main.Version=v$1"
+	mv -f "$BIN_DIR/.vegeta.new" "$BIN_DIR/vegeta"
+}
+
 # ---------------------------------------------------------------------------- reuse
 
 # A pulumi of the right version elsewhere on PATH, with its language host beside it.
@@ -323,6 +332,7 @@ main() {
 	fi
 	build_binary pulumi-resource-docker "$DOCKER_PROVIDER_VERSION" build_docker
 	build_binary pulumi-resource-libvirt "$LIBVIRT_PROVIDER_VERSION" build_libvirt
+	build_binary vegeta "$VEGETA_VERSION" build_vegeta
 
 	export PULUMI_SKIP_UPDATE_CHECK=true
 	step "check pulumi version"
