@@ -12,8 +12,8 @@
 #     sockets are bound back, so runtime directories such as /run/sshd do not exist;
 #   - PATH, a plain Debian root PATH: the Go in /usr/local/go is not on it, so the pinned Go
 #     from PyPI is installed as on plain Debian 12 (whose own Go is too old);
-#   - without --run, a private network namespace too (loopback only), so twinlab's sshd can
-#     start on 127.0.0.1:2222 even where one already runs.
+#   - twinlab's sshd is started in a private network namespace of its own (loopback only), so
+#     it can take 127.0.0.1:2222 even where one already runs.
 # What cannot be made fresh here: Debian packages already installed stay installed, and daemons
 # already running are used (CI starts them from nothing). The Go module download cache is
 # shared (GOMODCACHE), so modules are not downloaded again; everything is compiled again.
@@ -44,7 +44,6 @@ if [ "${REHEARSAL_INSIDE:-}" = 1 ]; then
         if [ -d "$old_run/$entry" ]; then mkdir "/run/$entry"; else touch "/run/$entry"; fi
         mount --rbind "$old_run/$entry" "/run/$entry"
     done
-    [ "$mode" = setup ] && ip link set lo up
     [ ! -e /run/sshd ] || { echo "rehearse_cold: /run/sshd still visible" >&2; exit 1; }
     cd "$scratch/twinlab"
     job=(scripts/setup.sh)
@@ -55,14 +54,16 @@ if [ "${REHEARSAL_INSIDE:-}" = 1 ]; then
     if [ "$mode" = setup ]; then
         # The `remote` stack's entry step, which the setup no longer runs for everyone.
         env -i HOME="$scratch/home" PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            scripts/remote_access.sh
-        env -i HOME="$scratch/home" PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-            scripts/remote_access.sh stop
+            unshare --net -- sh -c \
+            'ip link set lo up && scripts/remote_access.sh && scripts/remote_access.sh stop'
     fi
     exit 0
 fi
 
-scratch="$(mktemp -d /var/tmp/twinlab-rehearsal.XXXXXX)"
+# Under root's own cache, not /tmp or /var/tmp: sshd's StrictModes refuses keys below a
+# directory everyone may write to.
+mkdir -p "$HOME/.cache"
+scratch="$(mktemp -d "$HOME/.cache/twinlab-rehearsal.XXXXXX")"
 cleanup() {
     if [ "$keep" = yes ]; then
         echo "rehearse_cold: scratch kept in $scratch"
@@ -78,7 +79,6 @@ git clone -q "$ROOT" "$scratch/twinlab"
 git -C "$ROOT" diff HEAD | git -C "$scratch/twinlab" apply --allow-empty
 gomodcache="$(go env GOMODCACHE 2>/dev/null || echo "$HOME/go/pkg/mod")"
 namespaces=(--mount --propagation private)
-[ "$mode" = setup ] && namespaces+=(--net)
 echo "rehearse_cold: $mode in $scratch (fresh clone, HOME, /run, PATH)"
 started=$SECONDS
 status=0
