@@ -25,6 +25,7 @@ from components import libvirt_cli
 from components.errors import TwinlabError
 from components.host import loopback_port_holder
 from components.libvirt_save_image import replace_domain_xml
+from components.readiness import wait_for_http_200
 from components.snapshot import HEALTH_PATH, Snapshot, sha256_file
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -224,6 +225,21 @@ def restore(
         if fresh_overlay:
             clone.overlay.unlink(missing_ok=True)
         raise
+
+
+def restore_until_serving(
+    snapshot: Snapshot, name: str, *, http_port: int, ssh_port: int, timeout_s: float = 60.0
+) -> RestoredClone:
+    """Restore, then wait for the first HTTP 200 (stage "first_http_200"); on a timeout the
+    clone is removed and TimeoutError raised."""
+    clone = restore(snapshot, name, http_port=http_port, ssh_port=ssh_port)
+    try:
+        wait_for_http_200(clone.url, timeout_s)
+    except BaseException:
+        remove(clone.name, clone.overlay)
+        raise
+    clone.stages_s["first_http_200"] = time.monotonic() - clone.created_at
+    return clone
 
 
 def remove(clone_name: str, overlay: Path, uri: str = libvirt_cli.LOCAL_URI) -> None:
