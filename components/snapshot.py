@@ -64,6 +64,13 @@ def snapshot_root() -> Path:
     return Path(os.environ.get("TWINLAB_SNAPSHOT_DIR", DEFAULT_ROOT))
 
 
+def _whole(value: object) -> int:
+    number = float(str(value))
+    if not number.is_integer():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(number)
+
+
 @dataclass(frozen=True)
 class SnapshotRecipe:
     """What a saved state depends on. Two recipes with the same key restore the same guest."""
@@ -94,6 +101,24 @@ class SnapshotRecipe:
             virt_mode=virt_mode,
             app_environment=tuple(sorted(app_environment.items())),
             qemu_version=qemu_version,
+        )
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, object]) -> SnapshotRecipe:
+        """From JSON or Pulumi properties, where numbers may come back as floats (512.0) and
+        tuples as lists: coerced, so the key is the same."""
+        environment = record["app_environment"]
+        mode = record["virt_mode"]
+        if not isinstance(environment, list | tuple) or mode not in ("kvm", "tcg"):
+            raise ValueError(f"not a snapshot recipe: {dict(record)}")
+        return cls(
+            image_recipe_hash=str(record["image_recipe_hash"]),
+            memory_mib=_whole(record["memory_mib"]),
+            vcpus=_whole(record["vcpus"]),
+            virt_mode="kvm" if mode == "kvm" else "tcg",
+            app_environment=tuple((str(name), str(value)) for name, value in environment),
+            qemu_version=str(record["qemu_version"]),
+            snapshot_format=_whole(record["snapshot_format"]),
         )
 
     def key(self) -> str:
@@ -151,10 +176,9 @@ class Snapshot:
     @classmethod
     def from_json(cls, text: str, directory: Path) -> Snapshot:
         record = json.loads(text)
-        recipe = record.pop("recipe")
-        recipe["app_environment"] = tuple(tuple(pair) for pair in recipe["app_environment"])
+        recipe = SnapshotRecipe.from_record(record.pop("recipe"))
         record["directory"] = directory
-        return cls(recipe=SnapshotRecipe(**recipe), **record)
+        return cls(recipe=recipe, **record)
 
 
 def sha256_file(path: Path) -> str:

@@ -51,6 +51,11 @@ _INSTALL_KEYS = (
     'set -e; date -u -s "@$1" >/dev/null; '
     "rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub; "
     "tar -x -C /etc/ssh --preserve-permissions; "
+    'if [ -n "$2" ]; then '
+    "printf '%s\\n' \"$2\" > /home/twin/.ssh/authorized_keys.new; "
+    "chown twin:twin /home/twin/.ssh/authorized_keys.new; "
+    "chmod 600 /home/twin/.ssh/authorized_keys.new; "
+    "mv -f /home/twin/.ssh/authorized_keys.new /home/twin/.ssh/authorized_keys; fi; "
     "systemctl restart ssh"
 )
 HOST_KEY_TYPES = (("rsa", "3072"), ("ecdsa", "256"), ("ed25519", ""))
@@ -117,11 +122,17 @@ def host_keys_tar(directory: Path) -> tuple[bytes, str]:
     return buffer.getvalue(), " ".join(public[:2])
 
 
-def refresh_identity(guest: GuestSsh) -> str:
-    """New SSH host keys and the host's time in the clone; returns its new ed25519 host key
-    ("TYPE BASE64"), which the caller pins from then on."""
+def refresh_identity(guest: GuestSsh, authorized_key: str | None = None) -> str:
+    """New SSH host keys and the host's time in the clone, and, given `authorized_key` (one
+    OpenSSH public key line), that key as the only login instead of the snapshot's. Returns
+    the clone's new ed25519 host key ("TYPE BASE64"), which the caller pins from then on."""
+    if authorized_key is not None and (
+        "\n" in authorized_key.strip() or not authorized_key.startswith(("ssh-", "ecdsa-"))
+    ):
+        raise ValueError("authorized_key must be one OpenSSH public key line")
     with tempfile.TemporaryDirectory(prefix="twinlab-hostkeys-") as directory:
         archive, public = host_keys_tar(Path(directory))
-    command = f"sudo sh -c {shlex.quote(_INSTALL_KEYS)} refresh {time.time():.3f}"
+    login = shlex.quote((authorized_key or "").strip())
+    command = f"sudo sh -c {shlex.quote(_INSTALL_KEYS)} refresh {time.time():.3f} {login}"
     guest.run(command, timeout_s=120.0, stdin=archive)
     return public

@@ -228,11 +228,17 @@ def restore(
 
 
 def restore_until_serving(
-    snapshot: Snapshot, name: str, *, http_port: int, ssh_port: int, timeout_s: float = 60.0
+    snapshot: Snapshot,
+    name: str,
+    *,
+    http_port: int,
+    ssh_port: int,
+    timeout_s: float = 60.0,
+    cpuset: str | None = None,
 ) -> RestoredClone:
     """Restore, then wait for the first HTTP 200 (stage "first_http_200"); on a timeout the
     clone is removed and TimeoutError raised."""
-    clone = restore(snapshot, name, http_port=http_port, ssh_port=ssh_port)
+    clone = restore(snapshot, name, http_port=http_port, ssh_port=ssh_port, cpuset=cpuset)
     try:
         wait_for_http_200(clone.url, timeout_s)
     except BaseException:

@@ -83,6 +83,19 @@ def test_every_input_of_the_saved_state_changes_the_key(change: dict[str, object
     assert recipe(**change).key() != recipe().key()
 
 
+def test_a_recipe_back_from_pulumi_properties_has_the_same_key() -> None:
+    """Pulumi returns numbers as floats and tuples as lists: the key must not change, or an
+    `up` would make a second snapshot."""
+    record = dataclasses.asdict(recipe())
+    record.update(memory_mib=512.0, vcpus=1.0, snapshot_format=1.0)
+    record["app_environment"] = [list(pair) for pair in recipe().app_environment]
+    assert SnapshotRecipe.from_record(record).key() == recipe().key()
+    with pytest.raises(ValueError, match="whole number"):
+        SnapshotRecipe.from_record({**record, "memory_mib": 512.5})
+    with pytest.raises(ValueError, match="not a snapshot recipe"):
+        SnapshotRecipe.from_record({**record, "virt_mode": "xen"})
+
+
 def test_snapshot_record_round_trips(tmp_path: Path) -> None:
     snapshot = Snapshot(
         directory=tmp_path,
