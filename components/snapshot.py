@@ -45,7 +45,8 @@ from components.libvirt_save_image import read_header
 from components.readiness import wait_for_http_200
 from components.virt_mode import VirtMode, load_record, probe_environment
 from components.vm import NIC_PCI_SLOT, kernel_cmdline, libvirt_domain_type
-from workloads.images import ImageSet, find_images
+from workloads.images import ImageSet, ImagesNotBuiltError
+from workloads.images.build import cache_root, current_hash, manifest_complete
 
 SNAPSHOT_FORMAT = 1
 DEFAULT_ROOT = Path("/var/lib/twinlab/snapshots")
@@ -271,11 +272,18 @@ def snapshot_dir(recipe: SnapshotRecipe) -> Path:
     return snapshot_root() / recipe.key()
 
 
-def find_snapshot(recipe: SnapshotRecipe) -> Snapshot | None:
-    directory = snapshot_dir(recipe)
+def load_snapshot(directory: Path) -> Snapshot:
+    """The snapshot recorded in `directory`; SnapshotError when there is no complete one."""
     try:
-        snapshot = Snapshot.from_json((directory / META_NAME).read_text(), directory)
-    except (OSError, ValueError, TypeError, KeyError):
+        return Snapshot.from_json((directory / META_NAME).read_text(), directory)
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise SnapshotError(f"{directory} holds no complete snapshot ({error})") from None
+
+
+def find_snapshot(recipe: SnapshotRecipe) -> Snapshot | None:
+    try:
+        snapshot = load_snapshot(snapshot_dir(recipe))
+    except SnapshotError:
         return None
     return snapshot if snapshot.recipe == recipe else None
 
@@ -398,6 +406,17 @@ def make_snapshot(recipe: SnapshotRecipe, images: ImageSet, uri: str) -> Snapsho
         raise
 
 
+def vm_images() -> ImageSet:
+    """The built images of the current recipe, VM files only: a snapshot needs no Docker."""
+    directory = cache_root() / current_hash()
+    images = manifest_complete(directory)
+    if images is None:
+        raise ImagesNotBuiltError(
+            f"no images in {directory}: run scripts/setup.sh (or python -m workloads.images build)"
+        )
+    return images
+
+
 def recipe_for_defaults(images: ImageSet, memory_mib: int, vcpus: int) -> SnapshotRecipe:
     """The recipe for the default stack's VM: virtualization mode from the setup's probe, the
     app environment the stack gives it (no extra env)."""
@@ -422,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="remake even if cached")
     args = parser.parse_args(argv)
     try:
-        images = find_images()
+        images = vm_images()
         recipe = recipe_for_defaults(images, args.memory_mib, args.vcpus)
         if args.action == "make":
             if args.force:
@@ -436,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"no snapshot for key {recipe.key()} under {snapshot_root()}")
                 return 1
             snapshot = found
-    except (TwinlabError, OSError, subprocess.CalledProcessError) as error:
+    except (TwinlabError, ImagesNotBuiltError, OSError, subprocess.CalledProcessError) as error:
         print(f"snapshot: {error}", file=sys.stderr)
         return 1
     print(

@@ -52,8 +52,9 @@ class RestoredClone:
     ssh_port: int
     overlay: Path
     created_at: float  # time.monotonic() when restore() was called
-    # Seconds after created_at: overlay made, header written, QEMU process started (its pid
-    # file), `virsh restore` returned (guest running).
+    # Seconds after created_at: overlay made, disk checked against the saved state, header
+    # written, QEMU process started (its pid file), `virsh restore` returned (guest running),
+    # and with restore_until_serving the first HTTP 200.
     stages_s: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -196,8 +197,9 @@ def restore(
             if clone.overlay.exists():
                 raise RestoreError(f"{clone.overlay} exists already (a leftover clone?)")
             libvirt_cli.create_overlay(clone.overlay, snapshot.disk.resolve())
+        clone.stages_s["overlay_made"] = time.monotonic() - clone.created_at
         check_disk(snapshot, clone.overlay)
-        clone.stages_s["overlay_ready"] = time.monotonic() - clone.created_at
+        clone.stages_s["disk_checked"] = time.monotonic() - clone.created_at
         xml = restore_domain_xml(
             snapshot.saved_domain_xml,
             name=name,

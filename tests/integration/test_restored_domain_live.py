@@ -18,16 +18,15 @@ from components.guest_ssh import GuestSsh, pin_host_key
 from components.host import free_loopback_ports
 from components.readiness import HttpReady
 from components.restored_domain import RestoredDomain
-from components.snapshot import ensure_snapshot, recipe_for_defaults
+from components.snapshot import ensure_snapshot, recipe_for_defaults, vm_images
 from components.snapshot_restore import sweep
 from components.ssh_key import SshKeyPair
-from workloads.images import find_images
 
 pytestmark = pytest.mark.integration
 
 
 def test_up_restores_a_serving_clone_and_destroy_removes_it() -> None:
-    images = find_images()
+    images = vm_images()
     recipe = recipe_for_defaults(images, 512, 1)
     snapshot = ensure_snapshot(recipe, images, libvirt_cli.LOCAL_URI)  # made outside `up`
     stack_name = f"snaptest-{secrets.token_hex(3)}"

@@ -19,7 +19,7 @@ from components import libvirt_cli
 from components.guest_ssh import GuestSsh, pin_host_key
 from components.host import free_loopback_ports, loopback_port_holder
 from components.libvirt_save_image import read_header
-from components.snapshot import Snapshot, ensure_snapshot, recipe_for_defaults
+from components.snapshot import Snapshot, ensure_snapshot, recipe_for_defaults, vm_images
 from components.snapshot_identity import probe_identity, refresh_identity, shared_fields
 from components.snapshot_restore import (
     DiskMismatchError,
@@ -30,7 +30,6 @@ from components.snapshot_restore import (
     restore_until_serving,
     sweep,
 )
-from workloads.images import find_images
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +38,7 @@ PREFIX = f"twinlab-snaptest-{secrets.token_hex(3)}-"
 
 @pytest.fixture(scope="module")
 def snapshot() -> Snapshot:
-    images = find_images()
+    images = vm_images()
     return ensure_snapshot(recipe_for_defaults(images, 512, 1), images, libvirt_cli.LOCAL_URI)
 
 
@@ -80,7 +79,7 @@ def test_two_clones_answer_on_their_own_ports(
         with urllib.request.urlopen(clone.url, timeout=10) as answer:
             assert answer.status == 200
         stages = clone.stages_s
-        assert 0 < stages["overlay_ready"] <= stages["restore_returned"]
+        assert 0 < stages["overlay_made"] <= stages["disk_checked"] <= stages["restore_returned"]
         assert stages["restore_returned"] <= stages["first_http_200"]
         print(f"{clone.name}: {json.dumps({k: round(v, 3) for k, v in stages.items()})}")
     # The saved state is unchanged by the restores: same stream, the maker's XML restorable.
