@@ -9,13 +9,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import shutil
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from components import libvirt_cli
+from components import snapshot as snapshot_module
 from components.guest_ssh import GuestSsh, pin_host_key
 from components.host import free_loopback_ports, loopback_port_holder
 from components.libvirt_save_image import read_header
@@ -44,24 +47,33 @@ def snapshot() -> Snapshot:
 
 @pytest.fixture(scope="module")
 def clones(snapshot: Snapshot) -> Iterator[list[RestoredClone]]:
+    """Two clones restored at the same time (the save image's header is shared: the lock must
+    keep each restore's name and ports its own)."""
     made: list[RestoredClone] = []
+    ports = [free_loopback_ports(2) for _ in (1, 2)]
     try:
-        for index in (1, 2):
-            http_port, ssh_port = free_loopback_ports(2)
-            made.append(
-                restore_until_serving(
-                    snapshot, f"{PREFIX}{index}", http_port=http_port, ssh_port=ssh_port
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [
+                pool.submit(
+                    restore_until_serving,
+                    snapshot,
+                    f"{PREFIX}{index}",
+                    http_port=http_port,
+                    ssh_port=ssh_port,
                 )
-            )
+                for index, (http_port, ssh_port) in enumerate(ports, start=1)
+            ]
+            for future in futures:
+                made.append(future.result())
         yield made
     finally:
         for clone in made:
             remove(clone.name, clone.overlay)
         leftover = sweep(snapshot.directory, PREFIX)
         assert leftover == [], f"left behind: {leftover}"
-        for clone in made:
-            assert loopback_port_holder(clone.http_port) is None
-            assert loopback_port_holder(clone.ssh_port) is None
+        for http_port, ssh_port in ports:
+            assert loopback_port_holder(http_port) is None
+            assert loopback_port_holder(ssh_port) is None
         assert libvirt_cli.domain_names(PREFIX) == []
 
 
@@ -82,6 +94,9 @@ def test_two_clones_answer_on_their_own_ports(
         assert 0 < stages["overlay_made"] <= stages["disk_checked"] <= stages["restore_returned"]
         assert stages["restore_returned"] <= stages["first_http_200"]
         print(f"{clone.name}: {json.dumps({k: round(v, 3) for k, v in stages.items()})}")
+        definition = libvirt_cli.virsh("dumpxml", clone.name)
+        assert f"hostfwd=tcp:127.0.0.1:{clone.http_port}-:8080" in definition
+        assert f"<uuid>{clone.uuid}</uuid>" in definition
     # The saved state is unchanged by the restores: same stream, the maker's XML restorable.
     assert read_header(snapshot.state_file).stream_offset > 0
 
@@ -136,3 +151,22 @@ def test_a_saved_disk_changed_since_the_save_is_refused(snapshot: Snapshot) -> N
         restore(changed, name, http_port=http_port, ssh_port=ssh_port)
     assert not libvirt_cli.domain_exists(name)
     assert not overlay_path(snapshot, name).exists()
+
+
+def test_a_failed_make_leaves_no_domain_and_no_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Negative control of the maker: a boot that cannot answer in time (1 s) fails with the
+    timeout named, and leaves nothing of the attempt."""
+    root = Path("/var/lib/twinlab") / f"snaptest-{secrets.token_hex(3)}"
+    monkeypatch.setenv("TWINLAB_SNAPSHOT_DIR", str(root))
+    monkeypatch.setattr(snapshot_module, "MAKE_BOOT_TIMEOUT_S", 1.0)
+    images = vm_images()
+    recipe = recipe_for_defaults(images, 512, 1)
+    try:
+        with pytest.raises(TimeoutError, match="no HTTP 200 within 1 s"):
+            snapshot_module.make_snapshot(recipe, images, libvirt_cli.LOCAL_URI)
+        assert libvirt_cli.domain_names(f"{snapshot_module.MAKER_PREFIX}{recipe.key()}") == []
+        assert not (root / recipe.key()).exists()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
