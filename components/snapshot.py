@@ -18,6 +18,7 @@ closed to it.
 
     python -m components.snapshot make [--memory-mib N] [--vcpus N] [--force]
     python -m components.snapshot show
+    python -m components.snapshot prune      # snapshots of other images than the current ones
 """
 
 from __future__ import annotations
@@ -417,6 +418,24 @@ def vm_images() -> ImageSet:
     return images
 
 
+def prune(keep_image_recipe: str, uri: str) -> list[str]:
+    """Remove every snapshot made from other images than `keep_image_recipe`, with whatever
+    clones of it still run; and leftovers of unfinished makes."""
+    removed = []
+    for directory in sorted(path for path in snapshot_root().iterdir() if path.is_dir()):
+        try:
+            if load_snapshot(directory).recipe.image_recipe_hash == keep_image_recipe:
+                continue
+        except SnapshotError:
+            pass  # no meta.json: an unfinished make
+        for overlay in sorted((directory / "clones").glob("*.qcow2")):
+            libvirt_cli.destroy(overlay.stem, uri)
+        shutil.rmtree(directory)
+        (snapshot_root() / f"{directory.name}.lock").unlink(missing_ok=True)
+        removed.append(str(directory))
+    return removed
+
+
 def recipe_for_defaults(images: ImageSet, memory_mib: int, vcpus: int) -> SnapshotRecipe:
     """The recipe for the default stack's VM: virtualization mode from the setup's probe, the
     app environment the stack gives it (no extra env)."""
@@ -435,13 +454,18 @@ def recipe_for_defaults(images: ImageSet, memory_mib: int, vcpus: int) -> Snapsh
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.snapshot")
-    parser.add_argument("action", choices=["make", "show"])
+    parser.add_argument("action", choices=["make", "show", "prune"])
     parser.add_argument("--memory-mib", type=int, default=512)
     parser.add_argument("--vcpus", type=int, default=1)
     parser.add_argument("--force", action="store_true", help="remake even if cached")
     args = parser.parse_args(argv)
     try:
         images = vm_images()
+        if args.action == "prune":
+            with _locked(snapshot_root() / "prune.lock"):
+                removed = prune(images.recipe_hash, libvirt_cli.LOCAL_URI)
+            print("\n".join(f"removed {path}" for path in removed) or "nothing to prune")
+            return 0
         recipe = recipe_for_defaults(images, args.memory_mib, args.vcpus)
         if args.action == "make":
             if args.force:

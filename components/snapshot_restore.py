@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import re
-import shutil
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -26,7 +25,7 @@ from components.errors import TwinlabError
 from components.host import loopback_port_holder
 from components.libvirt_save_image import replace_domain_xml
 from components.readiness import wait_for_http_200
-from components.snapshot import HEALTH_PATH, Snapshot, sha256_file
+from components.snapshot import HEALTH_PATH, Snapshot, sha256_file, snapshot_root
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 QEMU_PID_DIR = Path("/run/libvirt/qemu")
@@ -256,21 +255,14 @@ def remove(clone_name: str, overlay: Path, uri: str = libvirt_cli.LOCAL_URI) -> 
     overlay.unlink(missing_ok=True)
 
 
-def sweep(snapshot_directory: Path, prefix: str, uri: str = libvirt_cli.LOCAL_URI) -> list[str]:
-    """Remove every domain named `prefix`* and its overlay under the snapshot's clones/."""
+def sweep(prefix: str, uri: str = libvirt_cli.LOCAL_URI, root: Path | None = None) -> list[str]:
+    """Remove every domain named `prefix`* and its overlay under any snapshot's clones/ (the
+    overlays are no libvirt volumes: a sweep of the pools does not see them)."""
     removed = []
     for name in libvirt_cli.domain_names(prefix, uri):
         libvirt_cli.destroy(name, uri)
         removed.append(f"domain {name}")
-    clones = snapshot_directory / "clones"
-    for path in sorted(clones.glob(f"{prefix}*.qcow2")) if clones.is_dir() else []:
+    for path in sorted((root or snapshot_root()).glob(f"*/clones/{prefix}*")):
         path.unlink(missing_ok=True)
-        removed.append(f"overlay {path}")
+        removed.append(f"file {path}")
     return removed
-
-
-def remove_snapshot(snapshot: Snapshot, uri: str = libvirt_cli.LOCAL_URI) -> None:
-    """Delete a snapshot and whatever clones of it still run."""
-    for path in sorted((snapshot.directory / "clones").glob("*.qcow2")):
-        libvirt_cli.destroy(path.stem, uri)
-    shutil.rmtree(snapshot.directory, ignore_errors=True)

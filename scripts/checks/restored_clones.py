@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {name}: {json.dumps(stages)}")
             everything += samples
     finally:
-        left = snapshot_restore.sweep(snapshot.directory, clone_prefix(args.stack))
+        left = snapshot_restore.sweep(clone_prefix(args.stack))
         if left:
             print(f"removed leftovers: {left}", file=sys.stderr)
     if args.out:

@@ -84,6 +84,6 @@ def test_up_restores_a_serving_clone_and_destroy_removes_it() -> None:
         assert not libvirt_cli.domain_exists(domain_name)
         assert not (snapshot.directory / "clones" / f"{domain_name}.qcow2").exists()
     finally:
-        left = sweep(snapshot.directory, domain_name)
+        left = sweep(domain_name)
         stack.workspace.remove_stack(stack_name, force=True)
         assert left == [], f"left behind: {left}"

@@ -69,7 +69,7 @@ def clones(snapshot: Snapshot) -> Iterator[list[RestoredClone]]:
     finally:
         for clone in made:
             remove(clone.name, clone.overlay)
-        leftover = sweep(snapshot.directory, PREFIX)
+        leftover = sweep(PREFIX)
         assert leftover == [], f"left behind: {leftover}"
         for http_port, ssh_port in ports:
             assert loopback_port_holder(http_port) is None

@@ -20,7 +20,7 @@ from components.libvirt_save_image import (
     read_header,
     replace_domain_xml,
 )
-from components.snapshot import Snapshot, SnapshotRecipe, kernel_cmdline_text
+from components.snapshot import Snapshot, SnapshotRecipe, kernel_cmdline_text, prune
 from components.snapshot_identity import (
     GuestIdentity,
     host_keys_tar,
@@ -307,3 +307,36 @@ def test_host_keys_are_made_for_every_type_with_root_only_private_keys(tmp_path:
         check=True,
     ).stdout
     assert "ED25519" in fingerprint
+
+
+def test_prune_keeps_the_current_images_snapshots_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWINLAB_SNAPSHOT_DIR", str(tmp_path))
+
+    def made(recipe_hash: str) -> Path:
+        current = recipe(image_recipe_hash=recipe_hash)
+        directory = tmp_path / current.key()
+        directory.mkdir()
+        record = Snapshot(
+            directory=directory,
+            recipe=current,
+            saved_domain_xml="",
+            disk_sha256="",
+            disk_bytes=0,
+            state_bytes=0,
+            guest_http_port=8080,
+            guest_ssh_port=22,
+            ssh_user="twin",
+            guest_host_key="",
+            made_at=0.0,
+        )
+        (directory / "meta.json").write_text(record.to_json())
+        return directory
+
+    keep, old = made("a" * 64), made("b" * 64)
+    unfinished = tmp_path / "0123456789abcdef"
+    unfinished.mkdir()
+    removed = prune("a" * 64, "qemu:///system")
+    assert sorted(removed) == sorted([str(old), str(unfinished)])
+    assert keep.is_dir() and not old.exists() and not unfinished.exists()
