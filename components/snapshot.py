@@ -322,6 +322,16 @@ def make_snapshot(recipe: SnapshotRecipe, images: ImageSet, uri: str) -> Snapsho
     _ensure_root()
     directory = snapshot_dir(recipe)
     name = f"{MAKER_PREFIX}{recipe.key()}-maker"
+    running = [
+        overlay.stem
+        for overlay in sorted((directory / "clones").glob("*.qcow2"))
+        if libvirt_cli.domain_exists(overlay.stem, uri)
+    ]
+    if running:
+        raise SnapshotError(
+            f"clones of {directory} still run ({', '.join(running)}): remove them before "
+            "remaking the snapshot their disks and memory come from"
+        )
     libvirt_cli.destroy(name, uri)  # a maker killed mid-way
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(mode=0o755)
