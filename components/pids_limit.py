@@ -52,9 +52,10 @@ def apply_pids_limit(docker_host: str, key_path: str | None, container: str, lim
 
 
 class _PidsLimitProvider(ResourceProvider):
+    # Pulumi leaves None-valued properties out: key_path is absent when no key is configured.
     def create(self, props: dict[str, Any]) -> CreateResult:
         apply_pids_limit(
-            props["docker_host"], props["key_path"], props["container"], int(props["limit"])
+            props["docker_host"], props.get("key_path"), props["container"], int(props["limit"])
         )
         return CreateResult(id_=props["instance_id"], outs=props)
 
@@ -65,7 +66,7 @@ class _PidsLimitProvider(ResourceProvider):
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         apply_pids_limit(
-            news["docker_host"], news["key_path"], news["container"], int(news["limit"])
+            news["docker_host"], news.get("key_path"), news["container"], int(news["limit"])
         )
         return UpdateResult(outs=news)
 

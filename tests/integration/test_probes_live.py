@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from components.host import free_loopback_ports
+from components.pids_limit import PIDS_LIMIT
 from components.virt_mode import load_record
 from scripts.checks import verdicts
 from scripts.checks.load import HttpTarget, LoadPlan, run_load
@@ -73,7 +74,7 @@ def images() -> ImageSet:
 
 @dataclass(frozen=True)
 class Containers:
-    app: str  # configured like the stack's container
+    app: str  # configured like the stack's container (its PIDs limit: components/pids_limit.py)
     weak: str  # --privileged --pid=host, or the nearest this host allows
     weak_flags: str
     app_url: str
@@ -89,7 +90,7 @@ def containers(images: ImageSet) -> Iterator[Containers]:
             "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,noexec,size=16m",
             "--tmpfs", "/var/lib/twinlab:rw,size=16m,uid=10001,gid=10001",
             "--memory", "256m", "--memory-swap", "256m", "--cpuset-cpus", "0",
-            "-p", "127.0.0.1::8080", images.container_image,
+            "--pids-limit", str(PIDS_LIMIT), "-p", "127.0.0.1::8080", images.container_image,
         )  # fmt: skip
         assert app.returncode == 0, app.stderr
         weak_flags = start_weakened(names[1], images.container_image).flags

@@ -42,7 +42,8 @@ def root_user(sections: Sections, baseline: HostBaseline) -> list[Reading]:
     root = "0" in uids
     weak = root and identity
     if weak:
-        what = "main process runs as uid 0 with no user namespace (uid 0 is the host's root)"
+        whose = "the host's" if on_host_kernel(sections, baseline) else "the guest kernel's"
+        what = f"main process runs as uid 0 with no user namespace (uid 0 is {whose} root)"
     elif root:
         what = "main process runs as uid 0 inside a user namespace (mapped to an unprivileged uid)"
     else:
