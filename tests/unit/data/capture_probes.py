@@ -17,6 +17,7 @@ command lines belong to this machine, not to the project.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -31,6 +32,13 @@ from scripts.checks.weakenings import CONTROLS, HARDENED, control_container
 from workloads.images import find_images
 
 DATA = Path(__file__).resolve().parent / "probes"
+# A mountinfo line of a mount under some /mnt/: this machine's own temporary mounts, nothing
+# the probes judge, and no business of the fixtures.
+LOCAL_MOUNT = re.compile(r"^\d+ \d+ \d+:\d+ \S+ (/\S*)?/mnt/\S* .*\n", re.MULTILINE)
+
+
+def without_local_mounts(output: str) -> str:
+    return LOCAL_MOUNT.sub("", output)
 
 
 def redact(output: str, marker: str) -> str:
@@ -59,11 +67,13 @@ def capture(label: str, url: str, redacted: bool) -> None:
     (out / "baseline").mkdir(parents=True, exist_ok=True)
     with host_baseline() as baseline, parse_target(url) as target:
         host_text = baseline.host.run(sectioned_command(BASELINE_SNIPPETS), root=True).stdout
+        host_text = without_local_mounts(host_text)
         (out / "baseline" / "host.txt").write_text(host_text, encoding="utf-8")
         (out / "baseline" / "marker.txt").write_text(baseline.marker_argv0 + "\n")
         for probe in (*OS_PROBES, *READ_ONLY_PROBES):
             command = sectioned_command(probe.snippets)
             text = target.run(command, root=True, timeout_s=PROBE_TIMEOUT_S).stdout
+            text = without_local_mounts(text)
             if redacted:
                 text = redact(text, baseline.marker_argv0)
             (out / f"{probe.name}.txt").write_text(text, encoding="utf-8")
