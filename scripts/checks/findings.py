@@ -72,6 +72,9 @@ def unmeasurable(samples: Iterable[Sample], target: str) -> list[str]:
     return [describe_unmeasurable(s) for s in of_target(samples, target) if inconclusive(s)]
 
 
+COLOURS = {"weak": "red", "ok": "green", INCONCLUSIVE: "grey"}
+
+
 @dataclass(frozen=True)
 class Cell:
     """One cell of the isolation table: "weak", "ok" or "inconclusive", with its evidence."""
@@ -80,6 +83,16 @@ class Cell:
     cis: str
     scope: str
     detail: str
+
+    @property
+    def colour(self) -> str:
+        return COLOURS[self.state]
+
+    @property
+    def text(self) -> str:
+        """What the cell shows: state, CIS item, and "guest-only" where it applies."""
+        scope = " guest-only" if self.scope == GUEST_ONLY else ""
+        return f"{self.state} (CIS {self.cis}){scope}"
 
 
 def cell(sample: Sample) -> Cell:

@@ -257,6 +257,10 @@ def test_isolation_table_has_a_cell_per_finding_and_target() -> None:
     assert row["docker://control-hardened"].state == "ok"
     assert row["docker://control-hardened"].cis == "5.10"
     assert table["lsm_unconfined"]["docker://control-hardened"].state == "inconclusive"
+    weak = row["docker://control-host-network"]
+    assert (weak.colour, weak.text) == ("red", "weak (CIS 5.10)")
+    vm = findings.isolation_table(captured_samples("vm", variant="vm"))
+    assert vm["root_without_userns"]["docker://vm"].text == "weak (CIS 4.1) guest-only"
 
 
 # --- host-kernel attack surface -------------------------------------------------------------
