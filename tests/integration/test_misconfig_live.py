@@ -15,8 +15,8 @@ import pytest
 from components.virt_mode import load_record
 from scripts.checks import findings, verdicts
 from scripts.checks.deployed import parse_outputs, write_private_key
-from scripts.checks.probes import host_baseline, run_isolation
-from scripts.checks.targets import parse_target
+from scripts.checks.probes import attack_surface, host_baseline, run_isolation
+from scripts.checks.targets import LocalTarget, parse_target
 from scripts.checks.thresholds import thresholds_for
 from scripts.checks.weakenings import CONTROLS, HARDENED, Weakening, control_container, docker
 from tests.deploy import ci_stack_config, deployed
@@ -113,3 +113,24 @@ def test_the_stacks_container_and_vm_are_not_flagged(stack: dict[str, Any]) -> N
     assert guest_only, "the VM's root and devices are its own: reported as guest-only"
     i2 = verdicts.i2(samples, NO_THRESHOLDS)
     assert i2.verdict == "holds" and "guest-only" in i2.summary
+
+
+# --- host-kernel attack surface ----------------------------------------------------------------
+
+
+def test_attack_surface_is_counted_or_said_to_be_unmeasurable_on_this_host(image: str) -> None:
+    name = PREFIX + "surface"
+    published = Weakening("surface", ("-p", "127.0.0.1::8080"), "", "")  # hardened, one port
+    with control_container(name, image, published):
+        pid = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip())
+        address = docker("port", name, "8080/tcp").stdout.split()[0]  # 127.0.0.1:PORT
+        subject = attack_surface.Subject(
+            parse_target(f"docker://{name}"), [pid], f"http://{address}/healthz"
+        )
+        (sample,) = attack_surface.attack_surface(LocalTarget("local://"), [subject], 2.0)
+    if sample.value == findings.INCONCLUSIVE:
+        reason = str(sample.metadata["reason"])
+        assert reason.startswith("not measurable on this host: "), reason
+        assert "tracefs" in reason or "ftrace" in reason
+    else:
+        assert isinstance(sample.value, int) and sample.value > 0
