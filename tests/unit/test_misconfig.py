@@ -193,6 +193,14 @@ def test_sensitive_host_paths_are_found_by_device(line: str, expected: list[str]
     assert exposed(parse_mountinfo(line), host) == expected
 
 
+def test_a_recursive_bind_is_one_finding_with_its_submounts_counted() -> None:
+    host = tuple(parse_mountinfo(HOST_MOUNTINFO))
+    inside = parse_mountinfo(
+        "1 0 254:0 / /host rw - ext4 /dev/vda rw\n2 1 0:21 / /host/proc rw - proc proc rw\n"
+    )
+    assert exposed(inside, host) == ["host / on /host (rw) +1 submounts"]
+
+
 def test_mountinfo_unescapes_paths_and_maps_nested_roots() -> None:
     (mount,) = parse_mountinfo(r"5 1 8:1 /srv/a\040b /mnt rw shared:1 - xfs /dev/sda1 rw")
     assert mount.root == "/srv/a b" and not mount.read_only and mount.fstype == "xfs"

@@ -52,16 +52,35 @@ def exempt(mount: Mount) -> bool:
 
 
 def exposed(mounts: list[Mount], host_mounts: tuple[Mount, ...]) -> list[str]:
-    """ "HOST_PATH on MOUNT_POINT (rw|ro)" for each sensitive host path mounted."""
-    found = []
+    """ "host HOST_PATH on MOUNT_POINT (rw|ro)" for each sensitive host path mounted; mounts below
+    one already listed (a recursive bind's submounts) are counted with it, not listed."""
+    found: list[tuple[Mount, str]] = []
     for mount in mounts:
         if exempt(mount):
             continue
         path = host_path(mount, list(host_mounts))
         if path is not None and sensitive(path):
-            mode = "ro" if mount.read_only else "rw"
-            found.append(f"host {path} on {mount.mount_point} ({mode})")
-    return found
+            found.append((mount, path))
+    tops = [
+        (mount, path)
+        for mount, path in found
+        if not any(
+            other.mount_point != mount.mount_point and within(mount.mount_point, other.mount_point)
+            for other, _ in found
+        )
+    ]
+    lines = []
+    for mount, path in tops:
+        below = sum(
+            1
+            for other, _ in found
+            if other.mount_point != mount.mount_point
+            and within(other.mount_point, mount.mount_point)
+        )
+        mode = "ro" if mount.read_only else "rw"
+        extra = f" +{below} submounts" if below else ""
+        lines.append(f"host {path} on {mount.mount_point} ({mode}){extra}")
+    return lines
 
 
 def sensitive_mounts(sections: Sections, baseline: HostBaseline) -> list[Reading]:
@@ -81,7 +100,7 @@ def sensitive_mounts(sections: Sections, baseline: HostBaseline) -> list[Reading
         reason = "the host's mountinfo was not read"
         return [not_measurable(METRIC, cis.SENSITIVE_MOUNTS, reason, where)]
     found = exposed(mounts, baseline.mounts)
-    writable = [entry for entry in found if entry.endswith("(rw)")]
+    writable = [entry for entry in found if "(rw)" in entry]
     what = "sensitive host path mounted: " + "; ".join(found[:EXAMPLES])
     extra: dict[str, Value] = {"writable": bool(writable), "mount_count": len(mounts)}
     if not found:

@@ -2,8 +2,9 @@
 BuildKit API socket inside the target that accepts a connection gives whoever can connect
 control of that daemon, and the daemon runs as root on its machine.
 
-Read: the well-known socket paths plus every mount point ending in ".sock", each tried with a
-bare connect() (nothing sent, closed at once). Without python3, only presence (`test -S`).
+Read: the well-known socket paths plus every mount point ending in ".sock", each socket (once,
+however many paths lead to it) tried with a bare connect() (nothing sent, closed at once).
+Without python3, only presence (`test -S`).
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ for line in open("/proc/self/mountinfo"):
     point = line.split()[4].encode().decode("unicode_escape")
     if point.endswith(".sock") and point not in paths:
         paths.append(point)
+seen = set()
 for path in paths:
     try:
-        if not stat.S_ISSOCK(os.stat(path).st_mode):
+        if not stat.S_ISSOCK(os.stat(path).st_mode) or os.path.realpath(path) in seen:
             continue
     except OSError:
         continue
+    seen.add(os.path.realpath(path))
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(2)
     try:
