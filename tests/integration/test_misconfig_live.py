@@ -7,7 +7,6 @@ must not be flagged (the VM's findings about its own kernel are guest-only)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from scripts.checks.probes import attack_surface, host_baseline, run_isolation
 from scripts.checks.targets import LocalTarget, parse_target
 from scripts.checks.thresholds import thresholds_for
 from scripts.checks.weakenings import CONTROLS, HARDENED, Weakening, control_container, docker
-from tests.deploy import ci_stack_config, deployed
 from workloads.images import ImagesNotBuiltError, find_images
 
 pytestmark = pytest.mark.integration
@@ -89,15 +87,10 @@ def test_the_hardened_starting_point_is_not_flagged(image: str) -> None:
 # --- a real deployment of the stack -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[dict[str, Any]]:
-    with deployed(ci_stack_config()) as (created, outputs):
-        yield outputs | {"stack": created.name}
-
-
-def test_the_stacks_container_and_vm_are_not_flagged(stack: dict[str, Any]) -> None:
-    key = write_private_key(stack["stack"], stack["vmSshPrivateKey"])
-    deployment = parse_outputs(stack["stack"], stack, key)
+def test_the_stacks_container_and_vm_are_not_flagged(deployed_stack: dict[str, Any]) -> None:
+    """The session's real deployment (tests/conftest.py), shared with the claim tests."""
+    key = write_private_key(deployed_stack["stack"], deployed_stack["vmSshPrivateKey"])
+    deployment = parse_outputs(deployed_stack["stack"], deployed_stack, key)
     container, vm = deployment.container.target, deployment.vm.target
     with host_baseline() as baseline:
         targets = [parse_target(container), parse_target(vm)]
