@@ -16,6 +16,7 @@ mounts, which a shared network or IPC namespace brings and the namespace probe r
 
 from __future__ import annotations
 
+from scripts.checks.findings import HOST_SCOPE
 from scripts.checks.parsers.mountinfo import Mount, host_path, parse_mountinfo, within
 from scripts.checks.parsers.sections import Sections
 from scripts.checks.probes import cis
@@ -94,7 +95,7 @@ def sensitive_mounts(sections: Sections, baseline: HostBaseline) -> list[Reading
         ]
         what = f"host directory shared into the guest: {'; '.join(shares)}" if shares else ""
         return [
-            finding(METRIC, bool(shares), cis.SENSITIVE_MOUNTS, what or "no host share", "host")
+            finding(METRIC, bool(shares), cis.SENSITIVE_MOUNTS, what or "no host share", HOST_SCOPE)
         ]
     if not baseline.mounts:
         reason = "the host's mountinfo was not read"

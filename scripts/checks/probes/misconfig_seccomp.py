@@ -11,6 +11,7 @@ guards the guest's kernel only: guest-only.
 
 from __future__ import annotations
 
+from scripts.checks import findings
 from scripts.checks.parsers import proc
 from scripts.checks.parsers.sections import Sections
 from scripts.checks.probes import cis, syscall_test
@@ -57,7 +58,7 @@ def seccomp_filter(sections: Sections, baseline: HostBaseline) -> list[Reading]:
         "allowed_names": ",".join(allowed),
     }
     # The count is a measurement, not a finding: no "cis" key, so no table row of its own.
-    count = Reading(COUNT_METRIC, len(blocked), {**extra, "scope": where})
+    count = Reading(COUNT_METRIC, len(blocked), {**extra, findings.SCOPE_KEY: where})
     weak = mode != 2 or not blocked
     if mode != 2:
         what = (
