@@ -115,11 +115,13 @@ def test_attack_surface_is_counted_or_said_to_be_unmeasurable_on_this_host(image
     name = PREFIX + "surface"
     published = Weakening("surface", ("-p", "127.0.0.1::8080"), "", "")  # hardened, one port
     with control_container(name, image, published):
-        pid = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip())
         address = docker("port", name, "8080/tcp").stdout.split()[0]  # 127.0.0.1:PORT
         subject = attack_surface.Subject(
-            parse_target(f"docker://{name}"), [pid], f"http://{address}/healthz"
+            parse_target(f"docker://{name}"),
+            lambda: attack_surface.container_pids(name),
+            f"http://{address}/healthz",
         )
+        assert attack_surface.container_pids(name), "the container's main process"
         (sample,) = attack_surface.attack_surface(LocalTarget("local://"), [subject], 2.0)
     if sample.value == findings.INCONCLUSIVE:
         reason = str(sample.metadata["reason"])

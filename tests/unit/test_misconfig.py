@@ -297,7 +297,7 @@ class RefusingHost(NamedHost):
 
 
 def test_attack_surface_is_not_measurable_where_ftrace_is_refused() -> None:
-    subject = attack_surface.Subject(Named("docker://app"), [1], "http://127.0.0.1:1/")
+    subject = attack_surface.Subject(Named("docker://app"), lambda: [1], "http://127.0.0.1:1/")
     (sample,) = attack_surface.attack_surface(RefusingHost("local://"), [subject])
     assert sample.value == "inconclusive" and sample.metadata["inconclusive"] is True
     assert str(sample.metadata["reason"]).startswith("not measurable on this host: ")

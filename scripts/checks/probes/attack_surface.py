@@ -14,10 +14,12 @@ function list is refused: expect "not measurable".
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from scripts.checks.probes.catalog import Reading, to_sample
 from scripts.checks.samples import Sample, Value
@@ -64,8 +66,28 @@ def functions_reached(trace: str) -> set[str]:
 @dataclass(frozen=True)
 class Subject:
     target: Target  # the variant, named as the other samples name it
-    host_pids: Sequence[int]  # its processes on the host (container's; the VM's QEMU)
+    host_pids: Callable[[], Sequence[int]]  # its processes on this host (asked only if traced)
     url: str  # an app endpoint on 127.0.0.1
+
+
+def container_pids(name: str) -> list[int]:
+    """The container's main process on this host (the tracer follows its forks)."""
+    done = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Pid}}", name],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    pid = done.stdout.strip()
+    return [int(pid)] if done.returncode == 0 and pid.isdigit() and pid != "0" else []
+
+
+def qemu_pids(domain: str) -> list[int]:
+    """The QEMU process of a libvirt domain on this host (libvirt's pid file)."""
+    path = Path("/run/libvirt/qemu") / f"{domain}.pid"
+    text = path.read_text().strip() if path.exists() else ""
+    return [int(text)] if text.isdigit() else []
 
 
 def serve_requests(url: str, window_s: float) -> int:
@@ -78,8 +100,13 @@ def serve_requests(url: str, window_s: float) -> int:
     return served
 
 
-def traced_functions(host: Target, tracefs: str, subject: Subject, window_s: float) -> set[str]:
-    pids = " ".join(str(pid) for pid in subject.host_pids)
+def traced_functions(
+    host: Target, tracefs: str, subject: Subject, window_s: float
+) -> set[str] | None:
+    """Distinct functions traced; None when the subject's processes are not on this host."""
+    pids = " ".join(str(pid) for pid in subject.host_pids())
+    if not pids:
+        return None
     setup = (
         f"cd {tracefs} && echo 0 > tracing_on && echo > trace && echo {pids} > set_ftrace_pid && "
         "echo 1 > options/function-fork && echo function > current_tracer && echo 1 > tracing_on"
@@ -110,6 +137,11 @@ def attack_surface(
             reading = Reading(METRIC, "inconclusive", metadata)
         else:
             found = traced_functions(host, access.directory, subject, window_s)
-            reading = Reading(METRIC, len(found), {"window_s": window_s, "tracer": "function"})
+            if found is None:
+                reason = "its processes are not on this host (a remote Docker or libvirt host)"
+                reading = Reading(METRIC, "inconclusive", {"inconclusive": True, "reason": reason})
+            else:
+                metadata = {"window_s": window_s, "tracer": "function"}
+                reading = Reading(METRIC, len(found), metadata)
         samples.append(to_sample(reading, subject.target, "attack_surface"))
     return samples
