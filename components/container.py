@@ -6,6 +6,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.deployment import Deployment
+from components.pids_limit import PidsLimit
 from components.remote_ssh import ssh_client_options
 from components.spec import AppSpec
 from workloads.images import ImageSet
@@ -94,6 +95,15 @@ class ContainerDeployment(Deployment):
             labels=labels,
             must_run=True,
             opts=child,
+        )
+        # CIS 5.29; pulumi-docker has no argument for it (components/pids_limit.py).
+        PidsLimit(
+            f"{name}-pids-limit",
+            docker_host=spec.placement.docker_host,
+            key_path=spec.placement.remote_ssh_key_path,
+            container=container.name,
+            instance_id=container.id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[container]),
         )
         self._publish(
             name,

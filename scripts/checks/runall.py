@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from components.virt_mode import load_record
 from scripts.checks.deployed import ROOT, DeployedStack
 from scripts.checks.libvirt_domains import Virsh
 from scripts.checks.load import HttpTarget, LoadPlan, run_load
-from scripts.checks.probes import host_baseline, run_isolation, run_os_probes
+from scripts.checks.probes import attack_surface, host_baseline, run_isolation, run_os_probes
 from scripts.checks.report import write_run
 from scripts.checks.resource_errors import InstanceNotFoundError
 from scripts.checks.resources import CHECKS as RESOURCE_CHECKS
@@ -28,7 +28,7 @@ from scripts.checks.resources import deployed as resource_pair
 from scripts.checks.resources import run_resource_checks
 from scripts.checks.run_tags import new_run_id
 from scripts.checks.samples import Sample
-from scripts.checks.targets import DockerTarget, Target, parse_target
+from scripts.checks.targets import DockerTarget, LocalTarget, Target, parse_target
 from scripts.checks.thresholds import thresholds_for
 from scripts.checks.verdicts import ClaimResult, evaluate
 from scripts.checks.weakened import WEAKENED_METADATA, weakened_container
@@ -111,6 +111,7 @@ def run_checks(
     try:
         if "isolation" in options.groups:
             samples += _isolation(subjects, targets, weakened, run_id, virt_mode, options, console)
+            samples += _attack_surface(subjects, targets, console)
         if "load" in options.groups:
             samples += _load(subjects, targets, run_id, virt_mode, options, console)
         if "resources" in options.groups:
@@ -274,6 +275,30 @@ def _isolation(
                 on_probe=started,
             )
     return samples
+
+
+def _attack_surface(
+    subjects: Subjects, targets: Sequence[Target], console: Console
+) -> list[Sample]:
+    """Issue 11 item 4: the host kernel functions each variant's app requests reach (ftrace),
+    or "not measurable on this host" with the reason. Needs the app URL and instance name."""
+    chosen = [
+        attack_surface.Subject(
+            target, _host_pids(target, subject.instance_name), subject.url + "/healthz"
+        )
+        for subject, target in zip(subjects.items, targets, strict=True)
+        if subject.url is not None and subject.instance_name is not None
+    ]
+    if not chosen:
+        return []
+    console.print("[bold]host-kernel attack surface[/] (ftrace)")
+    return attack_surface.attack_surface(LocalTarget("local://"), chosen)
+
+
+def _host_pids(target: Target, instance: str) -> Callable[[], list[int]]:
+    if target.variant == "container":
+        return lambda: attack_surface.container_pids(instance)
+    return lambda: attack_surface.qemu_pids(instance)
 
 
 def _container_image(container_name: str) -> str:

@@ -100,23 +100,30 @@ def _ratio_claim(
 
 
 def container_isolation_problems(samples: Samples, target: str) -> list[str]:
-    """What breaks I1's "process-level isolation on a shared kernel" for this container."""
+    """What breaks I1's "process-level isolation on a shared kernel" for this container: the
+    baseline expectations, then every misconfiguration finding, each with its CIS item."""
+    from scripts.checks import findings
+
     problems = []
     if samples.one("host_processes_visible", target=target) is not False:
-        problems.append("host processes are visible (PID namespace not separate)")
+        problems.append("host processes are visible (PID namespace not separate; CIS 5.16)")
     if samples.one("cap_full", target=target) is not False:
-        problems.append("it holds the full capability set")
+        problems.append("it holds the full capability set (CIS 5.4, 5.5)")
     if samples.one("seccomp_mode", target=target) != 2:
-        problems.append("seccomp filter is off")
+        problems.append("seccomp filter is off (CIS 5.22)")
     if samples.one("host_kernel_state_visible", target=target) is not True:
         problems.append("host kernel state is not visible: not a shared kernel")
     if samples.one("can_write_sysctl", target=target) is not False:
-        problems.append("root inside can write kernel settings")
-    return problems
+        problems.append("root inside can write kernel settings (CIS 5.5)")
+    return problems + findings.weaknesses(samples.all, target)
 
 
 def vm_isolation_problems(samples: Samples, target: str) -> list[str]:
-    """What breaks I2's "own kernel, nothing of the host kernel visible" for this VM."""
+    """What breaks I2's "own kernel, nothing of the host kernel visible" for this VM. Findings
+    that only expose the guest's own kernel ("guest-only") are not problems; host-scope ones
+    (e.g. a host directory shared into the guest) are."""
+    from scripts.checks import findings
+
     problems = []
     for metric, bad in (
         ("host_kernel_state_visible", True),
@@ -129,11 +136,13 @@ def vm_isolation_problems(samples: Samples, target: str) -> list[str]:
             problems.append(f"{metric} is {samples.one(metric, target=target)}")
     if samples.one("can_write_sysctl", target=target) is not True:
         problems.append("root in the guest cannot change its own kernel settings")
-    return problems
+    return problems + findings.weaknesses(samples.all, target, scope=findings.HOST_SCOPE)
 
 
 def weakening_reported(samples: Samples, target: str) -> list[str]:
     """I3: what the checks report as weakened for a (deliberately weakened) container."""
+    from scripts.checks import findings
+
     reported = []
     if samples.one("host_processes_visible", target=target) is True:
         reported.append("host processes visible")
@@ -141,7 +150,7 @@ def weakening_reported(samples: Samples, target: str) -> list[str]:
         reported.append("full capabilities")
     if samples.one("seccomp_mode", target=target) == 0:
         reported.append("seccomp off")
-    return reported
+    return reported + findings.weaknesses(samples.all, target)
 
 
 # --- one function per claim ---------------------------------------------------------------------
@@ -262,30 +271,47 @@ def p1(samples: Samples, t: Thresholds) -> ClaimResult:
 
 
 def i1(samples: Samples, _t: Thresholds) -> ClaimResult:
+    from scripts.checks import findings
+
     targets = [t for t in samples.targets("container") if not _weakened(samples, t)]
     if not targets:
         return ClaimResult("I1", "inconclusive", "no container probed")
     problems = container_isolation_problems(samples, targets[0])
+    unmeasured = findings.unmeasurable(samples.all, targets[0])
+    summary = "; ".join(problems) or (
+        "separate PID namespace, reduced capabilities, seccomp on, host kernel state visible, "
+        "no misconfiguration found"
+    )
+    if unmeasured:
+        summary += "; " + "; ".join(unmeasured)
     return ClaimResult(
         "I1",
         "does not hold" if problems else "holds",
-        "; ".join(problems)
-        or "separate PID namespace, reduced capabilities, seccomp on, host kernel state visible",
+        summary,
         container=_isolation_line(samples, targets[0]),
         problems=tuple(problems),
     )
 
 
 def i2(samples: Samples, _t: Thresholds) -> ClaimResult:
+    from scripts.checks import findings
+
     targets = samples.targets("vm")
     if not targets:
         return ClaimResult("I2", "inconclusive", "no VM probed")
     problems = vm_isolation_problems(samples, targets[0])
+    guest_only = findings.weaknesses(samples.all, targets[0], scope=findings.GUEST_ONLY)
+    summary = "; ".join(problems) or (
+        "nothing of the host kernel visible; guest root changes only its own kernel"
+    )
+    if guest_only:
+        summary += "; guest-only (expose the guest's own kernel, not the host's): " + "; ".join(
+            guest_only
+        )
     return ClaimResult(
         "I2",
         "does not hold" if problems else "holds",
-        "; ".join(problems)
-        or "nothing of the host kernel visible; guest root changes only its own kernel",
+        summary,
         vm=_isolation_line(samples, targets[0]),
         problems=tuple(problems),
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from components.host import free_loopback_ports
+from components.pids_limit import PIDS_LIMIT
 from components.virt_mode import load_record
 from scripts.checks import verdicts
 from scripts.checks.load import HttpTarget, LoadPlan, run_load
@@ -73,7 +74,7 @@ def images() -> ImageSet:
 
 @dataclass(frozen=True)
 class Containers:
-    app: str  # configured like the stack's container
+    app: str  # configured like the stack's container (its PIDs limit: components/pids_limit.py)
     weak: str  # --privileged --pid=host, or the nearest this host allows
     weak_flags: str
     app_url: str
@@ -89,7 +90,7 @@ def containers(images: ImageSet) -> Iterator[Containers]:
             "--read-only", "--tmpfs", "/tmp:rw,nosuid,nodev,noexec,size=16m",
             "--tmpfs", "/var/lib/twinlab:rw,size=16m,uid=10001,gid=10001",
             "--memory", "256m", "--memory-swap", "256m", "--cpuset-cpus", "0",
-            "-p", "127.0.0.1::8080", images.container_image,
+            "--pids-limit", str(PIDS_LIMIT), "-p", "127.0.0.1::8080", images.container_image,
         )  # fmt: skip
         assert app.returncode == 0, app.stderr
         weak_flags = start_weakened(names[1], images.container_image).flags
@@ -154,9 +155,13 @@ def test_weakened_container_is_reported_and_its_changes_undone(containers: Conta
         marker_pid = baseline.marker_pid
     assert host_sysctl() == sysctl_before
     reported = verdicts.weakening_reported(samples, url)
-    assert reported == ["host processes visible", "full capabilities", "seccomp off"], (
+    assert reported[:3] == ["host processes visible", "full capabilities", "seccomp off"], (
         containers.weak_flags
     )
+    # Then the misconfiguration findings, each with its CIS item: host PID namespace, no
+    # seccomp filter, /proc/sys writable (privileged or systempaths=unconfined).
+    for item in ("5.16", "5.22", "5.5"):
+        assert any(line.endswith(f"(CIS {item})") for line in reported[3:]), (item, reported)
     assert verdicts.container_isolation_problems(samples, url) != []
     assert samples.one("sysctl_write_reached_host", target=url) is True
     assert samples.one("kernel_log_readable", target=url) is True

@@ -41,6 +41,7 @@ RECORDER = Recorder()
 pulumi.runtime.set_mocks(RECORDER, preview=False)
 
 from components.container import ContainerDeployment  # noqa: E402
+from components.pids_limit import PIDS_LIMIT  # noqa: E402
 from components.vm import VmDeployment  # noqa: E402
 
 
@@ -121,6 +122,8 @@ def test_container_is_hardened() -> Any:
         assert box["securityOpts"] == ["no-new-privileges:true"]
         assert box["readOnly"] is True
         assert "privileged" not in box and "pidMode" not in box
+        pids = inputs("container-pids-limit")  # pulumi-docker has no pids_limit (CIS 5.29)
+        assert pids["limit"] == PIDS_LIMIT and pids["docker_host"] == spec().placement.docker_host
 
     return registered(container).apply(check)
 

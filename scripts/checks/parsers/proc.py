@@ -223,3 +223,13 @@ def running_service_units(text: str) -> list[str]:
         if fields and fields[0].endswith(".service"):
             units.append(fields[0])
     return units
+
+
+def parse_namespaces(text: str) -> dict[str, str]:
+    """Lines "NAME LINK" (e.g. "pid pid:[4026531836]") as NAME -> LINK; unreadable ones absent."""
+    found = {}
+    for line in text.splitlines():
+        name, _, link = line.strip().partition(" ")
+        if link.strip():
+            found[name] = link.strip()
+    return found

@@ -38,7 +38,7 @@ def table(samples: list[Sample]) -> Table:
         shown = str(sample.value)
         shown = shown if len(shown) <= VALUE_WIDTH else shown[: VALUE_WIDTH - 1] + "…"
         value = f"{shown} {sample.unit}".strip()
-        if sample.metadata.get("inconclusive") is True:
+        if sample.metadata.get("inconclusive") is True and sample.value != "inconclusive":
             value += " (inconclusive)"
         rows.setdefault(sample.metric, {})[sample.target] = value
         claims[sample.metric] = " ".join(sample.claims)

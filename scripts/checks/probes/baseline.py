@@ -11,18 +11,24 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scripts.checks.parsers import proc
-from scripts.checks.parsers.sections import Sections
+from scripts.checks.parsers.mountinfo import Mount, parse_mountinfo
+from scripts.checks.parsers.sections import Section, Sections
+from scripts.checks.probes import syscall_test
 from scripts.checks.probes.shell import (
     BOOT_ID,
+    LSM_SNIPPETS,
     MODULES,
+    MOUNTINFO,
+    NAMESPACES,
     STATUS,
     UPTIME,
     ProbeOutputError,
+    active_lsms,
     optional,
     run_sections,
 )
@@ -35,6 +41,10 @@ BASELINE_SNIPPETS = {
     "uptime": UPTIME,
     "modules": MODULES,
     "status": STATUS,
+    "namespaces": NAMESPACES,
+    "mountinfo": MOUNTINFO,
+    "syscalls": syscall_test.SNIPPET,
+    **LSM_SNIPPETS,
 }
 
 
@@ -49,6 +59,11 @@ class HostBaseline:
     cap_eff: int  # root's effective capabilities on the host
     marker_argv0: str
     marker_pid: int
+    # For the misconfiguration probes; empty when the host could not show them.
+    namespaces: Mapping[str, str] = field(default_factory=dict)  # "pid" -> "pid:[4026531836]"
+    mounts: tuple[Mount, ...] = ()
+    syscall_answers: Mapping[str, str] = field(default_factory=dict)  # "mount" -> "EFAULT"
+    lsms: tuple[str, ...] = ()  # confining LSMs the host kernel runs
 
     def uptime_now_s(self) -> float:
         return self.uptime_s + (time.monotonic() - self.read_at)
@@ -59,6 +74,12 @@ def baseline_from_sections(
 ) -> HostBaseline:
     modules = optional(sections, "modules")
     status = proc.parse_status(sections["status"].text)
+    missing = Section(1, "")  # captures made before a section existed
+
+    def text(name: str) -> str:
+        section = sections.get(name, missing)
+        return section.text if section.ok else ""
+
     return HostBaseline(
         host=host,
         kernel_release=sections["release"].value,
@@ -69,6 +90,10 @@ def baseline_from_sections(
         cap_eff=proc.cap_mask(status["CapEff"]),
         marker_argv0=marker_argv0,
         marker_pid=marker_pid,
+        namespaces=proc.parse_namespaces(text("namespaces")),
+        mounts=tuple(parse_mountinfo(text("mountinfo"))),
+        syscall_answers=syscall_test.parse_answers(text("syscalls")),
+        lsms=active_lsms({name: sections.get(name, missing) for name in LSM_SNIPPETS}),
     )
 
 

@@ -45,6 +45,23 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "sysctl_write_reached_host": ("", ISOLATION),
     "cgroup_memory_limit_mib": ("MiB", ISOLATION),
     "cgroup_cpu_limit": ("cpus", ISOLATION),
+    # Misconfiguration findings (issue 11): True = weak, False = not, "inconclusive" = this host
+    # cannot show it; metadata names the CIS item and the scope (findings.py).
+    "runtime_socket_reachable": ("", ISOLATION),
+    "sensitive_host_path_mounted": ("", ISOLATION),
+    "host_pid_namespace_shared": ("", ISOLATION),
+    "host_net_namespace_shared": ("", ISOLATION),
+    "host_ipc_namespace_shared": ("", ISOLATION),
+    "host_uts_namespace_shared": ("", ISOLATION),
+    "privileged_device_access": ("", ISOLATION),
+    "lsm_unconfined": ("", ISOLATION),
+    "seccomp_unconfined": ("", ISOLATION),
+    "dangerous_syscalls_blocked": ("syscalls", ISOLATION),
+    "kernel_escape_file_writable": ("", ISOLATION),
+    "pids_unlimited": ("", ISOLATION),
+    "root_without_userns": ("", ISOLATION),
+    # Host-kernel attack surface (issue 11 item 4): distinct host kernel functions reached.
+    "host_kernel_functions_reached": ("functions", ISOLATION),
 }
 
 

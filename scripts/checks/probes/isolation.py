@@ -13,6 +13,7 @@ from scripts.checks.parsers.sections import Sections
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
+from scripts.checks.probes.misconfig import MISCONFIG_PROBES
 from scripts.checks.probes.shell import BOOT_ID, MODULES, PROCESS_TABLE, STATUS, UPTIME, optional
 from scripts.checks.samples import Value
 
@@ -190,4 +191,5 @@ READ_ONLY_PROBES = (
         },
         cgroup_cpu,
     ),
+    *MISCONFIG_PROBES,
 )

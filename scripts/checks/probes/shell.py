@@ -20,6 +20,20 @@ BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
 UPTIME = "cat /proc/uptime"
 MODULES = "cat /proc/modules"
 STATUS = "cat /proc/self/status"
+# The namespaces the probing shell is in, one "NAME LINK" line each (the link names the
+# namespace by inode: equal links on the same kernel are the same namespace).
+NAMESPACES = (
+    "for n in pid net ipc uts user cgroup; do "
+    'printf "%s %s\\n" "$n" "$(readlink /proc/self/ns/$n)"; done'
+)
+MOUNTINFO = "cat /proc/self/mountinfo"
+# Which confining LSMs the kernel runs (securityfs' list when mounted, else the module flags).
+LSM_SNIPPETS = {
+    "lsm_list": "cat /sys/kernel/security/lsm",
+    "apparmor": "cat /sys/module/apparmor/parameters/enabled",
+    "selinux": "cat /sys/fs/selinux/enforce",
+}
+CONFINING_LSMS = ("apparmor", "selinux", "smack", "tomoyo")
 
 
 class ProbeOutputError(TargetError):
@@ -37,6 +51,19 @@ def run_sections(target: Target, snippets: Mapping[str, str]) -> Sections:
             "the target needs a POSIX sh and /proc"
         )
     return sections
+
+
+def active_lsms(sections: Sections) -> tuple[str, ...]:
+    """The confining LSMs a kernel runs, from the LSM_SNIPPETS sections."""
+    listed = optional(sections, "lsm_list")
+    if listed is not None:
+        return tuple(name for name in listed.strip().split(",") if name in CONFINING_LSMS)
+    found = []
+    if (optional(sections, "apparmor") or "").strip() == "Y":
+        found.append("apparmor")
+    if optional(sections, "selinux") is not None:
+        found.append("selinux")
+    return tuple(found)
 
 
 def optional(sections: Sections, name: str) -> str | None:

@@ -1,6 +1,11 @@
 """Capture the raw output of every read-only probe from real targets, for the parser tests.
 
     cd /work/main && .venv/bin/python -m tests.unit.data.capture_probes LABEL TARGET_URL [--redact]
+    .venv/bin/python -m tests.unit.data.capture_probes --controls
+
+--controls captures every one-way weakened container of scripts/checks/weakenings.py (and the
+hardened starting point) from the built app image, each started, captured into
+control-<name>/ and removed.
 
 writes tests/unit/data/probes/LABEL/<probe>.txt (the target's stdout for that probe's snippets)
 and, in the same run, tests/unit/data/probes/LABEL/baseline/ (the host's baseline output and
@@ -12,6 +17,7 @@ command lines belong to this machine, not to the project.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -22,8 +28,17 @@ from scripts.checks.probes.isolation import READ_ONLY_PROBES
 from scripts.checks.probes.shell import PROBE_TIMEOUT_S
 from scripts.checks.probes.system import OS_PROBES
 from scripts.checks.targets import parse_target
+from scripts.checks.weakenings import CONTROLS, HARDENED, control_container
+from workloads.images import find_images
 
 DATA = Path(__file__).resolve().parent / "probes"
+# A mountinfo line of a mount under some /mnt/: this machine's own temporary mounts, nothing
+# the probes judge, and no business of the fixtures.
+LOCAL_MOUNT = re.compile(r"^\d+ \d+ \d+:\d+ \S+ (/\S*)?/mnt/\S* .*\n", re.MULTILINE)
+
+
+def without_local_mounts(output: str) -> str:
+    return LOCAL_MOUNT.sub("", output)
 
 
 def redact(output: str, marker: str) -> str:
@@ -52,11 +67,13 @@ def capture(label: str, url: str, redacted: bool) -> None:
     (out / "baseline").mkdir(parents=True, exist_ok=True)
     with host_baseline() as baseline, parse_target(url) as target:
         host_text = baseline.host.run(sectioned_command(BASELINE_SNIPPETS), root=True).stdout
+        host_text = without_local_mounts(host_text)
         (out / "baseline" / "host.txt").write_text(host_text, encoding="utf-8")
         (out / "baseline" / "marker.txt").write_text(baseline.marker_argv0 + "\n")
         for probe in (*OS_PROBES, *READ_ONLY_PROBES):
             command = sectioned_command(probe.snippets)
             text = target.run(command, root=True, timeout_s=PROBE_TIMEOUT_S).stdout
+            text = without_local_mounts(text)
             if redacted:
                 text = redact(text, baseline.marker_argv0)
             (out / f"{probe.name}.txt").write_text(text, encoding="utf-8")
@@ -64,8 +81,23 @@ def capture(label: str, url: str, redacted: bool) -> None:
     print(f"captured {url} into {out}")
 
 
+def capture_controls() -> None:
+    image = find_images().container_image
+    for control in (HARDENED, *CONTROLS):
+        name = f"twinlab-capture-{control.name}"
+        with control_container(name, image, control):
+            # Host PID namespace: the process table holds this machine's command lines.
+            capture(f"control-{control.name}", f"docker://{name}", control.name == "host-pid")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--controls"]:
+        capture_controls()
+        sys.exit(0)
     args = [arg for arg in sys.argv[1:] if arg != "--redact"]
     if len(args) != 2:
-        sys.exit("usage: python -m tests.unit.data.capture_probes LABEL TARGET_URL [--redact]")
+        sys.exit(
+            "usage: python -m tests.unit.data.capture_probes LABEL TARGET_URL [--redact]"
+            " | --controls"
+        )
     capture(args[0], args[1], "--redact" in sys.argv)
