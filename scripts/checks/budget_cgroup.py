@@ -193,9 +193,12 @@ class KernelLog:
                     continue
                 self.problem = f"reading the kernel log: {error.strerror}"
                 break
-            kill = parse_oom_kill(parse_kmsg_record(record.decode(errors="replace")))
-            if kill is not None:
-                kills.append(kill)
+            if not record:  # end of a plain file (tests); /dev/kmsg says EAGAIN instead
+                break
+            for line in record.decode(errors="replace").splitlines():
+                kill = parse_oom_kill(parse_kmsg_record(line))
+                if kill is not None:
+                    kills.append(kill)
         return kills
 
     def close(self) -> None:

@@ -408,11 +408,16 @@ class Watcher:
         return losses
 
     def kill_of(self, name: str) -> OomKill | None:
+        """The kernel's OOM kill of instance `name`; for one whose cgroup was never seen (it
+        died while starting), the latest kill in the budget no other instance claims."""
         self.read_kernel_log()
         with self._lock:
-            return attribute_kills(self.kills_in_budget, {name: self.cgroups.get(name, "//")}).get(
-                name
-            )
+            own = self.cgroups.get(name)
+            if own is not None:
+                return attribute_kills(self.kills_in_budget, {name: own}).get(name)
+            others = {n: p for n, p in self.cgroups.items() if n != name}
+            unclaimed = [k for k in self.kills_in_budget if not attribute_kills([k], others)]
+        return unclaimed[-1] if unclaimed else None
 
     def read_kernel_log(self) -> None:
         kills = [k for k in self.kernel_log.oom_kills() if self.budget.contains(k.oom_memcg)]
@@ -436,7 +441,8 @@ class Watcher:
         now = time.monotonic()
         with self._lock:
             kills = attribute_kills(
-                self.kills_in_budget, {w.name: self.cgroups.get(w.name, "//") for w in watched}
+                self.kills_in_budget,
+                {w.name: self.cgroups[w.name] for w in watched if w.name in self.cgroups},
             )
         for item, answer in zip(watched, answers, strict=True):
             if answer.seconds is not None:
@@ -712,18 +718,23 @@ def _run_in_budget(
             record.create_call_s = clone.create_call_s
             _await_first_200(clone, record, tally, view, watcher, limits, apply_losses)
             if record.answered:
+                emit("ready", record, f"HTTP 200 after {record.ready_s:.2f} s")
                 pid = view.main_pid(record.name)
-                if pid is not None:
+                if pid is None:
+                    why = view.why_not_running(record.name)
+                    tally.lost(record.name, f"exited right after answering ({why})", elapsed())
+                    emit("lost", record, record.lost_reason)
+                else:
                     watcher.admit(record.name, clone.url, pid)
                     record.charged_mib = _charged_mib(watcher, record.name, budget)
                 record.budget_charged_mib = budget.counters().usage_mib
-                emit("ready", record, f"HTTP 200 after {record.ready_s:.2f} s")
             else:
                 emit("no_answer", record, record.no_answer_reason)
             apply_losses()
         tally.hold_begins()
-        emit("hold", None, f"{tally.stop_reason}; holding {limits.hold_s:g} s")
-        hold_end = time.monotonic() + limits.hold_s
+        hold_s = limits.hold_s if tally.healthy_count() else 0.0  # nothing to hold
+        emit("hold", None, f"{tally.stop_reason}; holding {hold_s:g} s")
+        hold_end = time.monotonic() + hold_s
         while time.monotonic() < hold_end:
             time.sleep(min(WAIT_SLICE_S, max(0.0, hold_end - time.monotonic())))
             apply_losses()

@@ -444,3 +444,17 @@ def test_per_instance_limit_override_for_both_kinds(monkeypatch: pytest.MonkeyPa
 def test_validate_refuses_a_tiny_per_instance_limit() -> None:
     with pytest.raises(BudgetError, match="per-instance limit 4 MiB"):
         validate("container", 256, LIMITS, 20000, instance_limit_mib=4)
+
+
+def test_kernel_log_reads_only_what_came_after_it_was_opened(tmp_path: Path) -> None:
+    log_file = tmp_path / "kmsg"
+    log_file.write_text("6,1,1,-;oom-kill:oom_memcg=/old,task_memcg=/old/a,task=x,pid=1\n")
+    log = budget_cgroup.KernelLog(log_file)
+    assert log.available and log.oom_kills() == []
+    with log_file.open("a") as out:
+        out.write((DATA / "oom-kill.kmsg").read_text())
+    assert [k.pid for k in log.oom_kills()] == [15216]
+    log.close()
+    missing = budget_cgroup.KernelLog(tmp_path / "nonexistent")
+    assert not missing.available and "No such file" in missing.problem
+    assert missing.oom_kills() == []
