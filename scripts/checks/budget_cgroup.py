@@ -2,12 +2,12 @@
 instance of a density run is started under.
 
 - Containers: a cgroup Docker is given as `--cgroup-parent` (HostConfig.CgroupParent); with
-  the cgroupfs driver a parent "/twinlab-density-X" is the directory twinlab-density-X of
-  each hierarchy, and each container gets a child named by its ID.
-- VMs: a libvirt resource partition ("/machine/twinlab-density-X" in the domain's
+  the cgroupfs driver a parent "/twinlab-STACK-budget-RUN" is that directory of each
+  hierarchy, and each container gets a child named by its ID.
+- VMs: a libvirt resource partition ("/machine/twinlab-STACK-budget-RUN" in the domain's
   <resource><partition>). Without systemd-machined libvirt maps every path component but a
   leading "machine" to COMPONENT.partition, so the partition lives in the directory
-  machine/twinlab-density-X.partition of each hierarchy, and libvirt only creates "/machine"
+  machine/twinlab-STACK-budget-RUN.partition of each hierarchy, and libvirt only creates "/machine"
   itself: any other partition must exist before the domain starts (virCgroupNewPartition).
 
 cgroup v1 (a memory controller mount; the limit is memory.limit_in_bytes, and
@@ -38,7 +38,8 @@ from scripts.checks.parsers.proc_resources import MIB, parse_flat_keyed
 from scripts.checks.resource_errors import BudgetError
 
 CGROUP_ROOT = footprint.CGROUP_ROOT
-NAME_PREFIX = "twinlab-density-"
+# twinlab-STACK-budget-RUN: under the stack's own prefix, like everything else of the stack.
+BUDGET_INFIX = "-budget-"
 # What a budget's own name may hold: no "." (libvirt would not add ".partition"), no "/",
 # nothing libvirt would escape with a leading "_".
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
@@ -83,7 +84,7 @@ def detect_layout(root: Path = CGROUP_ROOT) -> CgroupLayout:
 
 
 def budget_name(stack: str, run: str) -> str:
-    name = f"{NAME_PREFIX}{stack}-{run}"
+    name = f"twinlab-{stack}{BUDGET_INFIX}{run}"
     if not NAME_RE.match(name):
         raise BudgetError(
             f"budget cgroup name {name!r}: stack and run may hold only letters, digits and "
@@ -270,7 +271,7 @@ class BudgetCgroup:
     """The budget's directory in every hierarchy; made by `create`, removed by `remove`."""
 
     layout: CgroupLayout
-    relative: str  # e.g. twinlab-density-dev-1 or machine/twinlab-density-dev-1.partition
+    relative: str  # e.g. twinlab-dev-budget-1 or machine/twinlab-dev-budget-1.partition
     limit_bytes: int
     created: list[Path] = field(default_factory=list)
 
@@ -360,18 +361,21 @@ def enable_v2_controllers(cgroup: Path) -> None:
 
 
 def leftover_budgets(stack: str | None, root: Path = CGROUP_ROOT) -> list[Path]:
-    """Budget directories of `stack` (every stack: None) in every tree, as containers' parents
-    (twinlab-density-*) and as libvirt partitions (machine/twinlab-density-*.partition)."""
+    """Budget directories of `stack` (every stack: None) in every tree, as containers'
+    parents (twinlab-STACK-budget-*) and as libvirt partitions
+    (machine/twinlab-STACK-budget-*.partition)."""
     try:
         layout = detect_layout(root)
     except BudgetError:
         return []
-    prefix = NAME_PREFIX + (f"{stack}-" if stack else "")
+    pattern = re.compile(
+        rf"^twinlab-{re.escape(stack) if stack else '.+'}{BUDGET_INFIX}[^.]+(\.partition)?$"
+    )
     found = []
     for tree in layout.hierarchies:
         for parent in (tree, tree / "machine"):
             if parent.is_dir():
-                found += [p for p in sorted(parent.iterdir()) if p.name.startswith(prefix)]
+                found += [p for p in sorted(parent.iterdir()) if pattern.match(p.name)]
     return [p for p in found if p.is_dir()]
 
 

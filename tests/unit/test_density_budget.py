@@ -47,7 +47,7 @@ LIMITS = RunLimits(max_instances=5, wall_clock_s=300.0, ready_deadline_s=30.0, h
 @pytest.mark.parametrize(
     ("partition", "directory"),
     [
-        ("/machine/twinlab-density-dev-1", "machine/twinlab-density-dev-1.partition"),
+        ("/machine/twinlab-dev-budget-1", "machine/twinlab-dev-budget-1.partition"),
         ("/machine/a/b", "machine/a.partition/b.partition"),
         ("/twinlab", "twinlab.partition"),
         ("/machine/already.partition", "machine/already.partition"),
@@ -67,10 +67,10 @@ def test_libvirt_partition_dir_refuses_bad_paths(partition: str) -> None:
 
 def test_budget_dir_per_kind() -> None:
     name = budget_cgroup.budget_name("dev", "42")
-    assert name == "twinlab-density-dev-42"
-    assert budget_cgroup.budget_dir("container", name) == "twinlab-density-dev-42"
-    assert budget_cgroup.budget_dir("vm", name) == "machine/twinlab-density-dev-42.partition"
-    assert budget_cgroup.docker_cgroup_parent(name) == "/twinlab-density-dev-42"
+    assert name == "twinlab-dev-budget-42"
+    assert budget_cgroup.budget_dir("container", name) == "twinlab-dev-budget-42"
+    assert budget_cgroup.budget_dir("vm", name) == "machine/twinlab-dev-budget-42.partition"
+    assert budget_cgroup.docker_cgroup_parent(name) == "/twinlab-dev-budget-42"
 
 
 @pytest.mark.parametrize("stack", ["dev.1", "a/b", "_x y"])
@@ -123,14 +123,14 @@ def test_detect_layout_without_memory_controller(tmp_path: Path) -> None:
 
 def test_v1_vm_budget_made_in_every_tree_with_cpuset_and_limits(tmp_path: Path) -> None:
     layout = detect_layout(fake_v1(tmp_path))
-    budget = BudgetCgroup(layout, "machine/twinlab-density-t-1.partition", 1200 * MIB)
+    budget = BudgetCgroup(layout, "machine/twinlab-t-budget-1.partition", 1200 * MIB)
     budget.create("vm")
     for tree in layout.hierarchies:
-        assert (tree / "machine" / "twinlab-density-t-1.partition").is_dir(), tree
-    partition = tmp_path / "cpuset" / "machine" / "twinlab-density-t-1.partition"
+        assert (tree / "machine" / "twinlab-t-budget-1.partition").is_dir(), tree
+    partition = tmp_path / "cpuset" / "machine" / "twinlab-t-budget-1.partition"
     assert (partition / "cpuset.cpus").read_text() == "0-1"  # copied down from the root
     assert (partition / "cpuset.mems").read_text() == "0"
-    memory = tmp_path / "memory" / "machine" / "twinlab-density-t-1.partition"
+    memory = tmp_path / "memory" / "machine" / "twinlab-t-budget-1.partition"
     assert budget.memory_dir == memory
     assert (memory / "memory.limit_in_bytes").read_text() == str(1200 * MIB)
     assert (memory / "memory.memsw.limit_in_bytes").read_text() == str(1200 * MIB)
@@ -138,23 +138,23 @@ def test_v1_vm_budget_made_in_every_tree_with_cpuset_and_limits(tmp_path: Path) 
 
 def test_v1_container_budget_only_in_the_memory_tree(tmp_path: Path) -> None:
     layout = detect_layout(fake_v1(tmp_path))
-    BudgetCgroup(layout, "twinlab-density-t-1", 256 * MIB).create("container")
-    assert (tmp_path / "memory" / "twinlab-density-t-1" / "memory.limit_in_bytes").exists()
-    assert not (tmp_path / "cpuset" / "twinlab-density-t-1").exists()  # Docker makes those
+    BudgetCgroup(layout, "twinlab-t-budget-1", 256 * MIB).create("container")
+    assert (tmp_path / "memory" / "twinlab-t-budget-1" / "memory.limit_in_bytes").exists()
+    assert not (tmp_path / "cpuset" / "twinlab-t-budget-1").exists()  # Docker makes those
 
 
 def test_budget_that_exists_is_refused(tmp_path: Path) -> None:
     layout = detect_layout(fake_v1(tmp_path))
-    (tmp_path / "memory" / "twinlab-density-t-1").mkdir()
+    (tmp_path / "memory" / "twinlab-t-budget-1").mkdir()
     with pytest.raises(BudgetError, match="exists already"):
-        BudgetCgroup(layout, "twinlab-density-t-1", 256 * MIB).create("container")
+        BudgetCgroup(layout, "twinlab-t-budget-1", 256 * MIB).create("container")
 
 
 def test_v2_budget_enables_memory_in_every_ancestor(tmp_path: Path) -> None:
     root = fake_v2(tmp_path)
     fake_v2(root / "machine")  # libvirt's own /machine, as the kernel would show it
     layout = detect_layout(root)
-    budget = BudgetCgroup(layout, "machine/twinlab-density-t-1.partition", 1200 * MIB)
+    budget = BudgetCgroup(layout, "machine/twinlab-t-budget-1.partition", 1200 * MIB)
     budget.create("vm")
     wanted = "+cpuset +cpu +io +memory +pids"
     assert (root / "cgroup.subtree_control").read_text() == wanted
@@ -165,20 +165,20 @@ def test_v2_budget_enables_memory_in_every_ancestor(tmp_path: Path) -> None:
 def test_v2_parent_without_memory_for_children_is_refused(tmp_path: Path) -> None:
     root = fake_v2(tmp_path)
     fake_v2(root / "machine", "cpu pids")
-    budget = BudgetCgroup(detect_layout(root), "machine/twinlab-density-t-1.partition", MIB)
+    budget = BudgetCgroup(detect_layout(root), "machine/twinlab-t-budget-1.partition", MIB)
     with pytest.raises(BudgetError, match="does not offer the memory controller"):
         budget.create("vm")
 
 
 def test_leftover_budgets_found_as_parent_and_as_partition(tmp_path: Path) -> None:
     layout = detect_layout(fake_v1(tmp_path))
-    (tmp_path / "memory" / "twinlab-density-dev-7").mkdir()
-    (tmp_path / "cpuset" / "machine" / "twinlab-density-dev-8.partition").mkdir(parents=True)
-    (tmp_path / "memory" / "twinlab-density-other-1").mkdir()
+    (tmp_path / "memory" / "twinlab-dev-budget-7").mkdir()
+    (tmp_path / "cpuset" / "machine" / "twinlab-dev-budget-8.partition").mkdir(parents=True)
+    (tmp_path / "memory" / "twinlab-other-budget-1").mkdir()
     found = budget_cgroup.leftover_budgets("dev", layout.root)
     assert [p.relative_to(tmp_path).as_posix() for p in found] == [
-        "cpuset/machine/twinlab-density-dev-8.partition",
-        "memory/twinlab-density-dev-7",
+        "cpuset/machine/twinlab-dev-budget-8.partition",
+        "memory/twinlab-dev-budget-7",
     ]
     assert len(budget_cgroup.leftover_budgets(None, layout.root)) == 3
 
@@ -227,10 +227,10 @@ def test_kmsg_record_without_header_and_other_messages() -> None:
 
 def test_budget_contains_only_its_own_subtree(tmp_path: Path) -> None:
     layout = detect_layout(fake_v1(tmp_path))
-    budget = BudgetCgroup(layout, "machine/twinlab-density-t-1.partition", MIB)
-    assert budget.contains("/machine/twinlab-density-t-1.partition")
-    assert budget.contains("/machine/twinlab-density-t-1.partition/qemu-1-x.libvirt-qemu")
-    assert not budget.contains("/machine/twinlab-density-t-12.partition")
+    budget = BudgetCgroup(layout, "machine/twinlab-t-budget-1.partition", MIB)
+    assert budget.contains("/machine/twinlab-t-budget-1.partition")
+    assert budget.contains("/machine/twinlab-t-budget-1.partition/qemu-1-x.libvirt-qemu")
+    assert not budget.contains("/machine/twinlab-t-budget-12.partition")
     assert not budget.contains("/machine/qemu-1-x.libvirt-qemu")
 
 
@@ -249,10 +249,10 @@ def test_partition_added_to_a_clone_of_the_deployed_domain() -> None:
     ports = {forward.guest_port: 40000 + i for i, forward in enumerate(facts.forwards)}
     disks = {disk.target_dev: f"/pool/clone-{disk.target_dev}.qcow2" for disk in facts.disks}
     clone = clone_domain_xml(source, "twinlab-rtest-clone-1", disks, ports)
-    xml = budgeted_domain_xml(clone, "/machine/twinlab-density-rtest-1")
+    xml = budgeted_domain_xml(clone, "/machine/twinlab-rtest-budget-1")
     root = ET.fromstring(xml)
     assert [p.text for p in root.findall("resource/partition")] == [
-        "/machine/twinlab-density-rtest-1"
+        "/machine/twinlab-rtest-budget-1"
     ]
     assert root.findall(f"{{{QEMU_NS}}}commandline"), "QEMU forwards must survive"
     assert parse_domain(xml).memory_mib == facts.memory_mib
@@ -261,7 +261,7 @@ def test_partition_added_to_a_clone_of_the_deployed_domain() -> None:
 
 
 def test_budgeted_engine_sets_the_cgroup_parent(monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = BudgetedDockerEngine("/twinlab-density-t-1", "unix:///nonexistent.sock")
+    engine = BudgetedDockerEngine("/twinlab-t-budget-1", "unix:///nonexistent.sock")
     sent: list[Any] = []
 
     def call(method: str, path: str, body: Any = None, query: Any = None) -> tuple[int, Any]:
@@ -274,7 +274,7 @@ def test_budgeted_engine_sets_the_cgroup_parent(monkeypatch: pytest.MonkeyPatch)
     assert sent[0]["HostConfig"] == {
         "Memory": 512 * MIB,
         "CpusetCpus": "1",
-        "CgroupParent": "/twinlab-density-t-1",
+        "CgroupParent": "/twinlab-t-budget-1",
     }
     assert "CgroupParent" not in body["HostConfig"]  # the caller's body is left alone
 
@@ -400,8 +400,8 @@ def test_samples_give_the_count_and_the_curve() -> None:
         limit_mib=64.0,
         limits=LIMITS,
         cgroup_version="v1",
-        budget_cgroup="/sys/fs/cgroup/memory/twinlab-density-t-1",
-        placement="docker cgroup parent /twinlab-density-t-1",
+        budget_cgroup="/sys/fs/cgroup/memory/twinlab-t-budget-1",
+        placement="docker cgroup parent /twinlab-t-budget-1",
         instances=tuple(tally.records),
         stop_reason=tally.stop_reason,
         budget_peak_mib=255.0,
