@@ -241,10 +241,13 @@ def read_counters(memory_dir: Path, version: CgroupVersion) -> MemoryCounters:
     whole subtree."""
     if version == "v1":
         oom = parse_flat_keyed(_read(memory_dir / "memory.oom_control"))
+        # With swap accounting the memsw counter is charged first and counts the failures.
+        memsw = memory_dir / "memory.memsw.failcnt"
+        memsw_hits = int(_read(memsw)) if memsw.exists() else 0
         return MemoryCounters(
             int(_read(memory_dir / "memory.usage_in_bytes")),
             int(_read(memory_dir / "memory.max_usage_in_bytes")),
-            int(_read(memory_dir / "memory.failcnt")),
+            int(_read(memory_dir / "memory.failcnt")) + memsw_hits,
             oom.get("oom_kill", 0),
         )
     events = parse_flat_keyed(_read(memory_dir / "memory.events"))

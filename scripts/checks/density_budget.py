@@ -93,7 +93,9 @@ WAIT_SLICE_S = 1.0  # a new instance is polled in slices; between them its proce
 HOST_RESERVE_MIB = 1024.0
 MIN_INSTANCE_LIMIT_MIB = 16.0
 
-EventKind = Literal["starting", "ready", "no_answer", "start_failed", "lost", "hold", "done"]
+EventKind = Literal[
+    "starting", "ready", "no_answer", "start_failed", "oom_kill", "lost", "hold", "done"
+]
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,16 @@ class Tally:
                 f"instance {record.index} ({name}) {reason} after instance {latest.index} "
                 "was started"
             )
+
+    def oom_kill(self, owner: str | None, what: str, at_s: float) -> None:
+        """The kernel killed a task inside the budget (in instance `owner` if known): the
+        budget is exhausted, whether or not the instance survives the kill."""
+        record = self.by_name(owner) if owner else None
+        if record is not None and record.answered:
+            self.lost(record.name, f"was OOM-killed ({what})", at_s)
+        if not self.holding:
+            where = f"instance {record.index} ({record.name})" if record else "the budget"
+            self._stop(f"the kernel OOM-killed {what} in {where}")
 
     def hold_begins(self) -> None:
         self.holding = True
@@ -366,14 +378,17 @@ def attribute_kills(kills: list[OomKill], cgroups: Mapping[str, str]) -> dict[st
 
 
 class Watcher:
-    """Probes every admitted instance in the background: HTTP 200, process alive, OOM kills
-    (its cgroup's counter and the kernel log). Losses are collected for the main loop."""
+    """Watches the instances of a run. Fast checks (`check_kills`: the kernel log's new OOM
+    kills in the budget, each admitted instance's OOM counter) run in the main loop between
+    polls; the HTTP probes of every admitted instance, and whether its process is still there,
+    run in a background thread. Losses and kills are collected for the main loop."""
 
     def __init__(self, layout: CgroupLayout, budget: BudgetCgroup, kernel_log: KernelLog) -> None:
         self.layout, self.budget, self.kernel_log = layout, budget, kernel_log
         self._lock = threading.Lock()
         self._watched: dict[str, Watched] = {}
         self._losses: dict[str, tuple[str, float]] = {}
+        self._new_kills: list[tuple[str | None, OomKill]] = []
         self.kills_in_budget: list[OomKill] = []
         self.cgroups: dict[str, str] = {}  # every instance ever seen: name -> kernel's path
         self._stop = threading.Event()
@@ -407,6 +422,13 @@ class Watcher:
             losses, self._losses = self._losses, {}
         return losses
 
+    def take_kills(self) -> list[tuple[str | None, OomKill]]:
+        """Kernel OOM kills in the budget since the last call, with the instance each hit
+        (None: an instance whose cgroup was not known yet, or a runtime helper)."""
+        with self._lock:
+            kills, self._new_kills = self._new_kills, []
+        return kills
+
     def kill_of(self, name: str) -> OomKill | None:
         """The kernel's OOM kill of instance `name`; for one whose cgroup was never seen (it
         died while starting), the latest kill in the budget no other instance claims."""
@@ -423,49 +445,59 @@ class Watcher:
         kills = [k for k in self.kernel_log.oom_kills() if self.budget.contains(k.oom_memcg)]
         with self._lock:
             self.kills_in_budget += kills
+            for kill in kills:
+                owners = list(attribute_kills([kill], self.cgroups))
+                self._new_kills.append((owners[0] if owners else None, kill))
 
-    def check_now(self) -> None:
-        """One round over every admitted instance."""
+    def check_kills(self) -> None:
+        """New OOM kills: the kernel log, and each admitted instance's own OOM counter (which
+        sees kills even where the kernel log cannot be read)."""
+        self.read_kernel_log()
         with self._lock:
             watched = list(self._watched.values())
-        if not watched:
-            self.read_kernel_log()
-            return
-        with ThreadPoolExecutor(max_workers=min(16, len(watched))) as pool:
-            answers = list(
-                pool.map(
-                    lambda w: wait_for_http_200(w.url, time.monotonic(), PROBE_TIMEOUT_S), watched
-                )
-            )
-        self.read_kernel_log()
-        now = time.monotonic()
-        with self._lock:
-            kills = attribute_kills(
+            killed = attribute_kills(
                 self.kills_in_budget,
                 {w.name: self.cgroups[w.name] for w in watched if w.name in self.cgroups},
             )
-        for item, answer in zip(watched, answers, strict=True):
-            if answer.seconds is not None:
-                item.last_ok = now
-            reason = self._loss_reason(item, kills.get(item.name), now)
-            if reason:
-                with self._lock:
-                    self._watched.pop(item.name, None)
-                    self._losses[item.name] = (reason, now)
+        for item in watched:
+            kill = killed.get(item.name)
+            if kill is not None:
+                self._lose(item.name, f"was OOM-killed (kernel killed {kill.task} pid {kill.pid})")
+            elif item.memory_dir is not None:
+                with contextlib.suppress(BudgetError):
+                    count = budget_cgroup.read_counters(item.memory_dir, self.layout.version)
+                    if count.oom_kills:
+                        self._lose(item.name, f"was OOM-killed ({count.oom_kills} in its cgroup)")
 
-    def _loss_reason(self, item: Watched, kill: OomKill | None, now: float) -> str:
-        if kill is not None:
-            return f"was OOM-killed (kernel killed {kill.task} pid {kill.pid})"
-        if item.memory_dir is not None:
-            with contextlib.suppress(BudgetError):
-                counters = budget_cgroup.read_counters(item.memory_dir, self.layout.version)
-                if counters.oom_kills:
-                    return f"was OOM-killed ({counters.oom_kills} kill(s) in its cgroup)"
-        if not Path(f"/proc/{item.pid}").exists():
-            return f"lost its main process (pid {item.pid} gone)"
-        if now - item.last_ok > UNANSWERED_GRACE_S:
-            return f"stopped answering (no HTTP 200 for {now - item.last_ok:.0f} s)"
-        return ""
+    def check_now(self) -> None:
+        """One full round over every admitted instance: HTTP, process, then OOM kills."""
+        with self._lock:
+            watched = list(self._watched.values())
+        if watched:
+            with ThreadPoolExecutor(max_workers=min(16, len(watched))) as pool:
+                answers = list(
+                    pool.map(
+                        lambda w: wait_for_http_200(w.url, time.monotonic(), PROBE_TIMEOUT_S),
+                        watched,
+                    )
+                )
+            now = time.monotonic()
+            for item, answer in zip(watched, answers, strict=True):
+                if answer.seconds is not None:
+                    item.last_ok = now
+                if not Path(f"/proc/{item.pid}").exists():
+                    self._lose(item.name, f"lost its main process (pid {item.pid} gone)")
+                elif now - item.last_ok > UNANSWERED_GRACE_S:
+                    silent_s = now - item.last_ok
+                    self._lose(item.name, f"stopped answering (no HTTP 200 for {silent_s:.0f} s)")
+        self.check_kills()  # a kill explains a missing process better: it wins below
+
+    def _lose(self, name: str, reason: str) -> None:
+        with self._lock:
+            if self._watched.pop(name, None) is not None or (
+                name in self._losses and "OOM-killed" in reason
+            ):
+                self._losses[name] = (reason, time.monotonic())
 
     def _loop(self) -> None:
         while not self._stop.wait(HEALTH_INTERVAL_S):
@@ -695,6 +727,11 @@ def _run_in_budget(
             on_event(DensityEvent(kind_, index, name, message, elapsed()))
 
     def apply_losses() -> None:
+        watcher.check_kills()
+        for owner, kill in watcher.take_kills():
+            what = f"{kill.task} pid {kill.pid}"
+            tally.oom_kill(owner, what, elapsed())
+            emit("oom_kill", tally.by_name(owner) if owner else None, f"kernel killed {what}")
         for lost_name, (reason, at) in watcher.take_losses().items():
             tally.lost(lost_name, reason, at - began)
             emit("lost", tally.by_name(lost_name), reason)

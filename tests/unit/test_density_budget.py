@@ -189,9 +189,10 @@ def test_read_counters_v1_and_v2(tmp_path: Path) -> None:
     (v1 / "memory.usage_in_bytes").write_text(f"{300 * MIB}\n")
     (v1 / "memory.max_usage_in_bytes").write_text(f"{310 * MIB}\n")
     (v1 / "memory.failcnt").write_text("145\n")
+    (v1 / "memory.memsw.failcnt").write_text("5\n")
     (v1 / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
     counters = read_counters(v1, "v1")
-    assert (counters.usage_mib, counters.limit_hits, counters.oom_kills) == (300.0, 145, 2)
+    assert (counters.usage_mib, counters.limit_hits, counters.oom_kills) == (300.0, 150, 2)
     assert counters.peak_bytes == 310 * MIB
     v2 = tmp_path / "v2"
     v2.mkdir()
@@ -458,3 +459,28 @@ def test_kernel_log_reads_only_what_came_after_it_was_opened(tmp_path: Path) -> 
     missing = budget_cgroup.KernelLog(tmp_path / "nonexistent")
     assert not missing.available and "No such file" in missing.problem
     assert missing.oom_kills() == []
+
+
+def test_a_kernel_oom_kill_anywhere_in_the_budget_stops_the_run() -> None:
+    tally = Tally(LIMITS)
+    tally.answered(start(tally, 0.0), 1.0)
+    pending = start(tally, 2.0)
+    tally.oom_kill(pending.name, "python3 pid 12", 2.5)  # a worker of the booting one
+    assert tally.stop_reason == "the kernel OOM-killed python3 pid 12 in instance 2 (clone-2)"
+    assert tally.healthy_count() == 1  # the pending one never answered; the first is intact
+    tally.answered(pending, 3.0)
+    assert not tally.may_start(4.0)
+
+
+def test_an_oom_kill_in_an_answering_instance_loses_it() -> None:
+    tally = Tally(LIMITS)
+    tally.answered(start(tally, 0.0), 1.0)
+    tally.answered(start(tally, 1.0), 1.0)
+    tally.oom_kill("clone-1", "python3 pid 7", 2.0)
+    tally.oom_kill(None, "runc:[2:INIT] pid 8", 2.1)
+    record = tally.by_name("clone-1")
+    assert record is not None and record.lost_reason == "was OOM-killed (python3 pid 7)"
+    assert tally.stop_reason.startswith("instance 1 (clone-1) was OOM-killed")
+    tally.hold_begins()
+    tally.oom_kill("clone-2", "python3 pid 9", 20.0)
+    assert tally.healthy_count() == 0
