@@ -11,10 +11,12 @@ instance (clones.py: same image or base disk, same memory limit and cpuset; own 
 volume or overlay) are started in it one after another. The run stops when a new instance
 does not start or gives no HTTP 200 within its deadline, when an earlier one is OOM-killed,
 exits or stops answering, at the max instance count, or when another start could pass the
-wall-clock bound. The figure is how many instances answered and stayed healthy through a
-hold of 30 s after the last start. Per instance: create call to first 200, and the budget's
-memory charge (cgroup usage, page cache included: what the kernel holds against the limit)
-once it answered: the curve. Everything is removed afterwards, whatever happens.
+wall-clock bound. After a stop the kernel caused, the instance started last did not fit and
+is removed. The figure is how many of the others answered and stayed healthy (answering, no
+OOM kill in them) through a hold of 30 s after the last start. Per instance: create call to
+first 200, and the budget's memory charge (cgroup usage, page cache included: what the kernel
+holds against the limit) once it answered: the curve. Everything is removed afterwards,
+whatever happens.
 
 `run()` is the API; `Tally` holds the stop rule and the count (pure: driven by events, so the
 unit tests replay synthetic sequences through it).
@@ -94,7 +96,7 @@ HOST_RESERVE_MIB = 1024.0
 MIN_INSTANCE_LIMIT_MIB = 16.0
 
 EventKind = Literal[
-    "starting", "ready", "no_answer", "start_failed", "oom_kill", "lost", "hold", "done"
+    "starting", "ready", "no_answer", "start_failed", "oom_kill", "lost", "evicted", "hold", "done"
 ]
 
 
@@ -128,6 +130,7 @@ class InstanceRecord:
     budget_charged_mib: float | None = None  # the whole budget's usage then (the curve)
     lost_reason: str = ""
     lost_at_s: float | None = None
+    evicted: bool = False  # its start exhausted the budget: removed before the hold
 
     @property
     def answered(self) -> bool:
@@ -135,7 +138,7 @@ class InstanceRecord:
 
     @property
     def healthy(self) -> bool:
-        return self.answered and not self.lost_reason
+        return self.answered and not self.lost_reason and not self.evicted
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ class Tally:
         self.limits = limits
         self.records: list[InstanceRecord] = []
         self.stop_reason = ""
+        self.stopped_by_kernel = False
         self.holding = False
 
     def may_start(self, elapsed_s: float) -> bool:
@@ -184,14 +188,18 @@ class Tally:
 
     def start_failed(self, record: InstanceRecord, reason: str) -> None:
         record.start_error = reason
-        self._stop(f"instance {record.index} ({record.name}) did not start: {reason}")
+        self._stop(
+            f"instance {record.index} ({record.name}) did not start: {reason}", by_kernel=True
+        )
 
     def answered(self, record: InstanceRecord, ready_s: float) -> None:
         record.ready_s = ready_s
 
     def no_answer(self, record: InstanceRecord, reason: str) -> None:
         record.no_answer_reason = reason
-        self._stop(f"instance {record.index} ({record.name}) gave no HTTP 200: {reason}")
+        self._stop(
+            f"instance {record.index} ({record.name}) gave no HTTP 200: {reason}", by_kernel=True
+        )
 
     def lost(self, name: str, reason: str, at_s: float) -> None:
         record = self.by_name(name)
@@ -202,7 +210,8 @@ class Tally:
             latest = self.records[-1]
             self._stop(
                 f"instance {record.index} ({name}) {reason} after instance {latest.index} "
-                "was started"
+                "was started",
+                by_kernel=True,
             )
 
     def oom_kill(self, owner: str | None, what: str, at_s: float) -> None:
@@ -213,7 +222,7 @@ class Tally:
             self.lost(record.name, f"was OOM-killed ({what})", at_s)
         if not self.holding:
             where = f"instance {record.index} ({record.name})" if record else "the budget"
-            self._stop(f"the kernel OOM-killed {what} in {where}")
+            self._stop(f"the kernel OOM-killed {what} in {where}", by_kernel=True)
 
     def hold_begins(self) -> None:
         self.holding = True
@@ -227,9 +236,19 @@ class Tally:
     def healthy_count(self) -> int:
         return len(self.answering())
 
-    def _stop(self, reason: str) -> None:
+    def evict_last(self) -> InstanceRecord | None:
+        """After a stop the kernel caused (no start, no 200, an OOM kill, a loss), the instance
+        started last is the one that did not fit: it is removed before the hold and never
+        counted, so the hold tests whether the others fit. None after a stop by a bound."""
+        if not self.stopped_by_kernel or not self.records or self.records[-1].start_error:
+            return None
+        self.records[-1].evicted = True
+        return self.records[-1]
+
+    def _stop(self, reason: str, by_kernel: bool = False) -> None:
         if not self.stop_reason:
             self.stop_reason = reason
+            self.stopped_by_kernel = by_kernel
 
 
 # --- putting the clones into the budget ---------------------------------------------------------
@@ -417,6 +436,12 @@ class Watcher:
         with self._lock:
             self._watched[name] = Watched(name, url, pid, memory_dir, time.monotonic())
 
+    def forget(self, name: str) -> None:
+        """Stop watching an instance (it is being removed)."""
+        with self._lock:
+            self._watched.pop(name, None)
+            self._losses.pop(name, None)
+
     def take_losses(self) -> dict[str, tuple[str, float]]:
         with self._lock:
             losses, self._losses = self._losses, {}
@@ -545,9 +570,9 @@ class DensityResult:
         answered = [r for r in self.instances if r.answered]
         summary: dict[str, Value] = {
             **common,
-            "method": "instances started one by one in a kernel-enforced memory budget, "
-            f"counted if they answered HTTP 200 and stayed healthy {self.limits.hold_s:g} s "
-            "after the last start",
+            "method": "instances started one by one in a kernel-enforced memory budget until "
+            "the kernel allowed no more; the one that did not fit removed; counted if they "
+            f"answered HTTP 200 and stayed healthy {self.limits.hold_s:g} s after the last start",
             "stop_reason": self.stop_reason,
             "attempted": len(self.instances),
             "answered": len(answered),
@@ -583,6 +608,7 @@ class DensityResult:
                 "answering_before": record.answering_before,
                 "healthy_at_end": record.healthy,
                 "lost_reason": record.lost_reason,
+                "evicted": record.evicted,
             }
             samples.append(
                 tags.sample(
@@ -768,6 +794,13 @@ def _run_in_budget(
             else:
                 emit("no_answer", record, record.no_answer_reason)
             apply_losses()
+        evicted = tally.evict_last()
+        if evicted is not None:
+            watcher.forget(evicted.name)
+            for clone in [c for c in clones if c.name == evicted.name]:
+                cloner.remove(clone)
+                clones.remove(clone)
+            emit("evicted", evicted, "did not fit: removed before the hold")
         tally.hold_begins()
         hold_s = limits.hold_s if tally.healthy_count() else 0.0  # nothing to hold
         emit("hold", None, f"{tally.stop_reason}; holding {hold_s:g} s")
@@ -891,7 +924,11 @@ def find_leftovers(
     found += [f"docker volume {n}" for n in engine.volume_names(prefix)]
     found += [f"domain {n}" for n in virsh.domain_names(prefix)]
     for pool in virsh.pool_names():
-        found += [f"volume {pool}/{v}" for v in virsh.volumes(pool) if v.startswith(prefix)]
+        try:
+            volumes = virsh.volumes(pool)
+        except CloneError:  # another stack's pool went away since it was listed
+            continue
+        found += [f"volume {pool}/{v}" for v in volumes if v.startswith(prefix)]
     found += [f"cgroup {p}" for p in budget_cgroup.leftover_budgets(stack, cgroup_root)]
     return found
 
@@ -916,6 +953,7 @@ def print_result(result: DensityResult, console: Console) -> None:
             r.lost_reason
             or r.start_error
             or r.no_answer_reason
+            or ("did not fit: removed before the hold" if r.evicted else "")
             or ("healthy" if r.healthy else "?")
         )
         table.add_row(

@@ -297,6 +297,7 @@ def test_stops_at_the_first_instance_without_a_200() -> None:
     tally.no_answer(fourth, "none within 30 s")
     assert not tally.may_start(40.0)
     assert tally.stop_reason == "instance 4 (clone-4) gave no HTTP 200: none within 30 s"
+    assert tally.evict_last() is fourth and fourth.evicted
     tally.hold_begins()
     assert tally.healthy_count() == 3
 
@@ -310,6 +311,9 @@ def test_an_earlier_instance_oom_killed_stops_the_run_and_is_not_counted() -> No
     assert tally.stop_reason.startswith("instance 1 (clone-1) was OOM-killed")
     assert "after instance 3 was started" in tally.stop_reason
     assert tally.healthy_count() == 2
+    evicted = tally.evict_last()  # the third tipped the budget: it did not fit
+    assert evicted is not None and evicted.name == "clone-3"
+    assert [r.name for r in tally.answering()] == ["clone-2"]
 
 
 def test_a_budget_too_small_for_one_instance_gives_zero_and_the_reason() -> None:
@@ -319,6 +323,7 @@ def test_a_budget_too_small_for_one_instance_gives_zero_and_the_reason() -> None
     assert not tally.may_start(1.0)
     assert tally.healthy_count() == 0
     assert "did not start" in tally.stop_reason and "OOM-killed" in tally.stop_reason
+    assert tally.evict_last() is None  # nothing of it runs
 
 
 def test_max_instance_count_stops_with_a_reason_that_says_the_budget_held_more() -> None:
@@ -327,6 +332,7 @@ def test_max_instance_count_stops_with_a_reason_that_says_the_budget_held_more()
         tally.answered(start(tally, at), 1.0)
     assert not tally.may_start(2.0)
     assert "max instance count 2 reached" in tally.stop_reason
+    assert tally.evict_last() is None  # a bound stopped it: every instance fitted
     assert tally.healthy_count() == 2
 
 
@@ -336,6 +342,7 @@ def test_wall_clock_bound_leaves_room_for_a_deadline_and_the_hold() -> None:
     assert tally.may_start(40.0)  # 40 + 30 + 30 == 100: still within
     assert not tally.may_start(40.1)
     assert tally.stop_reason.startswith("wall-clock bound 100 s")
+    assert tally.evict_last() is None
 
 
 def test_losses_in_the_hold_count_but_do_not_replace_the_stop_reason() -> None:
