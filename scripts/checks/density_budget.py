@@ -131,6 +131,7 @@ class InstanceRecord:
     lost_reason: str = ""
     lost_at_s: float | None = None
     evicted: bool = False  # its start exhausted the budget: removed before the hold
+    lost_whole: bool = False  # lost with its main process: it holds no memory any more
 
     @property
     def answered(self) -> bool:
@@ -201,11 +202,13 @@ class Tally:
             f"instance {record.index} ({record.name}) gave no HTTP 200: {reason}", by_kernel=True
         )
 
-    def lost(self, name: str, reason: str, at_s: float) -> None:
+    def lost(self, name: str, reason: str, at_s: float, whole: bool = False) -> None:
+        """An answering instance stopped being healthy; `whole`: its main process is gone, so
+        it no longer holds memory in the budget."""
         record = self.by_name(name)
         if record is None or record.lost_reason or not record.answered:
             return
-        record.lost_reason, record.lost_at_s = reason, at_s
+        record.lost_reason, record.lost_at_s, record.lost_whole = reason, at_s, whole
         if not self.holding:
             latest = self.records[-1]
             self._stop(
@@ -214,12 +217,11 @@ class Tally:
                 by_kernel=True,
             )
 
-    def oom_kill(self, owner: str | None, what: str, at_s: float) -> None:
+    def oom_kill(self, owner: str | None, what: str) -> None:
         """The kernel killed a task inside the budget (in instance `owner` if known): the
-        budget is exhausted, whether or not the instance survives the kill."""
+        budget is exhausted, whether or not the instance survives the kill (what the kill
+        did to an answering instance comes as a loss)."""
         record = self.by_name(owner) if owner else None
-        if record is not None and record.answered:
-            self.lost(record.name, f"was OOM-killed ({what})", at_s)
         if not self.holding:
             where = f"instance {record.index} ({record.name})" if record else "the budget"
             self._stop(f"the kernel OOM-killed {what} in {where}", by_kernel=True)
@@ -237,10 +239,14 @@ class Tally:
         return len(self.answering())
 
     def evict_last(self) -> InstanceRecord | None:
-        """After a stop the kernel caused (no start, no 200, an OOM kill, a loss), the instance
-        started last is the one that did not fit: it is removed before the hold and never
-        counted, so the hold tests whether the others fit. None after a stop by a bound."""
+        """After a stop the kernel caused (no start, no 200, an OOM kill, a loss), one
+        instance's worth did not fit. If the kernel removed a whole earlier instance (its
+        process killed), room was made already; otherwise the instance started last is the
+        one that did not fit: removed before the hold and never counted, so the hold tests
+        whether the others fit. None when nothing is to be removed."""
         if not self.stopped_by_kernel or not self.records or self.records[-1].start_error:
+            return None
+        if any(r.lost_whole for r in self.records):
             return None
         self.records[-1].evicted = True
         return self.records[-1]
@@ -385,6 +391,13 @@ class Watched:
     last_ok: float  # monotonic time of its last HTTP 200
 
 
+@dataclass(frozen=True)
+class Loss:
+    reason: str
+    at: float  # monotonic
+    whole: bool  # its main process is gone
+
+
 def attribute_kills(kills: list[OomKill], cgroups: Mapping[str, str]) -> dict[str, OomKill]:
     """Which instance each kernel OOM kill hit: `cgroups` maps instance name to its memory
     cgroup path as the kernel names it (relative to the memory tree, leading '/')."""
@@ -406,7 +419,7 @@ class Watcher:
         self.layout, self.budget, self.kernel_log = layout, budget, kernel_log
         self._lock = threading.Lock()
         self._watched: dict[str, Watched] = {}
-        self._losses: dict[str, tuple[str, float]] = {}
+        self._losses: dict[str, Loss] = {}
         self._new_kills: list[tuple[str | None, OomKill]] = []
         self.kills_in_budget: list[OomKill] = []
         self.cgroups: dict[str, str] = {}  # every instance ever seen: name -> kernel's path
@@ -442,7 +455,7 @@ class Watcher:
             self._watched.pop(name, None)
             self._losses.pop(name, None)
 
-    def take_losses(self) -> dict[str, tuple[str, float]]:
+    def take_losses(self) -> dict[str, Loss]:
         with self._lock:
             losses, self._losses = self._losses, {}
         return losses
@@ -486,13 +499,16 @@ class Watcher:
             )
         for item in watched:
             kill = killed.get(item.name)
+            gone = not Path(f"/proc/{item.pid}").exists()
             if kill is not None:
-                self._lose(item.name, f"was OOM-killed (kernel killed {kill.task} pid {kill.pid})")
+                reason = f"was OOM-killed (kernel killed {kill.task} pid {kill.pid})"
+                self._lose(item.name, reason, whole=gone or kill.pid == item.pid)
             elif item.memory_dir is not None:
                 with contextlib.suppress(BudgetError):
                     count = budget_cgroup.read_counters(item.memory_dir, self.layout.version)
                     if count.oom_kills:
-                        self._lose(item.name, f"was OOM-killed ({count.oom_kills} in its cgroup)")
+                        reason = f"was OOM-killed ({count.oom_kills} in its cgroup)"
+                        self._lose(item.name, reason, whole=gone)
 
     def check_now(self) -> None:
         """One full round over every admitted instance: HTTP, process, then OOM kills."""
@@ -511,18 +527,21 @@ class Watcher:
                 if answer.seconds is not None:
                     item.last_ok = now
                 if not Path(f"/proc/{item.pid}").exists():
-                    self._lose(item.name, f"lost its main process (pid {item.pid} gone)")
+                    reason = f"lost its main process (pid {item.pid} gone)"
+                    self._lose(item.name, reason, whole=True)
                 elif now - item.last_ok > UNANSWERED_GRACE_S:
                     silent_s = now - item.last_ok
                     self._lose(item.name, f"stopped answering (no HTTP 200 for {silent_s:.0f} s)")
         self.check_kills()  # a kill explains a missing process better: it wins below
 
-    def _lose(self, name: str, reason: str) -> None:
+    def _lose(self, name: str, reason: str, whole: bool = False) -> None:
+        """Record a loss once; a kill found later explains an untaken loss better."""
         with self._lock:
-            if self._watched.pop(name, None) is not None or (
-                name in self._losses and "OOM-killed" in reason
-            ):
-                self._losses[name] = (reason, time.monotonic())
+            earlier = self._losses.get(name)
+            if self._watched.pop(name, None) is not None:
+                self._losses[name] = Loss(reason, time.monotonic(), whole)
+            elif earlier is not None and "OOM-killed" in reason:
+                self._losses[name] = Loss(reason, earlier.at, whole or earlier.whole)
 
     def _loop(self) -> None:
         while not self._stop.wait(HEALTH_INTERVAL_S):
@@ -756,10 +775,10 @@ def _run_in_budget(
         watcher.check_kills()
         for owner, kill in watcher.take_kills():
             what = f"{kill.task} pid {kill.pid}"
-            tally.oom_kill(owner, what, elapsed())
+            tally.oom_kill(owner, what)
             emit("oom_kill", tally.by_name(owner) if owner else None, f"kernel killed {what}")
-        for lost_name, (reason, at) in watcher.take_losses().items():
-            tally.lost(lost_name, reason, at - began)
+        for lost_name, loss in watcher.take_losses().items():
+            tally.lost(lost_name, loss.reason, loss.at - began, loss.whole)
             emit("lost", tally.by_name(lost_name), reason)
 
     leftovers: list[str] = []
@@ -785,7 +804,8 @@ def _run_in_budget(
                 pid = view.main_pid(record.name)
                 if pid is None:
                     why = view.why_not_running(record.name)
-                    tally.lost(record.name, f"exited right after answering ({why})", elapsed())
+                    reason = f"exited right after answering ({why})"
+                    tally.lost(record.name, reason, elapsed(), whole=True)
                     emit("lost", record, record.lost_reason)
                 else:
                     watcher.admit(record.name, clone.url, pid)

@@ -54,8 +54,9 @@ def test_containers_fit_as_many_as_the_kernel_allows(deployed_stack: Stack) -> N
     # The kernel ended the run, not one of our bounds.
     assert any(stop in result.stop_reason for stop in KERNEL_STOPS), result.stop_reason
     assert 1 <= result.healthy_count < 20
-    # It ended because the budget was full: the kernel hit the limit or killed inside it.
-    assert result.budget_limit_hits > 0 or result.kernel_oom_kills, result
+    # It ended because the budget was full: the kernel killed inside it, or its charge
+    # reached the limit (v1's failcnt stays 0 on this kernel when only children hit it).
+    assert result.kernel_oom_kills or (result.budget_peak_mib or 0) >= 0.95 * 256, result
     healthy = [r for r in result.instances if r.healthy]
     assert sum(r.charged_mib or 0.0 for r in healthy) <= 256
     answered = [r for r in result.instances if r.answered]

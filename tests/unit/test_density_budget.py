@@ -472,22 +472,38 @@ def test_a_kernel_oom_kill_anywhere_in_the_budget_stops_the_run() -> None:
     tally = Tally(LIMITS)
     tally.answered(start(tally, 0.0), 1.0)
     pending = start(tally, 2.0)
-    tally.oom_kill(pending.name, "python3 pid 12", 2.5)  # a worker of the booting one
+    tally.oom_kill(pending.name, "python3 pid 12")  # a worker of the booting one
     assert tally.stop_reason == "the kernel OOM-killed python3 pid 12 in instance 2 (clone-2)"
     assert tally.healthy_count() == 1  # the pending one never answered; the first is intact
     tally.answered(pending, 3.0)
     assert not tally.may_start(4.0)
+    assert tally.evict_last() is pending  # it tipped the budget
 
 
-def test_an_oom_kill_in_an_answering_instance_loses_it() -> None:
+def test_a_whole_instance_killed_made_room_so_the_last_one_stays() -> None:
+    """A 600 MiB budget, VMs of ~380 MiB: the second start makes the kernel kill the first
+    QEMU (the biggest task); the second then boots alone. One fits, and it is the second."""
+    tally = Tally(LIMITS)
+    tally.answered(start(tally, 0.0), 30.0)
+    second = start(tally, 31.0)
+    tally.oom_kill("clone-1", "qemu-system-x86 pid 40")
+    tally.lost("clone-1", "was OOM-killed (kernel killed qemu-system-x86 pid 40)", 50.0, True)
+    tally.answered(second, 40.0)
+    assert tally.evict_last() is None
+    tally.hold_begins()
+    assert [r.name for r in tally.answering()] == ["clone-2"]
+
+
+def test_a_worker_killed_in_an_answering_instance_loses_it_but_makes_no_room() -> None:
     tally = Tally(LIMITS)
     tally.answered(start(tally, 0.0), 1.0)
     tally.answered(start(tally, 1.0), 1.0)
-    tally.oom_kill("clone-1", "python3 pid 7", 2.0)
-    tally.oom_kill(None, "runc:[2:INIT] pid 8", 2.1)
+    tally.oom_kill("clone-1", "python3 pid 7")
+    tally.lost("clone-1", "was OOM-killed (kernel killed python3 pid 7)", 2.0, whole=False)
+    tally.oom_kill(None, "runc:[2:INIT] pid 8")
     record = tally.by_name("clone-1")
-    assert record is not None and record.lost_reason == "was OOM-killed (python3 pid 7)"
-    assert tally.stop_reason.startswith("instance 1 (clone-1) was OOM-killed")
+    assert record is not None and record.lost_reason.endswith("(kernel killed python3 pid 7)")
+    assert tally.stop_reason == "the kernel OOM-killed python3 pid 7 in instance 1 (clone-1)"
+    assert tally.evict_last() is tally.by_name("clone-2")
     tally.hold_begins()
-    tally.oom_kill("clone-2", "python3 pid 9", 20.0)
     assert tally.healthy_count() == 0
