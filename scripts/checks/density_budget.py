@@ -779,7 +779,7 @@ def _run_in_budget(
             emit("oom_kill", tally.by_name(owner) if owner else None, f"kernel killed {what}")
         for lost_name, loss in watcher.take_losses().items():
             tally.lost(lost_name, loss.reason, loss.at - began, loss.whole)
-            emit("lost", tally.by_name(lost_name), reason)
+            emit("lost", tally.by_name(lost_name), loss.reason)
 
     leftovers: list[str] = []
     peak: float | None = None
