@@ -595,6 +595,11 @@ class DensityResult:
             "stop_reason": self.stop_reason,
             "attempted": len(self.instances),
             "answered": len(answered),
+            # How many answered together when the last start began: what fitted before the
+            # start that ended the run (the figure can be lower: the kernel may kill more).
+            "answering_before_last_start": (
+                self.instances[-1].answering_before if self.instances else 0
+            ),
             "max_instances": self.limits.max_instances,
             "ready_deadline_s": self.limits.ready_deadline_s,
             "hold_s": self.limits.hold_s,
