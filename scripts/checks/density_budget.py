@@ -922,8 +922,9 @@ def _await_first_200(
         pid = view.main_pid(record.name)
         if pid is not None and not noted:
             noted = watcher.note_cgroup(record.name, pid) is not None
-        if pid is None:
-            reason = _with_kill(view.why_not_running(record.name), watcher.kill_of(record.name))
+        why = view.why_not_running(record.name) if pid is None else "running"
+        if why != "running":  # "running" again: the runtime restarted it; wait on
+            reason = _with_kill(why, watcher.kill_of(record.name))
             tally.no_answer(record, f"stopped before answering: {reason}")
             return
         if time.monotonic() >= deadline:
