@@ -261,9 +261,13 @@ class Tally:
 
 
 class BudgetedDockerEngine(DockerEngine):
-    """A Docker engine that creates every container under one cgroup parent (and, when
-    given, with another per-instance memory limit than the deployed one; no swap, as
-    deployed)."""
+    """A Docker engine that creates every container under one cgroup parent, with no restart
+    policy (and, when given, another per-instance memory limit than the deployed one; no
+    swap, as deployed).
+
+    The deployed container restarts unless stopped; in a full budget a container the kernel
+    killed would come back, be killed again and hide what the kernel decided. libvirt does
+    not restart a killed QEMU either, so both kinds are judged alike."""
 
     def __init__(
         self, cgroup_parent: str, host: str | None = None, memory_mib: float | None = None
@@ -273,7 +277,11 @@ class BudgetedDockerEngine(DockerEngine):
         self.memory_mib = memory_mib
 
     def create_container(self, name: str, body: dict[str, Any]) -> str:
-        host_config = {**(body.get("HostConfig") or {}), "CgroupParent": self.cgroup_parent}
+        host_config = {
+            **(body.get("HostConfig") or {}),
+            "CgroupParent": self.cgroup_parent,
+            "RestartPolicy": {"Name": "no"},
+        }
         if self.memory_mib is not None:
             host_config["Memory"] = host_config["MemorySwap"] = int(self.memory_mib * MIB)
         return super().create_container(name, {**body, "HostConfig": host_config})

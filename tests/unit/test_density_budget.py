@@ -276,6 +276,7 @@ def test_budgeted_engine_sets_the_cgroup_parent(monkeypatch: pytest.MonkeyPatch)
         "Memory": 512 * MIB,
         "CpusetCpus": "1",
         "CgroupParent": "/twinlab-t-budget-1",
+        "RestartPolicy": {"Name": "no"},
     }
     assert "CgroupParent" not in body["HostConfig"]  # the caller's body is left alone
 
