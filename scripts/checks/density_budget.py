@@ -80,7 +80,7 @@ from scripts.checks.samples import Sample, Value, write_samples
 
 HOLD_S = 30.0  # the survivors must stay healthy this long after the last start
 DEFAULT_WALL_CLOCK_S = 600.0
-DEFAULT_MAX_INSTANCES: dict[Kind, int] = {"container": 48, "vm": 8}
+DEFAULT_MAX_INSTANCES: dict[Kind, int] = {"container": 96, "vm": 8}
 READY_DEADLINE_S: dict[Kind, float] = {
     "container": CONTAINER_READY_TIMEOUT_S,
     "vm": VM_READY_TIMEOUT_S,
