@@ -21,15 +21,14 @@ from scripts.checks.budget_cgroup import (
     read_counters,
 )
 from scripts.checks.density_budget import (
-    BudgetedDockerEngine,
     DensityResult,
     InstanceRecord,
     RunLimits,
     Tally,
-    attribute_kills,
-    budgeted_domain_xml,
     validate,
 )
+from scripts.checks.density_placement import BudgetedDockerEngine, budgeted_domain_xml
+from scripts.checks.density_watch import attribute_kills
 from scripts.checks.parsers.domain_xml import QEMU_NS, clone_domain_xml, parse_domain
 from scripts.checks.resource_errors import BudgetError
 from scripts.checks.run_tags import RunTags
