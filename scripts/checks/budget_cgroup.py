@@ -367,19 +367,29 @@ def leftover_budgets(stack: str | None, root: Path = CGROUP_ROOT) -> list[Path]:
     """Budget directories of `stack` (every stack: None) in every tree, as containers'
     parents (twinlab-STACK-budget-*) and as libvirt partitions
     (machine/twinlab-STACK-budget-*.partition)."""
+    pattern = re.compile(
+        rf"^twinlab-{re.escape(stack) if stack else '.+'}{BUDGET_INFIX}[^.]+(\.partition)?$"
+    )
+    return [p for p in _budget_dirs(root) if pattern.match(p.name)]
+
+
+def budget_dirs_named(prefix: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """Budget directories whose name starts with `prefix` (e.g. twinlab-ci-): for the
+    project's leftovers sweep, which goes by name prefix."""
+    return [p for p in _budget_dirs(root) if p.name.startswith(prefix)]
+
+
+def _budget_dirs(root: Path) -> list[Path]:
     try:
         layout = detect_layout(root)
     except BudgetError:
         return []
-    pattern = re.compile(
-        rf"^twinlab-{re.escape(stack) if stack else '.+'}{BUDGET_INFIX}[^.]+(\.partition)?$"
-    )
     found = []
     for tree in layout.hierarchies:
         for parent in (tree, tree / "machine"):
             if parent.is_dir():
-                found += [p for p in sorted(parent.iterdir()) if pattern.match(p.name)]
-    return [p for p in found if p.is_dir()]
+                found += [p for p in sorted(parent.iterdir()) if p.is_dir()]
+    return [p for p in found if BUDGET_INFIX in p.name and p.name.startswith("twinlab-")]
 
 
 def remove_budget_dirs(paths: list[Path]) -> list[str]:

@@ -507,3 +507,15 @@ def test_a_worker_killed_in_an_answering_instance_loses_it_but_makes_no_room() -
     assert tally.evict_last() is tally.by_name("clone-2")
     tally.hold_begins()
     assert tally.healthy_count() == 0
+
+
+def test_budget_dirs_found_by_name_prefix_for_the_leftovers_sweep(tmp_path: Path) -> None:
+    layout = detect_layout(fake_v1(tmp_path))
+    (tmp_path / "memory" / "twinlab-ci-ab12-budget-7").mkdir()
+    (tmp_path / "freezer" / "machine" / "twinlab-ci-ab12-budget-7.partition").mkdir(parents=True)
+    (tmp_path / "memory" / "twinlab-ci-ab12-app").mkdir()  # not a budget
+    found = budget_cgroup.budget_dirs_named("twinlab-ci-", layout.root)
+    assert sorted(p.name for p in found) == [
+        "twinlab-ci-ab12-budget-7",
+        "twinlab-ci-ab12-budget-7.partition",
+    ]
