@@ -296,8 +296,9 @@ class DensityResult:
         summary: dict[str, Value] = {
             **common,
             "method": "instances started one by one in a kernel-enforced memory budget until "
-            "the kernel allowed no more; the one that did not fit removed; counted if they "
-            f"answered HTTP 200 and stayed healthy {self.limits.hold_s:g} s after the last start",
+            "the kernel allowed no more; the last one removed unless the kernel killed a whole "
+            f"instance itself; counted if answering and healthy {self.limits.hold_s:g} s after "
+            "the last start",
             "stop_reason": self.stop_reason,
             "attempted": len(self.instances),
             "answered": len(answered),
