@@ -15,6 +15,8 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
+from scripts.checks.budget_cgroup import budget_dirs_named, remove_budget_dirs
+
 
 def _lines(command: list[str]) -> list[str]:
     try:
@@ -33,6 +35,7 @@ class Leftovers:
     pools: list[str] = field(default_factory=list)
     qemu_processes: list[str] = field(default_factory=list)
     ports_in_use: list[str] = field(default_factory=list)
+    cgroups: list[str] = field(default_factory=list)  # density budgets (twinlab-S-budget-*)
 
     def count(self) -> int:
         return sum(len(items) for items in vars(self).values())
@@ -73,6 +76,7 @@ def find(prefix: str, uri: str = "qemu:///system", ports: tuple[int, ...] = ()) 
             for port in ports
             if any(f"127.0.0.1:{port} " in f"{row} " for row in listening)
         ],
+        cgroups=[str(path) for path in budget_dirs_named(prefix)],
     )
 
 
@@ -95,6 +99,7 @@ def remove(prefix: str, uri: str = "qemu:///system") -> Leftovers:
         _lines([*virsh, "pool-destroy", pool])
         _lines([*virsh, "pool-delete", pool])
         _lines([*virsh, "pool-undefine", pool])
+    remove_budget_dirs(budget_dirs_named(prefix))
     return found
 
 
