@@ -43,7 +43,7 @@ done_step "root, ${free_gib} GiB free, $(go version | awk '{print $3}')"
 step "system packages"
 PACKAGES=(docker.io libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
     debootstrap xsltproc genisoimage wrk openssh-client openssh-server iproute2 e2fsprogs
-    procps time curl ca-certificates busybox-static cpio)
+    procps time curl ca-certificates busybox-static cpio runsc)
 missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
@@ -137,6 +137,13 @@ mib = 1024 * 1024
 print(f"{i.container_image}: container {i.sizes.container_image_bytes / mib:.0f} MiB, "
       f"VM disk {i.sizes.vm_disk_qcow2_bytes / mib:.0f} MiB + kernel {i.vm_kernel_release}")')
 done_step "$images_summary"
+
+# ---------------------------------------------------------------------------------------------
+step "gvisor runtime"
+# Registers the gVisor configuration that serves the app as a Docker runtime (probe: runc as
+# the positive control, then the most isolating runsc configurations first; recorded).
+gvisor=$(.venv/bin/python -m components.gvisor_platform detect) || fail "gVisor probe failed (see above)"
+done_step "$gvisor"
 
 # ---------------------------------------------------------------------------------------------
 printf '\n\033[1mtwinlab setup done in %ss\033[0m\n' "$(($(date +%s) - SETUP_STARTED))"
