@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -271,6 +271,7 @@ def serves_app(runtime: str, images: ImageSet) -> Attempt:
         run = docker(
             "run",
             "--detach",
+            "--pull=never",  # no registry: the image is built locally by the setup
             f"--name={name}",
             f"--label={PROBE_LABEL}",
             f"--runtime={runtime}",
@@ -305,48 +306,43 @@ def runsc_version(runsc_path: str) -> str:
     return done.stdout.splitlines()[0].strip() if done.stdout else "unknown"
 
 
-def detect(runsc_path: str, images: ImageSet) -> GvisorPlatformRecord:
-    started = time.monotonic()
-    version = runsc_version(runsc_path)
-
-    def record(
-        chosen: Configuration | None, reason: str, attempts: list[Attempt]
-    ) -> GvisorPlatformRecord:
-        return GvisorPlatformRecord(
-            version=version,
-            runtime=chosen.runtime if chosen else None,
-            platform=chosen.platform if chosen else None,
-            network=chosen.network if chosen else None,
-            reason=reason,
-            image=images.container_image,
-            probe_seconds=round(time.monotonic() - started, 2),
-            detected_at=time.time(),
-            attempts=tuple(attempts),
-        )
-
-    control = serves_app(CONTROL_RUNTIME, images)
-    attempts = [control]
+def choose(serve: Callable[[str], Attempt]) -> tuple[Configuration | None, str, list[Attempt]]:
+    """The first candidate under which `serve` succeeds, after runc (the control) has."""
+    control = serve(CONTROL_RUNTIME)
     if not control.ok:
-        register([], runsc_path)
         reason = f"cannot tell: the app does not serve under runc either ({control.reason})"
-        return record(None, reason, attempts)
-    register(CANDIDATES, runsc_path)
+        return None, reason, [control]
+    attempts = [control]
+    for candidate in CANDIDATES:
+        attempts.append(serve(candidate.runtime))
+        if attempts[-1].ok:
+            failed = [a.runtime for a in attempts[1:-1]]
+            gave_up = f" (failed first: {', '.join(failed)})" if failed else ""
+            return candidate, f"{candidate.runtime} serves the app{gave_up}", attempts
+    tried = "; ".join(f"{a.runtime}: {a.reason}" for a in attempts[1:])
+    return None, f"every configuration failed ({tried})", attempts
+
+
+def detect(runsc_path: str, images: ImageSet) -> GvisorPlatformRecord:
+    """Register every candidate, try them, leave only the chosen one registered."""
+    started = time.monotonic()
     chosen: Configuration | None = None
+    register(CANDIDATES, runsc_path)
     try:
-        for candidate in CANDIDATES:
-            attempt = serves_app(candidate.runtime, images)
-            attempts.append(attempt)
-            if attempt.ok:
-                chosen = candidate
-                break
+        chosen, reason, attempts = choose(lambda runtime: serves_app(runtime, images))
     finally:
         register([chosen] if chosen else [], runsc_path)
-    if chosen is None:
-        tried = "; ".join(f"{a.runtime}: {a.reason}" for a in attempts[1:])
-        return record(None, f"every configuration failed ({tried})", attempts)
-    failed = [a.runtime for a in attempts[1:] if not a.ok]
-    gave_up = f" (failed first: {', '.join(failed)})" if failed else ""
-    return record(chosen, f"{chosen.runtime} serves the app{gave_up}", attempts)
+    return GvisorPlatformRecord(
+        version=runsc_version(runsc_path),
+        runtime=chosen.runtime if chosen else None,
+        platform=chosen.platform if chosen else None,
+        network=chosen.network if chosen else None,
+        reason=reason,
+        image=images.container_image,
+        probe_seconds=round(time.monotonic() - started, 2),
+        detected_at=time.time(),
+        attempts=tuple(attempts),
+    )
 
 
 def describe(record: GvisorPlatformRecord) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,42 @@ def test_unavailable_reason_names_why() -> None:
 )
 def test_the_failing_line_of_docker_output_is_kept(stderr: str, expected: str) -> None:
     assert gp.error_line(stderr).startswith(expected)
+
+
+def fake_serve(working: set[str], calls: list[str]) -> Callable[[str], gp.Attempt]:
+    def serve(runtime: str) -> gp.Attempt:
+        calls.append(runtime)
+        ok = runtime in working
+        return gp.Attempt(runtime, ok, "HTTP 200 after 1.0 s" if ok else f"{runtime} broke", 1.0)
+
+    return serve
+
+
+def test_the_most_isolating_configuration_that_serves_is_chosen() -> None:
+    calls: list[str] = []
+    chosen, reason, attempts = gp.choose(fake_serve({"runc", PTRACE_HOSTNET.runtime}, calls))
+    assert chosen == PTRACE_HOSTNET
+    assert calls == ["runc", *(c.runtime for c in gp.CANDIDATES)]
+    assert [a.ok for a in attempts] == [True, False, False, False, True]
+    assert reason.startswith("runsc-ptrace-hostnet serves the app (failed first: runsc-systrap")
+
+
+def test_the_search_stops_at_the_first_that_serves() -> None:
+    calls: list[str] = []
+    best = gp.CANDIDATES[0].runtime
+    chosen, reason, _ = gp.choose(fake_serve({"runc", best, PTRACE_HOSTNET.runtime}, calls))
+    assert chosen == gp.CANDIDATES[0] and calls == ["runc", best]
+    assert reason == f"{best} serves the app"
+
+
+def test_without_the_runc_control_the_probe_cannot_tell() -> None:
+    calls: list[str] = []
+    chosen, reason, attempts = gp.choose(fake_serve(set(gp.MANAGED_RUNTIMES), calls))
+    assert chosen is None and calls == ["runc"] and len(attempts) == 1
+    assert reason == "cannot tell: the app does not serve under runc either (runc broke)"
+
+
+def test_when_nothing_serves_every_failure_is_named() -> None:
+    chosen, reason, attempts = gp.choose(fake_serve({"runc"}, []))
+    assert chosen is None and len(attempts) == 1 + len(gp.CANDIDATES)
+    assert all(f"{c.runtime}: {c.runtime} broke" in reason for c in gp.CANDIDATES)
