@@ -144,6 +144,15 @@ def unavailable_reason(record: GvisorPlatformRecord | None) -> str | None:
     return None
 
 
+def recorded_runtime() -> str:
+    """The Docker runtime the gVisor variant runs under; TwinlabError saying why if none."""
+    record = load_record()
+    reason = unavailable_reason(record)
+    if reason is not None or record is None or record.runtime is None:
+        raise TwinlabError(f"gVisor is not available on this host: {reason}")
+    return record.runtime
+
+
 # --- Docker runtime registration --------------------------------------------------------------
 
 
@@ -323,9 +332,17 @@ def choose(serve: Callable[[str], Attempt]) -> tuple[Configuration | None, str, 
     return None, f"every configuration failed ({tried})", attempts
 
 
+def remove_probe_containers() -> None:
+    """Containers an interrupted probe left (the probe removes its own in `finally`)."""
+    listed = docker("ps", "--all", "--quiet", f"--filter=label={PROBE_LABEL}").stdout.split()
+    if listed:
+        docker("rm", "--force", "--volumes", *listed)
+
+
 def detect(runsc_path: str, images: ImageSet) -> GvisorPlatformRecord:
     """Register every candidate, try them, leave only the chosen one registered."""
     started = time.monotonic()
+    remove_probe_containers()
     chosen: Configuration | None = None
     register(CANDIDATES, runsc_path)
     try:

@@ -176,3 +176,16 @@ def test_when_nothing_serves_every_failure_is_named() -> None:
     chosen, reason, attempts = gp.choose(fake_serve({"runc"}, []))
     assert chosen is None and len(attempts) == 1 + len(gp.CANDIDATES)
     assert all(f"{c.runtime}: {c.runtime} broke" in reason for c in gp.CANDIDATES)
+
+
+def test_the_variant_gets_the_recorded_runtime_or_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWINLAB_CACHE", str(tmp_path))
+    with pytest.raises(TwinlabError, match=r"run scripts/setup\.sh"):
+        gp.recorded_runtime()
+    gp.save_record(record(None, "every configuration failed (runsc-ptrace-hostnet: boom)"))
+    with pytest.raises(TwinlabError, match="runsc-ptrace-hostnet: boom"):
+        gp.recorded_runtime()
+    gp.save_record(record("runsc-ptrace-hostnet"))
+    assert gp.recorded_runtime() == "runsc-ptrace-hostnet"
