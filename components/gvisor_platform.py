@@ -194,7 +194,7 @@ def write_daemon_config(
     """Make `path` register exactly `wanted` (of twinlab's runtimes); True when it changed."""
     current = read_daemon_config(path)
     merged = merged_daemon_config(current, wanted, runsc_path)
-    if merged == current and path.exists():
+    if merged == current:  # also: nothing to register and no file
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".twinlab.tmp")

@@ -67,6 +67,12 @@ def test_writing_daemon_json_is_idempotent_and_valid(tmp_path: Path) -> None:
     assert set(json.loads(path.read_text(encoding="utf-8"))["runtimes"]) == gp.MANAGED_RUNTIMES
 
 
+def test_nothing_to_register_creates_no_daemon_json(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.json"
+    assert gp.write_daemon_config([], RUNSC, path) is False
+    assert not path.exists()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [("{not json", "not valid JSON"), ("[1, 2]", "not a JSON object")],
