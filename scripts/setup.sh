@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything twinlab needs on this machine; idempotent, safe to re-run.
 #   scripts/setup.sh            full setup
-# Steps: system packages, daemons, Python env, Pulumi engine + plugins, KVM probe, images.
+# Steps: system packages, daemons, Python env, Go, Pulumi engine + plugins, KVM probe, images,
+# gVisor runtime.
 # Each step says what it did; a failing step names itself and the fix.
 set -euo pipefail
 
@@ -42,7 +43,7 @@ done_step "root, ${free_gib} GiB free"
 step "system packages"
 PACKAGES=(docker.io libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
     debootstrap xsltproc genisoimage wrk openssh-client openssh-server iproute2 e2fsprogs
-    procps time curl ca-certificates busybox-static cpio python3-venv)
+    procps time curl ca-certificates busybox-static cpio python3-venv runsc)
 missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
@@ -156,6 +157,13 @@ mib = 1024 * 1024
 print(f"{i.container_image}: container {i.sizes.container_image_bytes / mib:.0f} MiB, "
       f"VM disk {i.sizes.vm_disk_qcow2_bytes / mib:.0f} MiB + kernel {i.vm_kernel_release}")')
 done_step "$images_summary"
+
+# ---------------------------------------------------------------------------------------------
+step "gvisor runtime"
+# Registers the gVisor configuration that serves the app as a Docker runtime (probe: runc as
+# the positive control, then the most isolating runsc configurations first; recorded).
+gvisor=$(.venv/bin/python -m components.gvisor_platform detect) || fail "gVisor probe failed (see above)"
+done_step "$gvisor"
 
 # ---------------------------------------------------------------------------------------------
 printf '\n\033[1mtwinlab setup done in %ss\033[0m\n' "$(($(date +%s) - SETUP_STARTED))"

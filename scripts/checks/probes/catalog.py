@@ -20,6 +20,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "boot_id": ("", ("A1",)),
     "same_kernel_as_host": ("", ("A1", "U1")),
     "same_boot_id_as_host": ("", ("A1", "I1", "I2")),
+    "kernel_kind": ("", ("A1", "U1")),  # host, guest or application (gVisor)
     "virtualization": ("", ("A1",)),
     "pid1_command": ("", ("A2",)),
     "process_count": ("processes", ("A2",)),

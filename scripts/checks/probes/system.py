@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from scripts.checks.parsers import proc
 from scripts.checks.parsers.sections import Sections
-from scripts.checks.parsers.virt import VirtEvidence, container_kind, detect_virtualization, vm_kind
+from scripts.checks.parsers.virt import (
+    VirtEvidence,
+    container_kind,
+    detect_virtualization,
+    kernel_kind,
+    vm_kind,
+)
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
@@ -27,6 +33,11 @@ KNOWN_INITS = {
 }
 KTHREADD = 2  # parent of every kernel thread, in the initial PID namespace only
 LIST_LIMIT = 400  # characters of a list kept in metadata
+# Where an application kernel (gVisor) gives itself away; read by two probes.
+KERNEL_SIGN_SNIPPETS = {
+    "kernel_log_head": "dmesg 2>/dev/null | head -n 1",
+    "proc_version": "cat /proc/version",
+}
 
 
 def joined(items: list[str]) -> str:
@@ -34,20 +45,37 @@ def joined(items: list[str]) -> str:
     return text if len(text) <= LIST_LIMIT else text[: LIST_LIMIT - 3] + "..."
 
 
+def kernel_sign(sections: Sections, name: str) -> str:
+    """A kernel-sign section's text, "" if it failed; captures older than the snippet lack it."""
+    section = sections.get(name)
+    return section.value if section is not None and section.ok else ""
+
+
+def kernel_signs(sections: Sections) -> VirtEvidence:
+    return VirtEvidence(
+        kernel_log_head=kernel_sign(sections, "kernel_log_head"),
+        proc_version=kernel_sign(sections, "proc_version"),
+    )
+
+
 def kernel_identity(sections: Sections, baseline: HostBaseline) -> list[Reading]:
-    release, boot_id = sections["release"].value, sections["boot_id"].value
+    release, boot = sections["release"].value, sections["boot_id"]
+    boot_id = boot.value if boot.ok else ""  # gVisor (2022) has no boot_id file
     host = {"host_kernel_release": baseline.kernel_release, "host_boot_id": baseline.boot_id}
+    kind, reason = kernel_kind(kernel_signs(sections), boot_id, baseline.boot_id)
     return [
         Reading("kernel_release", release),
-        Reading("boot_id", boot_id),
+        Reading("boot_id", boot_id, {"readable": boot.ok}),
         Reading("same_kernel_as_host", release == baseline.kernel_release, host),
         Reading("same_boot_id_as_host", boot_id == baseline.boot_id, host),
+        Reading("kernel_kind", kind, {"reason": reason}),
     ]
 
 
 def virt_evidence(sections: Sections) -> VirtEvidence:
     flags_line = sections["cpu_flags"].text.partition(":")[2]
     env = sections["container_env"].value.partition("=")[2] if sections["container_env"].ok else ""
+    signs = kernel_signs(sections)
     return VirtEvidence(
         pid1_cgroup=optional(sections, "cgroup") or "",
         container_env=env,
@@ -58,6 +86,8 @@ def virt_evidence(sections: Sections) -> VirtEvidence:
         dmi_product=(optional(sections, "dmi_product") or "").strip(),
         clocksources=frozenset((optional(sections, "clocksources") or "").split()),
         hypervisor_type=(optional(sections, "hypervisor_type") or "").strip(),
+        kernel_log_head=signs.kernel_log_head,
+        proc_version=signs.proc_version,
     )
 
 
@@ -129,7 +159,9 @@ def packages(sections: Sections, baseline: HostBaseline) -> list[Reading]:
 
 
 KERNEL_IDENTITY = ReadProbe(
-    "kernel_identity", {"release": "uname -r", "boot_id": BOOT_ID}, kernel_identity
+    "kernel_identity",
+    {"release": "uname -r", "boot_id": BOOT_ID, **KERNEL_SIGN_SNIPPETS},
+    kernel_identity,
 )
 VIRTUALIZATION = ReadProbe(
     "virtualization",
@@ -144,6 +176,7 @@ VIRTUALIZATION = ReadProbe(
         "clocksources": "cat /sys/devices/system/clocksource/clocksource0/available_clocksource",
         "hypervisor_type": "cat /sys/hypervisor/type",
         "systemd_detect_virt": "systemd-detect-virt",
+        **KERNEL_SIGN_SNIPPETS,
     },
     virtualization,
 )
