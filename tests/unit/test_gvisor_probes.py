@@ -123,3 +123,19 @@ def test_kernel_kind_without_signs_goes_by_boot_id() -> None:
     gvisor = evidence(version=GVISOR_PROC_VERSION)
     assert kernel_kind(gvisor, "", HOST_BOOT_ID)[0] == "application"
     assert kernel_kind(gvisor, "0e0b", HOST_BOOT_ID)[0] == "application"
+
+
+def test_gvisor_status_without_no_new_privs_reads_inconclusive_not_a_crash() -> None:
+    """gVisor's /proc/self/status has no NoNewPrivs line: the probe says it cannot tell (the
+    capture from a stack-hardened runsc container), while runc's capture still reads True."""
+    from scripts.checks.probes.isolation import no_new_privs
+
+    def reading(label: str) -> Reading:
+        text = (DATA / label / "no_new_privs.txt").read_text(encoding="utf-8")
+        return no_new_privs(split_sections(text), captured_baseline(label))[0]
+
+    assert "NoNewPrivs" not in (DATA / "gvisor" / "no_new_privs.txt").read_text(encoding="utf-8")
+    gvisor = reading("gvisor")
+    assert gvisor.value == "inconclusive"
+    assert gvisor.metadata["inconclusive"] is True
+    assert reading("container").value is True

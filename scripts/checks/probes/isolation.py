@@ -105,12 +105,18 @@ def capabilities(sections: Sections, baseline: HostBaseline) -> list[Reading]:
 
 def seccomp(sections: Sections, baseline: HostBaseline) -> list[Reading]:
     status = proc.parse_status(sections["status"].text)
+    if "Seccomp" not in status:  # gVisor's /proc: the Sentry's view, no seccomp line
+        reason = "the target's /proc/self/status has no Seccomp line (an application kernel)"
+        return [Reading("seccomp_mode", "inconclusive", {"inconclusive": True, "reason": reason})]
     filters = int(status.get("Seccomp_filters", "0"))
     return [Reading("seccomp_mode", int(status["Seccomp"]), {"seccomp_filters": filters})]
 
 
 def no_new_privs(sections: Sections, baseline: HostBaseline) -> list[Reading]:
     status = proc.parse_status(sections["status"].text)
+    if "NoNewPrivs" not in status:  # gVisor's /proc has no such line
+        reason = "the target's /proc/self/status has no NoNewPrivs line (an application kernel)"
+        return [Reading("no_new_privs", "inconclusive", {"inconclusive": True, "reason": reason})]
     return [Reading("no_new_privs", status["NoNewPrivs"] == "1")]
 
 
