@@ -1,4 +1,5 @@
-"""What both deployments have in common: the same outputs, and `up` waits until they serve."""
+"""What every deployment variant has in common: the same outputs, and `up` waits until it
+serves."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from components.readiness import HttpReady
 
 
 class Deployment(pulumi.ComponentResource):
-    """Base of the container and VM components; subclasses declare the instance, then call
-    `_publish` with it."""
+    """Base of every variant's component; subclasses declare the instance, then call
+    `_publish` with it. A variant reached over SSH sets `ssh_private_key` (a secret)."""
 
+    ssh_private_key: pulumi.Output[str] | None = None
     url: pulumi.Output[str]
     target: pulumi.Output[str]
     instance_name: pulumi.Output[str]

@@ -26,16 +26,14 @@ from pathlib import Path
 from typing import Literal
 
 from components.errors import TwinlabError
+from components.paths import cache_dir
 
+# How the VMs are accelerated; the one definition every module uses.
 VirtMode = Literal["kvm", "tcg"]
 PROBE_TIMEOUT_S = 25.0
 # Lines a kernel prints only after it has run through early boot to the root mount: reaching
 # them proves the accelerator executes a full guest kernel correctly.
 REACHED_ROOT_MOUNT = re.compile(r"VFS: Unable to mount root fs|Kernel panic|Run /init")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("TWINLAB_CACHE", Path.home() / ".cache" / "twinlab"))
 
 
 def record_path() -> Path:

@@ -9,8 +9,8 @@ from typing import IO, Any
 
 import pytest
 
+from components.paths import state_dir
 from scripts import leftovers
-from scripts.checks.deployed import state_dir
 from tests.deploy import TEST_PREFIX, ci_stack_config, deployed, sweep_test_stacks
 
 _SESSION_LOCK: list[IO[str]] = []

@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from scripts.checks.samples import Sample, Value, Variant
+from scripts.checks.samples import Sample, Value, VariantLabel
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,13 @@ class RunTags:
         value: float | int,
         unit: str,
         target: str,
-        variant: Variant,
+        label: VariantLabel,
         claim: str,
         **metadata: Value,
     ) -> Sample:
         """A sample of one claim carrying this run's tags."""
-        return Sample(metric, value, unit, target, variant, (claim,), self.metadata(**metadata))
+        tags = self.metadata(**label.metadata(), **metadata)
+        return Sample(metric, value, unit, target, label.name, (claim,), tags, kind=label.kind)
 
 
 def new_run_id() -> str:

@@ -39,7 +39,7 @@ def measure_start_times(
     if repeats < 1:
         raise ResourceCheckError(f"repeats must be at least 1, got {repeats}")
     timeout = timeout_s or cloner.ready_timeout_s
-    problem = kvm_device_problem() if cloner.variant == "vm" else None
+    problem = kvm_device_problem() if cloner.kind == "vm" else None
     if problem:
         (console or Console(stderr=True)).print(f"[yellow]warning:[/yellow] {problem}")
     samples = []
@@ -53,7 +53,7 @@ def measure_start_times(
                     round(waited, 4),
                     "s",
                     target,
-                    cloner.variant,
+                    cloner.label,
                     "R1",
                     repeat=repeat,
                     clone=clone.name,

@@ -41,7 +41,7 @@ def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stac
     config = ci_stack_config(vcpus="2", memoryMib="768", env=json.dumps({"MARK": 'a "b" c'}))
     with deployed(config) as (stack, out):
         prefix = f"twinlab-{stack.name}"
-        container, vm = out[outputs.CONTAINER], out[outputs.VM]
+        container, vm = out[outputs.VARIANTS]["container"], out[outputs.VARIANTS]["vm"]
         assert container[outputs.URL] == f"http://127.0.0.1:{config['containerHttpPort']}"
         assert vm[outputs.URL] == f"http://127.0.0.1:{config['vmHttpPort']}"
         versions = {get_json(v[outputs.URL] + "/info")["version"] for v in (container, vm)}
@@ -49,7 +49,7 @@ def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stac
 
         # The same extra environment reaches the app in both.
         box_env = run("docker", "exec", container[outputs.INSTANCE_NAME], "printenv", "MARK")
-        key = write_private_key(stack.name, out[outputs.VM_SSH_PRIVATE_KEY])
+        key = write_private_key(stack.name, out[outputs.SSH_PRIVATE_KEYS]["vm"])
         with parse_target(f"{vm[outputs.TARGET]}?key={key}") as guest:
             app_pid = "$(systemctl show -p MainPID --value twinlab-webapp)"
             environ = guest.run(f"cat /proc/{app_pid}/environ", root=True).stdout
@@ -83,7 +83,10 @@ def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stac
 
 
 def test_session_stack_serves_the_same_version_from_both(deployed_stack: Any) -> None:
-    container, vm = deployed_stack[outputs.CONTAINER], deployed_stack[outputs.VM]
+    container, vm = (
+        deployed_stack[outputs.VARIANTS]["container"],
+        deployed_stack[outputs.VARIANTS]["vm"],
+    )
     infos = [get_json(v[outputs.URL] + "/info") for v in (container, vm)]
     assert infos[0]["version"] == infos[1]["version"] == deployed_stack[outputs.APP_VERSION]
     assert container[outputs.READY_S] > 0 and vm[outputs.READY_S] > 0

@@ -28,7 +28,7 @@ from rich.console import Console
 
 from components import outputs
 from scripts import leftovers
-from scripts.checks.deployed import read_deployed, state_dir
+from scripts.checks.deployed import read_deployed
 from scripts.checks.runall import (
     InstanceMissingError,
     RunOptions,
@@ -266,7 +266,7 @@ def remove_behind_pulumis_back(container: str, domain: str) -> None:
 def test_drift_is_named_by_the_checks_and_refresh_then_up_restores_it(tmp_path: Path) -> None:
     config = stack_config()
     with deployed(config) as (stack, out):
-        container, vm = out[outputs.CONTAINER], out[outputs.VM]
+        container, vm = out[outputs.VARIANTS]["container"], out[outputs.VARIANTS]["vm"]
         app, domain = container[outputs.INSTANCE_NAME], vm[outputs.INSTANCE_NAME]
         # Unchanged config, unchanged stack: an up would touch nothing (no VM replaced).
         assert set(stack.preview(color="never").change_summary) == {auto.OpType.SAME}
@@ -289,9 +289,10 @@ def test_drift_is_named_by_the_checks_and_refresh_then_up_restores_it(tmp_path: 
         restored = stack.up(color="never")
         assert count(restored, auto.OpType.CREATE) >= 2
         new: dict[str, Any] = {key: value.value for key, value in restored.outputs.items()}
-        for variant, before in ((outputs.CONTAINER, container), (outputs.VM, vm)):
-            assert new[variant][outputs.INSTANCE_ID] != before[outputs.INSTANCE_ID]
-            assert http_status(new[variant][outputs.URL]) == 200
+        for variant, before in (("container", container), ("vm", vm)):
+            after = new[outputs.VARIANTS][variant]
+            assert after[outputs.INSTANCE_ID] != before[outputs.INSTANCE_ID]
+            assert http_status(after[outputs.URL]) == 200
         require_instances(Subjects.of_stack(read_deployed(stack.name)))  # no drift left
 
         # Drifted again, then torn down: pulumi-libvirt's delete fails on a domain that is gone
@@ -301,4 +302,4 @@ def test_drift_is_named_by_the_checks_and_refresh_then_up_restores_it(tmp_path: 
         assert count(torn_down, auto.OpType.DELETE) > 0
         found = leftovers.find(prefix_of(stack), URI, ports=ports_of(config))
         assert found.count() == 0, found.describe()
-        (state_dir() / "keys" / f"{stack.name}.key").unlink(missing_ok=True)
+        leftovers.remove_key_files(stack.name)

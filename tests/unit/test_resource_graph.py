@@ -41,6 +41,8 @@ RECORDER = Recorder()
 pulumi.runtime.set_mocks(RECORDER, preview=False)
 
 from components.container import ContainerDeployment  # noqa: E402
+from components.registry import VARIANTS  # noqa: E402
+from components.variant import PortNeed, Variant  # noqa: E402
 from components.vm import VmDeployment  # noqa: E402
 
 
@@ -64,7 +66,7 @@ def images() -> ImageSet:
 
 def spec(**raw: str) -> AppSpec:
     host = HostFacts(2, 24000, True, "tcg", "1.0.0", lambda port: None, lambda path: True)
-    return parse_spec(raw, stack="test", host=host)
+    return parse_spec(raw, stack="test", host=host, registered=VARIANTS)
 
 
 def deploy(app: AppSpec) -> tuple[ContainerDeployment, VmDeployment]:
@@ -153,3 +155,41 @@ def test_environment_file_quotes_values() -> None:
     from components.vm import environment_file
 
     assert environment_file({"B": 'say "hi"', "A": "c:\\d"}) == 'A="c:\\\\d"\nB="say \\"hi\\""\n'
+
+
+SANDBOX = Variant(
+    name="sandbox",
+    kind="sandbox",
+    ports=(PortNeed("sandboxHttpPort", 18089, "http", "127.0.0.1 port of the sandbox"),),
+    unavailable=lambda _host: None,
+    declare=lambda name, spec, images, opts=None: ContainerDeployment(
+        name,
+        spec,
+        images,
+        opts,
+        http_port_key="sandboxHttpPort",
+        instance_suffix="sandbox",
+        runtime="runsc",
+    ),
+    summary="a sandboxed container: the container component with another OCI runtime",
+)
+
+
+@pulumi.runtime.test
+def test_a_sandbox_variant_is_the_container_component_with_its_runtime_port_and_name() -> Any:
+    host = HostFacts(2, 24000, True, "tcg", "1.0.0", lambda port: None, lambda path: True)
+    app = parse_spec({}, stack="test", host=host, registered=(*VARIANTS, SANDBOX))
+    RECORDER.resources.clear()
+    deployments = [variant.declare(variant.name, app, images()) for variant in app.variants]
+
+    def check(resolved: list[Any]) -> None:
+        runc, sandbox = inputs("container-app"), inputs("sandbox-app")
+        assert sandbox["runtime"] == "runsc" and "runtime" not in runc
+        assert (runc["name"], sandbox["name"]) == ("twinlab-test-app", "twinlab-test-sandbox")
+        assert sandbox["ports"][0]["external"] == 18089
+        assert sandbox["memory"] == runc["memory"] and sandbox["readOnly"] is True
+        assert "http://127.0.0.1:18089" in resolved
+
+    return pulumi.Output.all(
+        *[d.ready_s for d in deployments], *[d.url for d in deployments]
+    ).apply(check)

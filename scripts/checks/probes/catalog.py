@@ -61,5 +61,14 @@ class Reading:
 
 def to_sample(reading: Reading, target: Target, probe: str) -> Sample:
     unit, claims = METRICS[reading.metric]
-    metadata: dict[str, Value] = {"probe": probe, **reading.metadata}
-    return Sample(reading.metric, reading.value, unit, target.url, target.variant, claims, metadata)
+    metadata: dict[str, Value] = {"probe": probe, **target.label.metadata(), **reading.metadata}
+    return Sample(
+        reading.metric,
+        reading.value,
+        unit,
+        target.url,
+        target.variant,
+        claims,
+        metadata,
+        kind=target.kind,
+    )
