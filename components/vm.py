@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import quoteattr
 
@@ -15,6 +14,7 @@ from components.naming import resource_name
 from components.remote_ssh import libvirt_provider_uri
 from components.ssh_key import SshKeyPair
 from components.variant import PortNeed, Variant
+from workloads.images import cmdline_with_ssh_key
 
 if TYPE_CHECKING:
     from components.spec import AppSpec
@@ -35,23 +35,20 @@ def libvirt_domain_type(virt_mode: str) -> str:
 
 
 def kernel_cmdline(base: str, ssh_public_key: str, app_env: dict[str, str]) -> list[dict[str, str]]:
-    """The guest kernel command line in the shape pulumi-libvirt reads back from a domain: one
-    map of every key=value word, then one map whose "_" holds the bare words, sorted. Any other
-    shape differs from what is read back, and every `up` would replace the VM.
-
-    The SSH key and the app environment go in base64 so spaces and quotes survive; oneshot
-    units in the guest decode them before sshd and the app start.
-    """
+    """The guest kernel command line (workloads/images/cmdline.py builds it: the SSH key and the
+    app environment in base64, so spaces and quotes survive) in the shape pulumi-libvirt reads
+    back from a domain: one map of every key=value word, then one map whose "_" holds the bare
+    words, sorted. Any other shape differs from what is read back, and every `up` would replace
+    the VM."""
+    line = cmdline_with_ssh_key(base, ssh_public_key, environment_file(app_env))
     keyed: dict[str, str] = {}
     bare: list[str] = []
-    for word in base.split():
+    for word in line.split():
         key, sep, value = word.partition("=")
         if sep:
             keyed[key] = value
         else:
             bare.append(key)
-    keyed["twinlab.ssh_key"] = base64.b64encode(ssh_public_key.encode()).decode()
-    keyed["twinlab.env"] = base64.b64encode(environment_file(app_env).encode()).decode()
     return [keyed, {"_": " ".join(sorted(bare))}] if bare else [keyed]
 
 

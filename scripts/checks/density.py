@@ -16,8 +16,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from components.http_wait import WaitResult, wait_for_http_200
 from scripts.checks.clones import Clone, Cloner
-from scripts.checks.http_wait import WaitResult, progress, wait_for_http_200
+from scripts.checks.http_wait import progress
 from scripts.checks.parsers.proc_resources import meminfo_available_mib
 from scripts.checks.resource_errors import BudgetError, CloneError
 from scripts.checks.run_tags import RunTags

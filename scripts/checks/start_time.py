@@ -12,8 +12,9 @@ import os
 from rich.console import Console
 from rich.progress import Progress
 
+from components.http_wait import POLL_INTERVAL_S, wait_for_http_200
 from scripts.checks.clones import Clone, Cloner
-from scripts.checks.http_wait import POLL_INTERVAL_S, progress, wait_for_http_200
+from scripts.checks.http_wait import progress
 from scripts.checks.libvirt_domains import kvm_device_problem
 from scripts.checks.resource_errors import ReadinessTimeoutError, ResourceCheckError
 from scripts.checks.run_tags import RunTags

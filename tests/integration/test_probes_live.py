@@ -11,7 +11,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from components.host import free_loopback_ports
+from components.http_wait import wait_for_http_200
 from components.thresholds import thresholds_for
 from components.virt_mode import load_record
 from scripts.checks import verdicts
@@ -48,16 +48,8 @@ def docker(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def wait_http_ok(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url} gave no HTTP 200 within {timeout_s:g} s", pytrace=False)
+    if wait_for_http_200(url, time.monotonic(), timeout_s).seconds is None:
+        pytest.fail(f"{url} gave no HTTP 200 within {timeout_s:g} s", pytrace=False)
 
 
 def published_port(name: str) -> int:

@@ -15,7 +15,10 @@ from components.spec import AppSpec, parse_spec
 from workloads.images import ImageSet
 
 pytestmark = pytest.mark.unit
-FAKE_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFake twinlab-test-vm"
+# A well-formed ed25519 public key line (its 32 key bytes are text, not a real key).
+FAKE_PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHR3aW5sYWItdGVzdC1mYWtlLWtleS0zMi1ieXRlcyEh twinlab-test"
+)
 
 
 class Recorder(pulumi.runtime.Mocks):

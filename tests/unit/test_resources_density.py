@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from components.http_wait import WaitResult, wait_for_http_200
 from scripts.checks import footprint
 from scripts.checks.clones import Clone, Cloner
 from scripts.checks.density import HOST_RESERVE_MIB, density_samples, planned_instances
-from scripts.checks.http_wait import WaitResult, wait_for_http_200
 from scripts.checks.resource_errors import BudgetError
 from scripts.checks.run_tags import RunTags
 
