@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
+from components.naming import stack_prefix
 from components.virt_mode import load_record
 from scripts import leftovers
 from tests.deploy import ci_stack_config as stack_config
@@ -87,7 +88,7 @@ class PreviewStack:
 
     @property
     def prefix(self) -> str:
-        return f"twinlab-{self.stack.name}"
+        return stack_prefix(self.stack.name)
 
     def preview_error(self, config: dict[str, str]) -> str:
         """Set `config` on top of the base, preview, restore; the error text of the preview."""

@@ -13,10 +13,11 @@ import pytest
 from pulumi import automation as auto
 
 from components import outputs
+from components.naming import stack_prefix
 from scripts import leftovers
 from scripts.checks.deployed import write_private_key
 from scripts.checks.targets import parse_target
-from tests.deploy import ci_stack_config, deployed
+from tests.deploy import PORT_KEYS, ci_stack_config, deployed
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stac
     # Depends on the session stack only so that both never boot at the same time.
     config = ci_stack_config(vcpus="2", memoryMib="768", env=json.dumps({"MARK": 'a "b" c'}))
     with deployed(config) as (stack, out):
-        prefix = f"twinlab-{stack.name}"
+        prefix = stack_prefix(stack.name)
         container, vm = out[outputs.VARIANTS]["container"], out[outputs.VARIANTS]["vm"]
         assert container[outputs.URL] == f"http://127.0.0.1:{config['containerHttpPort']}"
         assert vm[outputs.URL] == f"http://127.0.0.1:{config['vmHttpPort']}"
@@ -73,7 +74,7 @@ def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stac
             domain, encoding="unicode"
         )
 
-        ports = tuple(int(config[key]) for key in ("containerHttpPort", "vmHttpPort", "vmSshPort"))
+        ports = tuple(int(config[key]) for key in PORT_KEYS)
         first = stack.destroy(color="never")
         assert deletes(first) > 0
         remaining = leftovers.find(prefix, ports=ports)

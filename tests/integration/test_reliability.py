@@ -27,6 +27,7 @@ from pulumi import automation as auto
 from rich.console import Console
 
 from components import outputs
+from components.naming import stack_prefix
 from scripts import leftovers
 from scripts.checks.deployed import read_deployed
 from scripts.checks.runall import (
@@ -36,14 +37,13 @@ from scripts.checks.runall import (
     require_instances,
     run_checks,
 )
-from tests.deploy import ROOT, deployed
+from tests.deploy import PORT_KEYS, ROOT, deployed
 from tests.deploy import ci_stack_config as stack_config
 
 pytestmark = pytest.mark.integration
 
 URI = "qemu:///system"
 DOCKER_EVENTS = ("docker", "events", "--format", "{{.Actor.ID}}")
-PORT_KEYS = ("containerHttpPort", "vmHttpPort", "vmSshPort")
 UP_TIMEOUT_S = 420.0
 UP_FLAGS = ("--non-interactive", "--color", "never")
 # A failed domain start / pool build leaves nothing behind: our provider wrapper undefines it.
@@ -65,7 +65,7 @@ def count(result: auto.UpResult | auto.DestroyResult, operation: auto.OpType) ->
 
 
 def prefix_of(stack: auto.Stack) -> str:
-    return f"twinlab-{stack.name}"
+    return stack_prefix(stack.name)
 
 
 def assert_destroy_leaves_nothing(stack: auto.Stack, config: dict[str, str]) -> None:

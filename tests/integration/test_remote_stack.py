@@ -18,6 +18,7 @@ import pytest
 from pulumi import automation as auto
 
 from components import outputs
+from components.naming import stack_prefix
 from components.paths import state_dir
 from components.remote_ssh import known_hosts_path
 from scripts import leftovers
@@ -153,7 +154,7 @@ def test_remote_stack_goes_through_ssh_and_leaves_nothing(remote_access: Path) -
         forward_only = [login for login in up_logins if not login.ran_command]
         assert len(forward_only) >= 2, up_logins
 
-        prefix = f"twinlab-{stack.name}"
+        prefix = stack_prefix(stack.name)
         ports = tuple(int(config[k]) for k in ("containerHttpPort", "vmHttpPort", "vmSshPort"))
         destroy_commands = Tail(remote_access / "commands.log")
         started = time.monotonic()

@@ -20,14 +20,14 @@ import pytest
 from pulumi import automation as auto
 
 from components import outputs
+from components.naming import stack_prefix
 from scripts import leftovers
 from scripts.checks.deployed import ROOT, read_deployed
 from scripts.checks.targets import parse_target
-from tests.deploy import ci_stack_config, deployed
+from tests.deploy import PORT_KEYS, ci_stack_config, deployed
 
 pytestmark = pytest.mark.integration
 
-PORT_KEYS = ("containerHttpPort", "vmHttpPort", "vmSshPort")
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value in state
 # An ssh client that offers only a password (never a key) and asks nothing on a terminal.
 PASSWORD_ONLY = (
@@ -331,5 +331,5 @@ def test_up_and_destroy_output_hold_no_key_and_destroy_leaves_nothing(
     destroyed = secured.stack.destroy(color="never", on_output=secured.log.append)
     assert (destroyed.summary.resource_changes or {}).get(auto.OpType.DELETE, 0) > 0
     assert leaked("\n".join(secured.log), secured.private_key) == []
-    found = leftovers.find(f"twinlab-{secured.stack.name}", ports=secured.ports())
+    found = leftovers.find(stack_prefix(secured.stack.name), ports=secured.ports())
     assert found.count() == 0, found.describe()
