@@ -13,7 +13,7 @@
 
 Each instance is read and cloned by the meter of its variant's kind (meters.py). Everything
 reads the host's /proc, cgroups and image files, so it runs on the host that runs the
-instances. Every check returns list[Sample]; names and units are those of metrics.md.
+instances. Every check returns list[Sample].
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The metadata every sample of a run carries (metrics.md): virt_mode, host_kernel, run_id."""
+"""The metadata every sample of a run carries: virt_mode, host_kernel, run_id."""
 
 from __future__ import annotations
 

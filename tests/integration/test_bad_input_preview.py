@@ -67,6 +67,8 @@ CASES = [
     BadInput({"poolDir": "relative/dir"}, "poolDir", "not an absolute path"),
     BadInput({"thresholds": '{"r1": 2}'}, "thresholds", "unknown"),
     BadInput({"memroyMib": "512"}, "memroyMib", "did you mean memoryMib"),
+    BadInput({"variants": "container,nosuch"}, "variants", "unknown variant 'nosuch'"),
+    BadInput({"variants": "container,,vm"}, "variants", "not a comma list or JSON list"),
 ]
 record = load_record()
 if record is not None and record.mode == "tcg":

@@ -1,4 +1,5 @@
-"""The probe metrics (names, units, claim IDs as in metrics.md) and how a reading becomes a Sample.
+"""The probe metrics (names, units, claim IDs of scripts/checks/claims/) and how a reading
+becomes a Sample.
 
 Probes return Readings (metric, value, metadata); unit and claims come from this one table, so
 no probe can disagree with the metric contract.
