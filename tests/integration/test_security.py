@@ -327,7 +327,7 @@ def test_every_listening_socket_of_the_stack_is_on_loopback(secured: SecuredStac
 def test_up_and_destroy_output_hold_no_key_and_destroy_leaves_nothing(
     secured: SecuredStack,
 ) -> None:
-    assert any("vmSshPrivateKey" in line for line in secured.log)  # the outputs were printed
+    assert any(outputs.SSH_PRIVATE_KEYS in line for line in secured.log)  # outputs printed
     destroyed = secured.stack.destroy(color="never", on_output=secured.log.append)
     assert (destroyed.summary.resource_changes or {}).get(auto.OpType.DELETE, 0) > 0
     assert leaked("\n".join(secured.log), secured.private_key) == []
