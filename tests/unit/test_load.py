@@ -150,6 +150,21 @@ def test_only_error_responses_fail_the_run(monkeypatch: pytest.MonkeyPatch, tmp_
         run_load([target], LoadPlan(warmup_s=0), run_id="r", virt_mode="tcg")
 
 
+def test_a_warm_up_without_answers_is_no_failure_a_measured_run_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stub_wrk(tmp_path, "no-answer-in-time.txt")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    target = HttpTarget("ssh://twin@127.0.0.1:12222", VM, "http://127.0.0.1:18081")
+    plan = LoadPlan(warmup_s=1, repeats=1, endpoints=("cpu",))
+    warmed: list[int] = []
+    with pytest.raises(LoadError, match=r"no successful HTTP response .*\(0 responses\)"):
+        run_load(
+            [target], plan, run_id="r", virt_mode="tcg", on_run=lambda t, e, r: warmed.append(r)
+        )
+    assert warmed == [-1, 0]  # the warm-up passed; the measured run failed
+
+
 class Static(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = b"x" * 4096
