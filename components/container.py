@@ -35,9 +35,9 @@ def docker_ssh_opts(key_path: str | None) -> list[str]:
 class ContainerDeployment(Deployment):
     """The app's container: same image userland, limits and port policy as the VM.
 
-    `http_port_key` names the spec's port for it, `instance_suffix` its names
-    (twinlab-STACK-SUFFIX and -SUFFIX-data), `runtime` Docker's OCI runtime (None: the
-    daemon's default, runc).
+    `http_port_key` names the spec's port for it, `instance_suffix` and `volume_suffix` the
+    names of the container and its data volume (twinlab-STACK-SUFFIX), `runtime` Docker's OCI
+    runtime (None: the daemon's default, runc).
     """
 
     def __init__(
@@ -49,6 +49,7 @@ class ContainerDeployment(Deployment):
         *,
         http_port_key: str = "containerHttpPort",
         instance_suffix: str = "app",
+        volume_suffix: str = "data",
         runtime: str | None = None,
     ) -> None:
         super().__init__("twinlab:deploy:ContainerDeployment", name, None, opts)
@@ -70,7 +71,7 @@ class ContainerDeployment(Deployment):
         )
         data = docker.Volume(
             f"{name}-data",
-            name=f"{instance}-data",
+            name=resource_name(spec.stack, volume_suffix),
             labels=[docker.VolumeLabelArgs(label="twinlab.stack", value=spec.stack)],
             opts=child,
         )

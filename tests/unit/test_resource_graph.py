@@ -172,6 +172,7 @@ SANDBOX = Variant(
         opts,
         http_port_key="sandboxHttpPort",
         instance_suffix="sandbox",
+        volume_suffix="sandbox-data",
         runtime="runsc",
     ),
     summary="a sandboxed container: the container component with another OCI runtime",
@@ -189,6 +190,8 @@ def test_a_sandbox_variant_is_the_container_component_with_its_runtime_port_and_
         runc, sandbox = inputs("container-app"), inputs("sandbox-app")
         assert sandbox["runtime"] == "runsc" and "runtime" not in runc
         assert (runc["name"], sandbox["name"]) == ("twinlab-test-app", "twinlab-test-sandbox")
+        volumes = inputs("container-data")["name"], inputs("sandbox-data")["name"]
+        assert volumes == ("twinlab-test-data", "twinlab-test-sandbox-data")
         assert sandbox["ports"][0]["external"] == 18089
         assert sandbox["memory"] == runc["memory"] and sandbox["readOnly"] is True
         assert "http://127.0.0.1:18089" in resolved
