@@ -1,7 +1,9 @@
-"""Fabric tasks: the comparison checks against both deployments (`fab --list`).
+"""Fabric tasks: the comparison checks against every deployed variant (`fab --list`).
 
-Tasks only parse arguments, call scripts.checks and print. Targets come from the stack's
-outputs (`--stack`, default dev); `--target` names any container or VM by hand instead:
+Tasks only parse arguments, call scripts.checks and print. Targets and their variants come
+from the stack's outputs (`--stack`, default dev); `--target` names any container or VM by hand
+instead, with `--variant NAME:KIND` for each (else its kind is guessed from the URL scheme and
+labelled as a guess):
     docker://NAME      ssh://USER@HOST:PORT?key=/path/to/key
 Every task writes results/<run id>/ (samples.jsonl, report.md, report.html, plots) and links
 results/latest to it. Run `source scripts/env.sh` first (or use scripts/run.sh).
@@ -23,11 +25,13 @@ from rich.table import Table
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 from components.errors import TwinlabError  # noqa: E402
+from components.naming import stack_prefix  # noqa: E402
 from components.remote_ssh import uses_twinlab_sshd  # noqa: E402
 from scripts import leftovers  # noqa: E402
 from scripts import recover as recovery  # noqa: E402
 from scripts.checks.deployed import ROOT, read_deployed  # noqa: E402
 from scripts.checks.load import LoadPlan  # noqa: E402
+from scripts.checks.report import column  # noqa: E402
 from scripts.checks.runall import (  # noqa: E402
     RUN_ALL_LOAD,
     RunOptions,
@@ -36,6 +40,8 @@ from scripts.checks.runall import (  # noqa: E402
     Subjects,
     run_checks,
 )
+from scripts.checks.samples import VariantLabel  # noqa: E402
+from scripts.checks.verdicts import Samples  # noqa: E402
 
 CONSOLE = Console(stderr=True)
 DAEMON_KEYS = ("dockerHost", "libvirtUri")
@@ -44,21 +50,41 @@ TARGET_HELP = {
     "stack": "stack whose outputs name the targets (default dev)",
     "target": "a target URL instead of the stack's (repeatable)",
     "http": "the app URL of each --target, in the same order (load only)",
+    "variant": "NAME:KIND of each --target, in the same order (e.g. gvisor:sandbox)",
     "weakened": "a container weakened by hand, probed for I3 (repeatable)",
 }
 
 
-def _subjects(stack: str, targets: list[str], https: list[str], weakened: list[str]) -> Subjects:
+HandTargets = tuple[str, list[str], list[str], list[str], list[str]]
+
+
+def _label(value: str) -> VariantLabel:
+    name, sep, kind = value.partition(":")
+    if not sep or not name or not kind:
+        raise TwinlabError(f"--variant {value!r}: expected NAME:KIND, e.g. container:container")
+    return VariantLabel(name, kind)
+
+
+def _subjects(
+    stack: str, targets: list[str], https: list[str], weakened: list[str], variants: list[str]
+) -> Subjects:
     if not targets:
         return replace(Subjects.of_stack(read_deployed(stack)), weakened_targets=tuple(weakened))
     if https and len(https) != len(targets):
         raise TwinlabError("give one --http per --target, in the same order")
+    if variants and len(variants) != len(targets):
+        raise TwinlabError("give one --variant per --target, in the same order")
     urls: list[str | None] = list(https) if https else [None] * len(targets)
-    items = tuple(Subject(t, u) for t, u in zip(targets, urls, strict=True))
+    labels: list[VariantLabel | None] = (
+        [_label(v) for v in variants] if variants else [None] * len(targets)
+    )
+    items = tuple(
+        Subject(t, u, label=label) for t, u, label in zip(targets, urls, labels, strict=True)
+    )
     return Subjects(items, weakened_targets=tuple(weakened))
 
 
-def _run(subjects_of: tuple[str, list[str], list[str], list[str]], options: RunOptions) -> None:
+def _run(subjects_of: HandTargets, options: RunOptions) -> None:
     try:
         outcome = run_checks(_subjects(*subjects_of), options, CONSOLE)
     except TwinlabError as error:
@@ -67,29 +93,36 @@ def _run(subjects_of: tuple[str, list[str], list[str], list[str]], options: RunO
 
 
 def _print(outcome: RunOutcome) -> None:
-    table = Table("claim", "verdict", "container", "VM", "ratio", title="twinlab claims")
+    variants = Samples(outcome.samples).variants()
+    headings = [column(label) for label in variants]
+    table = Table("claim", "verdict", *headings, "ratio", title="twinlab claims")
     for result in outcome.results:
         ratio = "" if result.ratio is None else f"{result.ratio:.2f}"
         verdict = f"[{COLOUR[result.verdict]}]{result.verdict}[/]"
-        table.add_row(result.claim, verdict, result.container, result.vm, ratio)
+        cells = [result.cell(label.name) for label in variants]
+        table.add_row(result.claim, verdict, *cells, ratio)
     Console().print(table)
     Console().print(f"{len(outcome.samples)} samples; report: {outcome.run_dir / 'report.html'}")
 
 
-@task(iterable=["target", "weakened"], help={k: v for k, v in TARGET_HELP.items() if k != "http"})
+@task(
+    iterable=["target", "weakened", "variant"],
+    help={k: v for k, v in TARGET_HELP.items() if k != "http"},
+)
 def isolation(
     c: Context,
     stack: str = "dev",
     target: list[str] | None = None,
     weakened: list[str] | None = None,
+    variant: list[str] | None = None,
 ) -> None:
     """OS and isolation probes (A1 A2 U1 I1 I2 I3) inside each target."""
     options = RunOptions(groups=("isolation",))
-    _run((stack, target or [], [], weakened or []), options)
+    _run((stack, target or [], [], weakened or [], variant or []), options)
 
 
 @task(
-    iterable=["target", "http"],
+    iterable=["target", "http", "variant"],
     help={
         **{k: v for k, v in TARGET_HELP.items() if k != "weakened"},
         "duration_s": "seconds per wrk run",
@@ -101,6 +134,7 @@ def load(
     stack: str = "dev",
     target: list[str] | None = None,
     http: list[str] | None = None,
+    variant: list[str] | None = None,
     duration_s: int = RUN_ALL_LOAD.duration_s,
     repeats: int = RUN_ALL_LOAD.repeats,
     connections: int = RUN_ALL_LOAD.connections,
@@ -109,7 +143,8 @@ def load(
     plan = LoadPlan(
         duration_s=duration_s, warmup_s=1, repeats=repeats, connections=connections, threads=2
     )
-    _run((stack, target or [], http or [], []), RunOptions(groups=("load",), load_plan=plan))
+    subjects: HandTargets = (stack, target or [], http or [], [], variant or [])
+    _run(subjects, RunOptions(groups=("load",), load_plan=plan))
 
 
 @task(help={"stack": TARGET_HELP["stack"], "budget_mib": "R4 memory budget in MiB"})
@@ -118,13 +153,13 @@ def resources(c: Context, stack: str = "dev", repeats: int = 3, budget_mib: int 
     options = RunOptions(
         groups=("resources",), start_repeats=repeats, density_budget_mib=float(budget_mib)
     )
-    _run((stack, [], [], []), options)
+    _run((stack, [], [], [], []), options)
 
 
 @task(name="run-all", help={"stack": TARGET_HELP["stack"]})
 def run_all(c: Context, stack: str = "dev") -> None:
     """Every check against the stack, then the side-by-side report."""
-    _run((stack, [], [], []), RunOptions())
+    _run((stack, [], [], [], []), RunOptions())
 
 
 @task(help={"stack": "stack to recover (a crashed or interrupted `pulumi up`)"})
@@ -184,6 +219,6 @@ def up_and_check(c: Context, stack: str = "dev", keep: bool = False) -> None:
             pulumi("destroy", "--yes", "--skip-preview")
             # pulumi-libvirt 0.5.4 can leave a domain or pool it failed to start or build
             # defined but unrecorded (tests/integration/test_reliability.py); remove those too.
-            removed = leftovers.remove(f"twinlab-{stack}-")
+            removed = leftovers.remove(f"{stack_prefix(stack)}-")
             if removed.count():
                 CONSOLE.print(f"removed what destroy could not see: {removed.describe()}")

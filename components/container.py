@@ -1,15 +1,26 @@
-"""The container deployment of the app, declared with pulumi-docker."""
+"""The container deployment of the app, declared with pulumi-docker; the `container` variant.
+
+A sandboxed variant (an OCI runtime other than runc) is this same component with `runtime=`,
+its own port key and its own instance name.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_docker as docker
 
 from components.deployment import Deployment
+from components.host import HostFacts
+from components.naming import resource_name
 from components.pids_limit import PidsLimit
 from components.remote_ssh import ssh_client_options
-from components.spec import AppSpec
-from workloads.images import ImageSet
+from components.variant import PortNeed, Variant
+
+if TYPE_CHECKING:
+    from components.spec import AppSpec
+    from workloads.images import ImageSet
 
 READY_TIMEOUT_S = 120.0
 # The app needs no capability: it binds an unprivileged port and runs as an ordinary user.
@@ -23,7 +34,12 @@ def docker_ssh_opts(key_path: str | None) -> list[str]:
 
 
 class ContainerDeployment(Deployment):
-    """The app's container: same image userland, limits and port policy as the VM."""
+    """The app's container: same image userland, limits and port policy as the VM.
+
+    `http_port_key` names the spec's port for it, `instance_suffix` and `volume_suffix` the
+    names of the container and its data volume (twinlab-STACK-SUFFIX), `runtime` Docker's OCI
+    runtime (None: the daemon's default, runc).
+    """
 
     def __init__(
         self,
@@ -31,8 +47,15 @@ class ContainerDeployment(Deployment):
         spec: AppSpec,
         images: ImageSet,
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        http_port_key: str = "containerHttpPort",
+        instance_suffix: str = "app",
+        volume_suffix: str = "data",
+        runtime: str | None = None,
     ) -> None:
         super().__init__("twinlab:deploy:ContainerDeployment", name, None, opts)
+        http_port = spec.port(http_port_key)
+        instance = resource_name(spec.stack, instance_suffix)
         provider = docker.Provider(
             f"{name}-docker",
             host=spec.placement.docker_host,
@@ -49,14 +72,15 @@ class ContainerDeployment(Deployment):
         )
         data = docker.Volume(
             f"{name}-data",
-            name=f"{spec.name_prefix}-data",
+            name=resource_name(spec.stack, volume_suffix),
             labels=[docker.VolumeLabelArgs(label="twinlab.stack", value=spec.stack)],
             opts=child,
         )
         container = docker.Container(
             f"{name}-app",
-            name=f"{spec.name_prefix}-app",
+            name=instance,
             image=image.image_id,
+            runtime=runtime,
             user="twinapp",
             envs=[f"{key}={value}" for key, value in sorted(spec.app_environment().items())],
             memory=spec.memory_mib,
@@ -65,7 +89,7 @@ class ContainerDeployment(Deployment):
             ports=[
                 docker.ContainerPortArgs(
                     internal=images.guest_http_port,
-                    external=spec.ports.container_http,
+                    external=http_port,
                     ip="127.0.0.1",
                 )
             ],
@@ -97,7 +121,7 @@ class ContainerDeployment(Deployment):
             opts=child,
         )
         # CIS 5.29; pulumi-docker has no argument for it (components/pids_limit.py).
-        PidsLimit(
+        pids_limit = PidsLimit(
             f"{name}-pids-limit",
             docker_host=spec.placement.docker_host,
             key_path=spec.placement.remote_ssh_key_path,
@@ -107,9 +131,25 @@ class ContainerDeployment(Deployment):
         )
         self._publish(
             name,
-            http_port=spec.ports.container_http,
+            http_port=http_port,
             target=pulumi.Output.concat("docker://", container.name),
             instance=container,
             instance_name=container.name,
             ready_timeout_s=READY_TIMEOUT_S,
+            ready_after=(pids_limit,),
         )
+
+
+def _runs_anywhere_docker_runs(_host: HostFacts) -> str | None:
+    # The Docker daemon itself is checked before anything is declared (components/daemons.py).
+    return None
+
+
+VARIANT = Variant(
+    name="container",
+    kind="container",
+    ports=(PortNeed("containerHttpPort", 18080, "http", "127.0.0.1 port of the container's app"),),
+    unavailable=_runs_anywhere_docker_runs,
+    declare=ContainerDeployment,
+    summary="Docker container (runc), pulumi-docker",
+)

@@ -1,4 +1,5 @@
-"""What both deployments have in common: the same outputs, and `up` waits until they serve."""
+"""What every deployment variant has in common: the same outputs, and `up` waits until it
+serves."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from components.readiness import HttpReady
 
 
 class Deployment(pulumi.ComponentResource):
-    """Base of the container and VM components; subclasses declare the instance, then call
-    `_publish` with it."""
+    """Base of every variant's component; subclasses declare the instance, then call
+    `_publish` with it. A variant reached over SSH sets `ssh_private_key` (a secret)."""
 
+    ssh_private_key: pulumi.Output[str] | None = None
     url: pulumi.Output[str]
     target: pulumi.Output[str]
     instance_name: pulumi.Output[str]
@@ -27,7 +29,10 @@ class Deployment(pulumi.ComponentResource):
         instance: pulumi.CustomResource,
         instance_name: pulumi.Output[str],
         ready_timeout_s: float,
+        ready_after: tuple[pulumi.Resource, ...] = (),
     ) -> None:
+        """`ready_after`: what must be done before the instance counts as ready (e.g. the
+        container's PIDs limit), besides the instance itself."""
         self.url = pulumi.Output.from_input(f"http://127.0.0.1:{http_port}")
         self.target = pulumi.Output.from_input(target)
         self.instance_name = instance_name
@@ -37,7 +42,7 @@ class Deployment(pulumi.ComponentResource):
             url=f"http://127.0.0.1:{http_port}/healthz",
             instance_id=instance.id,
             timeout_s=ready_timeout_s,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[instance]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[instance, *ready_after]),
         )
         self.ready_s = ready.ready_s
         self.register_outputs(self.outputs())

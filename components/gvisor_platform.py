@@ -31,8 +31,8 @@ from typing import Any, Literal
 
 from components.errors import TwinlabError
 from components.host import free_loopback_ports
-from components.readiness import wait_for_http_200
-from components.virt_mode import cache_dir
+from components.http_wait import require_http_200
+from components.paths import cache_dir
 from workloads.images import ImageSet, ImagesNotBuiltError, find_images
 
 Platform = Literal["systrap", "ptrace"]
@@ -295,7 +295,7 @@ def serves_app(runtime: str, images: ImageSet) -> Attempt:
         url = f"http://127.0.0.1:{port}/healthz"
         while time.monotonic() - started < SERVE_TIMEOUT_S:
             try:
-                wait_for_http_200(url, STATE_POLL_S)
+                require_http_200(url, STATE_POLL_S)
             except TimeoutError as error:
                 state = docker("inspect", "--format", "{{.State.Status}}", name).stdout.strip()
                 if state != "running":

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import random
 import re
+import shutil
 import socket
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
-VirtMode = Literal["kvm", "tcg"]
+from components.virt_mode import VirtMode
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,9 @@ class HostFacts:
     built_app_version: str | None
     port_holder: Callable[[int], str | None]
     readable: Callable[[str], bool]
+    # What a variant may need (components/variant.py `unavailable`); asked only when needed.
+    has_command: Callable[[str], bool] = field(default=lambda _name: True)
+    docker_runtimes: Callable[[], frozenset[str]] = field(default=lambda: frozenset({"runc"}))
 
 
 def memory_mib_from_meminfo(meminfo: str) -> int:
@@ -90,6 +95,23 @@ def free_loopback_ports(count: int) -> list[int]:
     raise OSError("no free 127.0.0.1 ports below the ephemeral range")
 
 
+@functools.cache
+def local_docker_runtimes() -> frozenset[str]:
+    """The OCI runtimes the Docker daemon (DOCKER_HOST or the local one) has registered;
+    empty when it does not answer (the daemon check names that problem)."""
+    try:
+        done = subprocess.run(
+            ["docker", "info", "--format", "{{json .Runtimes}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        runtimes = json.loads(done.stdout or "{}") if done.returncode == 0 else {}
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return frozenset()
+    return frozenset(runtimes) if isinstance(runtimes, dict) else frozenset()
+
+
 def probe_host(detected_virt_mode: VirtMode | None, built_app_version: str | None) -> HostFacts:
     with open("/proc/meminfo", encoding="ascii") as meminfo:
         memory_mib = memory_mib_from_meminfo(meminfo.read())
@@ -101,4 +123,6 @@ def probe_host(detected_virt_mode: VirtMode | None, built_app_version: str | Non
         built_app_version=built_app_version,
         port_holder=loopback_port_holder,
         readable=lambda path: os.path.isfile(path) and os.access(path, os.R_OK),
+        has_command=lambda name: shutil.which(name) is not None,
+        docker_runtimes=local_docker_runtimes,
     )

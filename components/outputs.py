@@ -1,14 +1,16 @@
 """Stack output names, shared by the program, the checks and the tests.
 
-Both deployments export the same keys inside their output object, so everything downstream
-treats them alike.
+Every deployed variant has one object under `variants`, keyed by its name, with the same keys,
+so everything downstream treats them alike and reads name and kind from the stack, never from
+a URL scheme.
 """
 
-CONTAINER = "container"
-VM = "vm"
-VARIANTS = (CONTAINER, VM)
+VARIANTS = "variants"  # {variant name: {NAME, KIND, URL, TARGET, ...}}
+SKIPPED_VARIANTS = "skippedVariants"  # {variant name: why this host cannot run it}
 
 # Keys inside each variant's output object.
+NAME = "name"  # the registered variant name, e.g. "container", "vm"
+KIND = "kind"  # "container" | "sandbox" | "vm": what the checks compare by
 URL = "url"  # http://127.0.0.1:PORT of the app
 TARGET = "target"  # check address: docker://NAME or ssh://USER@127.0.0.1:PORT
 INSTANCE_NAME = "instanceName"  # container name or libvirt domain name
@@ -17,11 +19,11 @@ IMAGE = "image"  # container image tag or base disk volume
 READY_S = "readySeconds"  # seconds from instance creation to first HTTP 200, measured by up
 
 # Top-level keys.
-VM_SSH_PRIVATE_KEY = "vmSshPrivateKey"  # secret
+SSH_PRIVATE_KEYS = "sshPrivateKeys"  # secret: {variant name: private key} of variants over SSH
 VIRT_MODE = "virtMode"  # "kvm" or "tcg"
-LIMITS = "limits"  # {"vcpus", "memoryMib", "cpuSet"}: identical for both
+LIMITS = "limits"  # {"vcpus", "memoryMib", "cpuSet"}: identical for every variant
 APP_VERSION = "appVersion"
 DOCKER_HOST = "dockerHost"
 LIBVIRT_URI = "libvirtUri"
 RECIPE_HASH = "imageRecipeHash"
-THRESHOLDS = "thresholds"  # JSON object: the stack's claim threshold overrides
+THRESHOLDS = "thresholds"  # the claim thresholds in force: defaults for the mode + overrides

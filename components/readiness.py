@@ -6,37 +6,17 @@ instance being started to its first HTTP 200.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-POLL_INTERVAL_S = 0.1
-
-
-def wait_for_http_200(url: str, timeout_s: float) -> float:
-    """Seconds until `url` answered 200; raises TimeoutError naming the URL past `timeout_s`."""
-    import urllib.error
-    import urllib.request
-
-    started = time.monotonic()
-    last_error = "no answer"
-    while time.monotonic() - started < timeout_s:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return time.monotonic() - started
-                last_error = f"HTTP {response.status}"
-        except (urllib.error.URLError, OSError) as error:
-            last_error = str(error)
-        time.sleep(POLL_INTERVAL_S)
-    raise TimeoutError(f"{url} gave no HTTP 200 within {timeout_s:.0f} s (last: {last_error})")
+from components.http_wait import require_http_200
 
 
 class _HttpReadyProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        seconds = wait_for_http_200(props["url"], float(props["timeout_s"]))
+        seconds = require_http_200(props["url"], float(props["timeout_s"]))
         return CreateResult(id_=props["instance_id"], outs={**props, "ready_s": round(seconds, 3)})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from scripts.checks.deployed import state_dir
+from components.paths import state_dir
 
 # libvirtd's socket on the remote host, unless the URI names another with ?socket=.
 LIBVIRT_SOCKET = "/var/run/libvirt/libvirt-sock"

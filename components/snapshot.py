@@ -42,8 +42,8 @@ from components import libvirt_cli
 from components.errors import TwinlabError
 from components.guest_ssh import GuestSsh
 from components.host import free_loopback_ports
+from components.http_wait import require_http_200
 from components.libvirt_save_image import read_header
-from components.readiness import wait_for_http_200
 from components.virt_mode import VirtMode, load_record, probe_environment
 from components.vm import NIC_PCI_SLOT, kernel_cmdline, libvirt_domain_type
 from workloads.images import ImageSet, ImagesNotBuiltError
@@ -370,7 +370,7 @@ def make_snapshot(recipe: SnapshotRecipe, images: ImageSet, uri: str) -> Snapsho
         (directory / "maker.xml").write_text(xml)
         booted = time.monotonic()
         libvirt_cli.virsh("create", str(directory / "maker.xml"), uri=uri)
-        wait_for_http_200(f"http://127.0.0.1:{http_port}{HEALTH_PATH}", MAKE_BOOT_TIMEOUT_S)
+        require_http_200(f"http://127.0.0.1:{http_port}{HEALTH_PATH}", MAKE_BOOT_TIMEOUT_S)
         timings["boot_to_http_200"] = time.monotonic() - booted
         guest = GuestSsh(
             ssh_port,

@@ -23,8 +23,8 @@ from pathlib import Path
 from components import libvirt_cli
 from components.errors import TwinlabError
 from components.host import loopback_port_holder
+from components.http_wait import require_http_200
 from components.libvirt_save_image import replace_domain_xml
-from components.readiness import wait_for_http_200
 from components.snapshot import HEALTH_PATH, Snapshot, sha256_file, snapshot_root
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -241,7 +241,7 @@ def restore_until_serving(
     clone is removed and TimeoutError raised."""
     clone = restore(snapshot, name, http_port=http_port, ssh_port=ssh_port, cpuset=cpuset)
     try:
-        wait_for_http_200(clone.url, timeout_s)
+        require_http_200(clone.url, timeout_s)
     except BaseException:
         remove(clone.name, clone.overlay)
         raise
@@ -262,7 +262,12 @@ def sweep(prefix: str, uri: str = libvirt_cli.LOCAL_URI, root: Path | None = Non
     for name in libvirt_cli.domain_names(prefix, uri):
         libvirt_cli.destroy(name, uri)
         removed.append(f"domain {name}")
-    for path in sorted((root or snapshot_root()).glob(f"*/clones/{prefix}*")):
+    for path in overlays_named(prefix, root):
         path.unlink(missing_ok=True)
         removed.append(f"file {path}")
     return removed
+
+
+def overlays_named(prefix: str, root: Path | None = None) -> list[Path]:
+    """Restored clones' overlay disks named `prefix`*, under any snapshot."""
+    return sorted((root or snapshot_root()).glob(f"*/clones/{prefix}*"))

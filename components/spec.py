@@ -1,8 +1,9 @@
-"""The app spec: one typed, validated value from which both deployments are made.
+"""The app spec: one typed, validated value from which every deployment variant is made.
 
 `parse_spec` reads raw stack config strings and returns an `AppSpec`, or raises `ConfigError`
 listing every bad key with what is accepted. It runs before any resource is declared, so bad
-config never creates anything.
+config never creates anything. The variants come from the registry (components/registry.py):
+which ones to deploy (`twinlab:variants`) and each one's port keys.
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ import difflib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from components.errors import ConfigError
 from components.host import HostFacts
-from scripts.checks.thresholds import ThresholdError, thresholds_for
+from components.naming import stack_prefix
+from components.thresholds import DEFAULTS as THRESHOLD_DEFAULTS
+from components.thresholds import ThresholdError, Thresholds, thresholds_for
+from components.variant import Variant
+from components.virt_mode import VirtMode
 
 NAMESPACE = "twinlab"
-VirtMode = Literal["kvm", "tcg"]
 
 # The smallest memory that runs the app in both variants: the VM needs room for its own kernel,
 # systemd and sshd besides the app (measured guest RSS is about 120 MiB after boot).
@@ -41,22 +44,6 @@ RESERVED_ENV = {"TWINLAB_WORKERS", "TWINLAB_DATA_DIR", "TWINLAB_APP_VERSION"}
 
 
 @dataclass(frozen=True)
-class Ports:
-    """Host ports, all published on 127.0.0.1 only."""
-
-    container_http: int
-    vm_http: int
-    vm_ssh: int
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "containerHttpPort": self.container_http,
-            "vmHttpPort": self.vm_http,
-            "vmSshPort": self.vm_ssh,
-        }
-
-
-@dataclass(frozen=True)
 class Placement:
     """Where each variant runs and how the VM is accelerated."""
 
@@ -69,21 +56,27 @@ class Placement:
 
 @dataclass(frozen=True)
 class AppSpec:
-    """Everything both deployments share. Limits apply identically to the container and VM."""
+    """Everything the deployments share. Limits apply identically to every variant."""
 
     stack: str
     app_version: str
     vcpus: int
     memory_mib: int
     workers: int
-    ports: Ports
+    ports: Mapping[str, int]  # config key -> 127.0.0.1 port, for the chosen variants
     placement: Placement
+    variants: tuple[Variant, ...]  # the chosen ones, in registry order
+    thresholds: Thresholds
     env: Mapping[str, str] = field(default_factory=dict)
-    thresholds_json: str = "{}"
+    # Registered variants left out because this host cannot run them: name -> why.
+    skipped_variants: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name_prefix(self) -> str:
-        return f"twinlab-{self.stack}"
+        return stack_prefix(self.stack)
+
+    def port(self, config_key: str) -> int:
+        return self.ports[config_key]
 
     @property
     def cpu_set(self) -> str:
@@ -107,17 +100,20 @@ class Key:
     doc: str
 
 
-# Every config key, its default and what it accepts (tests/unit/test_spec.py checks that the
-# README documents each one with its default).
-KEYS: tuple[Key, ...] = (
+# Every config key but the variants' ports, its default and what it accepts
+# (tests/unit/test_spec.py checks that the README documents each one with its default).
+COMMON_KEYS: tuple[Key, ...] = (
     Key("appVersion", None, "the app version the images were built with", "app version deployed"),
-    Key("vcpus", "1", "an integer from 1 to the host's core count", "vCPUs for both variants"),
-    Key("memoryMib", "512", f"an integer from {MIN_MEMORY_MIB} MiB", "memory limit for both"),
-    Key("workers", "2", f"an integer from 1 to {MAX_WORKERS}", "gunicorn workers in both"),
-    Key("containerHttpPort", "18080", "a free TCP port", "127.0.0.1 port of the container app"),
-    Key("vmHttpPort", "18081", "a free TCP port", "127.0.0.1 port of the VM app"),
-    Key("vmSshPort", "12222", "a free TCP port", "127.0.0.1 port of the VM's SSH"),
-    Key("env", "{}", "a JSON object of NAME: string", "extra app environment, both variants"),
+    Key(
+        "variants",
+        "",
+        "a comma list or JSON list of registered variant names",
+        "variants to deploy; default: every registered one this host can run",
+    ),
+    Key("vcpus", "1", "an integer from 1 to the host's core count", "vCPUs for every variant"),
+    Key("memoryMib", "512", f"an integer from {MIN_MEMORY_MIB} MiB", "memory limit for each"),
+    Key("workers", "2", f"an integer from 1 to {MAX_WORKERS}", "gunicorn workers in each"),
+    Key("env", "{}", "a JSON object of NAME: string", "extra app environment, every variant"),
     Key(
         "dockerHost",
         "unix:///var/run/docker.sock",
@@ -135,7 +131,7 @@ KEYS: tuple[Key, ...] = (
     Key(
         "thresholds",
         "{}",
-        "a JSON object of claim thresholds (scripts/checks/thresholds.py)",
+        "a JSON object of claim thresholds (components/thresholds.py)",
         "overrides of the claim verdicts' thresholds",
     ),
     Key(
@@ -145,25 +141,35 @@ KEYS: tuple[Key, ...] = (
         "key for ssh:// Docker hosts and qemu+ssh:// URIs",
     ),
 )
-KEY_NAMES = {key.name for key in KEYS}
-DEFAULTS = {key.name: key.default for key in KEYS}
-ACCEPTED = {key.name: key.accepted for key in KEYS}
+
+
+def config_keys(variants: Sequence[Variant]) -> tuple[Key, ...]:
+    """Every config key: the common ones, then each registered variant's ports."""
+    ports = tuple(
+        Key(need.config_key, str(need.default), "a free TCP port", need.doc)
+        for variant in variants
+        for need in variant.ports
+    )
+    return COMMON_KEYS + ports
 
 
 class _Problems:
     """Collects every problem so the user sees all bad keys at once, not one per run."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: Sequence[Key]) -> None:
         self.items: list[str] = []
+        self.keys = {key.name: key for key in keys}
 
     def add(self, key: str, value: object, why: str) -> None:
-        self.items.append(
-            f"{NAMESPACE}:{key} = {value!r}: {why} (accepted: {ACCEPTED.get(key, '?')})"
-        )
+        accepted = self.keys[key].accepted if key in self.keys else "?"
+        self.items.append(f"{NAMESPACE}:{key} = {value!r}: {why} (accepted: {accepted})")
+
+    def default(self, key: str) -> str | None:
+        return self.keys[key].default
 
 
 def _integer(raw: Mapping[str, str], key: str, low: int, high: int, problems: _Problems) -> int:
-    value = raw.get(key, DEFAULTS[key]) or ""
+    value = raw.get(key, problems.default(key)) or ""
     try:
         number = int(value.strip())
     except ValueError:
@@ -179,20 +185,23 @@ def parse_spec(
     *,
     stack: str,
     host: HostFacts,
+    registered: Sequence[Variant],
     owned_names: tuple[str, ...] = (),
 ) -> AppSpec:
     """Validate raw config (keys without the namespace) against the host and build the spec.
 
-    `owned_names` are names of this stack's own container and domain: a port held by one of
-    them is not "in use" (it is the running stack being updated).
+    `registered` is the variant registry (components/registry.py VARIANTS). `owned_names` are
+    names of this stack's own instances: a port held by one of them is not "in use" (it is the
+    running stack being updated).
     """
-    problems = _Problems()
-    for key in sorted(set(raw) - KEY_NAMES):
-        close = difflib.get_close_matches(key, sorted(KEY_NAMES), n=1)
-        hint = (
-            f"did you mean {close[0]}?" if close else f"known keys: {', '.join(sorted(KEY_NAMES))}"
-        )
+    keys = config_keys(registered)
+    problems = _Problems(keys)
+    key_names = sorted(key.name for key in keys)
+    for key in sorted(set(raw) - set(key_names)):
+        close = difflib.get_close_matches(key, key_names, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(key_names)}"
         problems.items.append(f"{NAMESPACE}:{key}: unknown config key; {hint}")
+    chosen, skipped = _parse_variants(raw.get("variants", ""), registered, host, problems)
 
     # Unset means "the version the images were built with"; set but empty is an error.
     app_version = raw.get("appVersion", host.built_app_version or "").strip()
@@ -212,13 +221,14 @@ def parse_spec(
     memory_limit = max(MIN_MEMORY_MIB, host.memory_mib - HOST_RESERVE_MIB)
     memory_mib = _integer(raw, "memoryMib", MIN_MEMORY_MIB, memory_limit, problems)
     workers = _integer(raw, "workers", 1, MAX_WORKERS, problems)
-    ports = _parse_ports(raw, host, owned_names, problems)
+    ports = _parse_ports(raw, chosen, host, owned_names, problems)
     env = _parse_env(raw.get("env") or "{}", problems)
     placement = _parse_placement(raw, host, problems)
+    thresholds = THRESHOLD_DEFAULTS[placement.virt_mode]
     try:
-        thresholds_for(placement.virt_mode, raw.get("thresholds") or None)
+        thresholds = thresholds_for(placement.virt_mode, raw.get("thresholds") or None)
     except ThresholdError as error:
-        problems.items.append(f"{error} (accepted: {ACCEPTED['thresholds']})")
+        problems.items.append(f"{error} (accepted: {problems.keys['thresholds'].accepted})")
 
     if problems.items:
         raise ConfigError(problems.items)
@@ -230,15 +240,76 @@ def parse_spec(
         workers=workers,
         ports=ports,
         placement=placement,
+        variants=chosen,
+        thresholds=thresholds,
         env=env,
-        thresholds_json=raw.get("thresholds") or "{}",
+        skipped_variants=skipped,
     )
 
 
+def _variant_names(value: str) -> list[str] | None:
+    """`a,b` or `["a", "b"]` as a list of names; None when it is neither."""
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return None
+        return [name.strip() for name in names]
+    return [name.strip() for name in text.split(",")]
+
+
+def _parse_variants(
+    value: str, registered: Sequence[Variant], host: HostFacts, problems: _Problems
+) -> tuple[tuple[Variant, ...], dict[str, str]]:
+    """The chosen variants (registry order) and the registered ones left out, with why.
+
+    Unset: every registered variant this host can run; the others are reported, not hidden.
+    Set: exactly those named, each of which must be registered and runnable here.
+    """
+    by_name = {variant.name: variant for variant in registered}
+    reasons = {variant.name: variant.unavailable(host) for variant in registered}
+    if not value.strip():
+        chosen = tuple(v for v in registered if reasons[v.name] is None)
+        skipped = {name: why for name, why in reasons.items() if why is not None}
+        if not chosen:
+            problems.add(
+                "variants",
+                value,
+                "this host can run no registered variant: "
+                + (
+                    "; ".join(f"{name}: {why}" for name, why in skipped.items())
+                    or "none registered"
+                ),
+            )
+        return chosen, skipped
+    names = _variant_names(value)
+    if names is None or not all(names):
+        problems.add("variants", value, "not a comma list or JSON list of names")
+        return (), {}
+    for name in names:
+        if name not in by_name:
+            close = difflib.get_close_matches(name, sorted(by_name), n=1)
+            hint = f"did you mean {close[0]}?" if close else f"registered: {', '.join(by_name)}"
+            problems.add("variants", value, f"unknown variant {name!r}; {hint}")
+        elif reasons[name] is not None:
+            problems.add("variants", value, f"this host cannot run {name}: {reasons[name]}")
+    if len(set(names)) != len(names):
+        problems.add("variants", value, "a variant is named twice")
+    wanted = set(names)
+    return tuple(v for v in registered if v.name in wanted), {}
+
+
 def _parse_ports(
-    raw: Mapping[str, str], host: HostFacts, owned_names: tuple[str, ...], problems: _Problems
-) -> Ports:
-    keys = ("containerHttpPort", "vmHttpPort", "vmSshPort")
+    raw: Mapping[str, str],
+    chosen: Sequence[Variant],
+    host: HostFacts,
+    owned_names: tuple[str, ...],
+    problems: _Problems,
+) -> dict[str, int]:
+    keys = [need.config_key for variant in chosen for need in variant.ports]
     values = {key: _integer(raw, key, 1, 65535, problems) for key in keys}
     seen: dict[int, str] = {}
     for key, port in values.items():
@@ -252,7 +323,7 @@ def _parse_ports(
             holder = host.port_holder(port)
             if holder is not None and not any(name in holder for name in owned_names):
                 problems.add(key, port, f"already in use on 127.0.0.1 by {holder}")
-    return Ports(*(values[key] for key in keys))
+    return values
 
 
 def _parse_env(value: str, problems: _Problems) -> dict[str, str]:
@@ -275,10 +346,10 @@ def _parse_env(value: str, problems: _Problems) -> dict[str, str]:
 
 
 def _parse_placement(raw: Mapping[str, str], host: HostFacts, problems: _Problems) -> Placement:
-    docker_host = (raw.get("dockerHost") or DEFAULTS["dockerHost"] or "").strip()
+    docker_host = (raw.get("dockerHost") or problems.default("dockerHost") or "").strip()
     if not DOCKER_HOST_RE.match(docker_host):
         problems.add("dockerHost", docker_host, "not a Docker host URL")
-    libvirt_uri = (raw.get("libvirtUri") or DEFAULTS["libvirtUri"] or "").strip()
+    libvirt_uri = (raw.get("libvirtUri") or problems.default("libvirtUri") or "").strip()
     if not LIBVIRT_URI_RE.match(libvirt_uri):
         problems.add("libvirtUri", libvirt_uri, "not a libvirt QEMU system URI")
 
@@ -296,7 +367,7 @@ def _parse_placement(raw: Mapping[str, str], host: HostFacts, problems: _Problem
     else:
         virt_mode = "kvm" if wanted == "kvm" else "tcg"
 
-    pool_dir = (raw.get("poolDir") or DEFAULTS["poolDir"] or "").strip()
+    pool_dir = (raw.get("poolDir") or problems.default("poolDir") or "").strip()
     if not os.path.isabs(pool_dir):
         problems.add("poolDir", pool_dir, "not an absolute path")
 

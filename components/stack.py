@@ -1,4 +1,4 @@
-"""The twinlab stack: config -> one spec -> two deployments -> shared outputs."""
+"""The twinlab stack: config -> one spec -> one deployment per chosen variant -> outputs."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import subprocess
 import pulumi
 
 from components import outputs
-from components.container import ContainerDeployment
 from components.daemons import require_docker, require_libvirt
 from components.errors import TwinlabError
 from components.host import probe_host
+from components.naming import resource_name
+from components.registry import VARIANTS
 from components.spec import NAMESPACE, AppSpec, parse_spec
 from components.virt_mode import load_record
-from components.vm import VmDeployment
 from workloads.images import BuildError, ImageSet, ImagesNotBuiltError, find_images
 
 
@@ -30,21 +30,29 @@ def own_port_markers(stack: str) -> tuple[str, ...]:
     """Command-line fragments by which this stack's own running instances hold their ports.
 
     QEMU names its domain (guest=NAME); docker-proxy names the container's IP, which is looked up
-    from the container of this stack, if it exists.
+    from the containers of this stack that exist.
     """
-    prefix = f"twinlab-{stack}"
-    markers = [f"guest={prefix}-vm,"]
+    markers = [f"guest={resource_name(stack, 'vm')},"]
     try:
-        ip = subprocess.run(
-            ["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", f"{prefix}-app"],
+        listed = subprocess.run(
+            ["docker", "ps", "-q", "--filter", f"label=twinlab.stack={stack}"],
             capture_output=True,
             text=True,
             timeout=10,
-        ).stdout.strip()
+        ).stdout.split()
+        ips = (
+            subprocess.run(
+                ["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", *listed],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.split()
+            if listed
+            else []
+        )
     except (OSError, subprocess.TimeoutExpired):
-        ip = ""
-    if ip:
-        markers.append(f"-container-ip {ip} ")
+        ips = []
+    markers += [f"-container-ip {ip} " for ip in ips]
     return tuple(markers)
 
 
@@ -54,7 +62,9 @@ def load_spec(stack: str, raw: dict[str, str], images: ImageSet | None) -> AppSp
         detected_virt_mode=record.mode if record else None,
         built_app_version=images.app_version if images else None,
     )
-    return parse_spec(raw, stack=stack, host=host, owned_names=own_port_markers(stack))
+    return parse_spec(
+        raw, stack=stack, host=host, registered=VARIANTS, owned_names=own_port_markers(stack)
+    )
 
 
 def declare() -> None:
@@ -71,12 +81,25 @@ def declare() -> None:
         # RunError: Pulumi prints the message alone, without a Python stack trace.
         raise pulumi.RunError(str(error)) from None
 
-    container = ContainerDeployment(outputs.CONTAINER, spec, images)
-    vm = VmDeployment(outputs.VM, spec, images)
+    for name, why in spec.skipped_variants.items():
+        pulumi.log.warn(f"variant {name} left out: this host cannot run it ({why})")
 
-    pulumi.export(outputs.CONTAINER, container.outputs())
-    pulumi.export(outputs.VM, vm.outputs())
-    pulumi.export(outputs.VM_SSH_PRIVATE_KEY, pulumi.Output.secret(vm.ssh_private_key))
+    deployed: dict[str, dict[str, object]] = {}
+    ssh_keys: dict[str, pulumi.Output[str]] = {}
+    for variant in spec.variants:
+        deployment = variant.declare(variant.name, spec, images)
+        deployed[variant.name] = {
+            outputs.NAME: variant.name,
+            outputs.KIND: variant.kind,
+            **deployment.outputs(),
+        }
+        if deployment.ssh_private_key is not None:
+            ssh_keys[variant.name] = deployment.ssh_private_key
+
+    pulumi.export(outputs.VARIANTS, deployed)
+    pulumi.export(outputs.SKIPPED_VARIANTS, dict(spec.skipped_variants))
+    # Apart from the variants' outputs: a secret anywhere in an output hides all of it.
+    pulumi.export(outputs.SSH_PRIVATE_KEYS, pulumi.Output.secret(ssh_keys))
     pulumi.export(outputs.VIRT_MODE, spec.placement.virt_mode)
     pulumi.export(outputs.APP_VERSION, spec.app_version)
     pulumi.export(
@@ -86,4 +109,4 @@ def declare() -> None:
     pulumi.export(outputs.DOCKER_HOST, spec.placement.docker_host)
     pulumi.export(outputs.LIBVIRT_URI, spec.placement.libvirt_uri)
     pulumi.export(outputs.RECIPE_HASH, images.recipe_hash)
-    pulumi.export(outputs.THRESHOLDS, spec.thresholds_json)
+    pulumi.export(outputs.THRESHOLDS, spec.thresholds.as_dict())

@@ -30,17 +30,15 @@ from pathlib import Path
 from typing import Literal
 
 from components.errors import TwinlabError
+from components.paths import cache_dir
 
+# How the VMs are accelerated; the one definition every module uses.
 VirtMode = Literal["kvm", "tcg"]
 PROBE_TIMEOUT_S = 25.0
 # The panic a kernel without a root disk prints after early boot, at the root mount: reaching
 # it proves the accelerator executes a full guest kernel correctly. An earlier panic (a CPU
 # feature, an MSR) means the opposite, so "Kernel panic" alone must not count.
 REACHED_ROOT_MOUNT = re.compile(r"VFS: Unable to mount root fs")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("TWINLAB_CACHE", Path.home() / ".cache" / "twinlab"))
 
 
 def record_path() -> Path:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import base64
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import quoteattr
 
 import pulumi
 import pulumi_libvirt as libvirt
 
 from components.deployment import Deployment
+from components.host import HostFacts
+from components.naming import resource_name
 from components.remote_ssh import libvirt_provider_uri
-from components.spec import AppSpec
 from components.ssh_key import SshKeyPair
-from workloads.images import ImageSet
+from components.variant import PortNeed, Variant
+from workloads.images import cmdline_with_ssh_key
+
+if TYPE_CHECKING:
+    from components.spec import AppSpec
+    from workloads.images import ImageSet
+
+HTTP_PORT_KEY = "vmHttpPort"
+SSH_PORT_KEY = "vmSshPort"
 
 # Under software emulation a full guest boot takes seconds to tens of seconds.
 READY_TIMEOUT_S = 180.0
@@ -26,23 +35,20 @@ def libvirt_domain_type(virt_mode: str) -> str:
 
 
 def kernel_cmdline(base: str, ssh_public_key: str, app_env: dict[str, str]) -> list[dict[str, str]]:
-    """The guest kernel command line in the shape pulumi-libvirt reads back from a domain: one
-    map of every key=value word, then one map whose "_" holds the bare words, sorted. Any other
-    shape differs from what is read back, and every `up` would replace the VM.
-
-    The SSH key and the app environment go in base64 so spaces and quotes survive; oneshot
-    units in the guest decode them before sshd and the app start.
-    """
+    """The guest kernel command line (workloads/images/cmdline.py builds it: the SSH key and the
+    app environment in base64, so spaces and quotes survive) in the shape pulumi-libvirt reads
+    back from a domain: one map of every key=value word, then one map whose "_" holds the bare
+    words, sorted. Any other shape differs from what is read back, and every `up` would replace
+    the VM."""
+    line = cmdline_with_ssh_key(base, ssh_public_key, environment_file(app_env))
     keyed: dict[str, str] = {}
     bare: list[str] = []
-    for word in base.split():
+    for word in line.split():
         key, sep, value = word.partition("=")
         if sep:
             keyed[key] = value
         else:
             bare.append(key)
-    keyed["twinlab.ssh_key"] = base64.b64encode(ssh_public_key.encode()).decode()
-    keyed["twinlab.env"] = base64.b64encode(environment_file(app_env).encode()).decode()
     return [keyed, {"_": " ".join(sorted(bare))}] if bare else [keyed]
 
 
@@ -60,8 +66,8 @@ def port_forward_xslt(spec: AppSpec, guest_http_port: int, guest_ssh_port: int) 
     127.0.0.1 only, and the same CPU pinning the container gets."""
     forwards = ",".join(
         [
-            f"hostfwd=tcp:127.0.0.1:{spec.ports.vm_http}-:{guest_http_port}",
-            f"hostfwd=tcp:127.0.0.1:{spec.ports.vm_ssh}-:{guest_ssh_port}",
+            f"hostfwd=tcp:127.0.0.1:{spec.port(HTTP_PORT_KEY)}-:{guest_http_port}",
+            f"hostfwd=tcp:127.0.0.1:{spec.port(SSH_PORT_KEY)}-:{guest_ssh_port}",
         ]
     )
     args = [
@@ -158,12 +164,13 @@ class VmDeployment(Deployment):
         kernel = volume("vmlinuz", "raw", source=str(images.vm_kernel))
         initrd = volume("initrd.img", "raw", source=str(images.vm_initrd))
 
+        domain_name = resource_name(spec.stack, "vm")
         key = SshKeyPair(
-            f"{name}-ssh-key", comment=f"{prefix}-vm", opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-ssh-key", comment=domain_name, opts=pulumi.ResourceOptions(parent=self)
         )
         domain = libvirt.Domain(
             f"{name}-domain",
-            name=f"{prefix}-vm",
+            name=domain_name,
             type=libvirt_domain_type(spec.placement.virt_mode),
             vcpu=spec.vcpus,
             memory=spec.memory_mib,
@@ -187,9 +194,28 @@ class VmDeployment(Deployment):
         self.ssh_private_key = pulumi.Output.secret(key.private_key_openssh)
         self._publish(
             name,
-            http_port=spec.ports.vm_http,
-            target=f"ssh://{images.ssh_user}@127.0.0.1:{spec.ports.vm_ssh}",
+            http_port=spec.port(HTTP_PORT_KEY),
+            target=f"ssh://{images.ssh_user}@127.0.0.1:{spec.port(SSH_PORT_KEY)}",
             instance=domain,
             instance_name=domain.name,
             ready_timeout_s=READY_TIMEOUT_S,
         )
+
+
+def _needs_qemu(host: HostFacts) -> str | None:
+    if not host.has_command("qemu-system-x86_64"):
+        return "qemu-system-x86_64 is not installed; run scripts/setup.sh"
+    return None
+
+
+VARIANT = Variant(
+    name="vm",
+    kind="vm",
+    ports=(
+        PortNeed(HTTP_PORT_KEY, 18081, "http", "127.0.0.1 port of the VM's app"),
+        PortNeed(SSH_PORT_KEY, 12222, "ssh", "127.0.0.1 port of the VM's SSH"),
+    ),
+    unavailable=_needs_qemu,
+    declare=VmDeployment,
+    summary="libvirt/QEMU VM booted from the image's kernel, pulumi-libvirt",
+)

@@ -36,13 +36,16 @@ from rich.table import Table
 from components import outputs
 from components.errors import TwinlabError
 from components.host import free_loopback_ports
+from components.naming import stack_prefix
+from components.paths import state_dir
+from components.registry import VARIANTS
 from scripts import leftovers
-from scripts.checks.deployed import ROOT, read_deployed, state_dir
+from scripts.checks.deployed import ROOT, read_deployed
 from scripts.checks.runall import RunOptions, Subjects, run_checks
 
 URI = "qemu:///system"
 POOL_PARENT = Path("/var/lib/twinlab/pools")  # the poolDir default the cycles' stack uses
-PORT_KEYS = ("containerHttpPort", "vmHttpPort", "vmSshPort")
+PORT_KEYS = tuple(need.config_key for variant in VARIANTS for need in variant.ports)
 LEFTOVER_KINDS = (
     ("containers", "containers"),
     ("docker_volumes", "volumes"),
@@ -58,7 +61,7 @@ LEFTOVER_KINDS = (
 class Cycle:
     number: int
     up_s: float | None = None
-    ready_s: tuple[float | None, float | None] = (None, None)  # container, VM (from outputs)
+    ready_s: dict[str, float | None] = field(default_factory=dict)  # by variant (outputs)
     check: str = "-"
     check_s: float | None = None
     destroy_s: float | None = None
@@ -104,7 +107,7 @@ def one_line(error: BaseException) -> str:
 class Runner:
     def __init__(self, stack: auto.Stack, ports: tuple[int, ...], checks: str, log: IO[str]):
         self.stack, self.ports, self.checks, self.log = stack, ports, checks, log
-        self.prefix = f"twinlab-{stack.name}"
+        self.prefix = stack_prefix(stack.name)
 
     def pulumi_output(self, line: str) -> None:
         self.log.write(line + "\n")
@@ -118,10 +121,9 @@ class Runner:
                     lambda: self.stack.up(on_output=self.pulumi_output, color="never")
                 )
             out = {key: value.value for key, value in result.outputs.items()}
-            cycle.ready_s = (
-                out[outputs.CONTAINER].get(outputs.READY_S),
-                out[outputs.VM].get(outputs.READY_S),
-            )
+            cycle.ready_s = {
+                name: item.get(outputs.READY_S) for name, item in out[outputs.VARIANTS].items()
+            }
             with console.status(f"cycle {cycle.number}: checks ({self.checks})"):
                 cycle.check, cycle.check_s = timed(lambda: self.check(out))
         except (auto.errors.CommandError, TwinlabError, AssertionError) as error:
@@ -137,17 +139,17 @@ class Runner:
         return cycle
 
     def check(self, out: dict[str, Any]) -> str:
-        urls = [out[variant][outputs.URL] for variant in outputs.VARIANTS]
+        urls = [item[outputs.URL] for item in out[outputs.VARIANTS].values()]
         down = [url for url in urls if not http_200(url)]
         if down:
             raise AssertionError(f"no HTTP 200 from {', '.join(down)}")
         if self.checks == "http":
-            return "200 x2"
+            return f"200 x{len(urls)}"
         subjects = Subjects.of_stack(read_deployed(self.stack.name))
         with tempfile.TemporaryDirectory(prefix="twinlab-cycles-") as results:
             options = RunOptions(groups=("isolation",), weakened=False, results_dir=Path(results))
             outcome = run_checks(subjects, options, Console(file=self.log, width=100))
-        return f"200 x2, {len(outcome.samples)} samples"
+        return f"200 x{len(urls)}, {len(outcome.samples)} samples"
 
     def destroy(self, cycle: Cycle) -> float:
         started = time.monotonic()
@@ -166,7 +168,8 @@ def seconds(value: float | None) -> str:
 
 def cycle_table(cycles: list[Cycle], title: str) -> Table:
     table = Table(title=title)
-    for column in ("cycle", "load 1m", "up s", "ready C/VM s", "check", "check s", "destroy s"):
+    columns = ("cycle", "load 1m", "up s", "ready s by variant", "check", "check s", "destroy s")
+    for column in columns:
         table.add_column(column, justify="left" if column == "check" else "right", no_wrap=True)
     for _, header in LEFTOVER_KINDS:
         table.add_column(header, justify="right")
@@ -180,7 +183,7 @@ def cycle_table(cycles: list[Cycle], title: str) -> Table:
             str(cycle.number),
             f"{cycle.load_1m:.2f}",
             seconds(cycle.up_s),
-            "/".join(seconds(s) for s in cycle.ready_s),
+            ", ".join(f"{name} {seconds(s)}" for name, s in cycle.ready_s.items()) or "-",
             cycle.check,
             seconds(cycle.check_s),
             seconds(cycle.destroy_s),
@@ -204,10 +207,10 @@ def totals_table(cycles: list[Cycle]) -> Table:
 
     table.add_row("cycles run", str(len(cycles)))
     table.add_row("cycles failed", str(sum(cycle.error is not None for cycle in cycles)))
+    names = sorted({name for c in cycles for name in c.ready_s})
     timings: dict[str, list[float | None]] = {
         "up s": [c.up_s for c in cycles],
-        "container ready s": [c.ready_s[0] for c in cycles],
-        "VM ready s": [c.ready_s[1] for c in cycles],
+        **{f"{name} ready s": [c.ready_s.get(name) for c in cycles] for name in names},
         "check s": [c.check_s for c in cycles],
         "destroy s": [c.destroy_s for c in cycles],
     }
@@ -232,9 +235,8 @@ def throwaway_stack(name: str, config: dict[str, str]) -> Iterator[auto.Stack]:
     finally:
         with contextlib.suppress(auto.errors.CommandError):
             stack.destroy(color="never", refresh=True)
-        leftovers.remove(f"twinlab-{name}", URI)
+        leftovers.sweep_stack(name, URI)
         stack.workspace.remove_stack(name, force=True)
-        (state_dir() / "keys" / f"{name}.key").unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

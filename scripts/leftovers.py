@@ -1,9 +1,11 @@
 """What a twinlab stack can leave behind, counted and (on request) removed.
 
 Used after `pulumi destroy` to prove nothing remains, by the test session to clear what an
-interrupted run left, and by scripts/cycles.py. Names follow the components' scheme:
-everything of stack S is named `twinlab-S-*` (containers, volumes, domains, pools, volumes in
-pools) or labelled twinlab.stack=S.
+interrupted run left, and by scripts/cycles.py. Names follow the components' scheme
+(components/naming.py): everything of stack S is named `twinlab-S-*` (containers, volumes,
+domains, pools, volumes in pools, clones) or labelled twinlab.stack=S. `sweep_stack` is the one
+cleanup of a whole stack (after a failed destroy: `fab up-and-check`, the test stacks, the
+cycles script): its resources by name and the SSH key files the checks wrote for it.
 
     python -m scripts.leftovers PREFIX [--remove]
 """
@@ -14,7 +16,11 @@ import argparse
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from components import snapshot_restore
+from components.naming import stack_prefix
+from components.paths import state_dir
 from scripts.checks.budget_cgroup import budget_dirs_named, remove_budget_dirs
 
 
@@ -36,6 +42,8 @@ class Leftovers:
     qemu_processes: list[str] = field(default_factory=list)
     ports_in_use: list[str] = field(default_factory=list)
     cgroups: list[str] = field(default_factory=list)  # density budgets (twinlab-S-budget-*)
+    # Overlays of VMs restored from a snapshot: files, no libvirt volumes (components/snapshot_restore.py)
+    snapshot_overlays: list[str] = field(default_factory=list)
 
     def count(self) -> int:
         return sum(len(items) for items in vars(self).values())
@@ -77,6 +85,7 @@ def find(prefix: str, uri: str = "qemu:///system", ports: tuple[int, ...] = ()) 
             if any(f"127.0.0.1:{port} " in f"{row} " for row in listening)
         ],
         cgroups=[str(path) for path in budget_dirs_named(prefix)],
+        snapshot_overlays=[str(path) for path in snapshot_restore.overlays_named(prefix)],
     )
 
 
@@ -100,6 +109,27 @@ def remove(prefix: str, uri: str = "qemu:///system") -> Leftovers:
         _lines([*virsh, "pool-delete", pool])
         _lines([*virsh, "pool-undefine", pool])
     remove_budget_dirs(budget_dirs_named(prefix))
+    for overlay in found.snapshot_overlays:
+        Path(overlay).unlink(missing_ok=True)
+    return found
+
+
+def remove_key_files(stack_glob: str) -> list[str]:
+    """The SSH key files the checks wrote for stacks matching `stack_glob` (e.g. "ci-*")."""
+    key_dir = state_dir() / "keys"
+    removed = []
+    for pattern in (f"{stack_glob}.key", f"{stack_glob}.*.key"):
+        for key in key_dir.glob(pattern):
+            key.unlink(missing_ok=True)
+            removed.append(key.name)
+    return removed
+
+
+def sweep_stack(stack: str, uri: str = "qemu:///system") -> Leftovers:
+    """Remove everything of `stack` on this machine (by name) and its key files; returns what
+    was found before removal."""
+    found = remove(f"{stack_prefix(stack)}-", uri)
+    remove_key_files(stack)
     return found
 
 

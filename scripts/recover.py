@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from components.naming import stack_prefix
 from scripts import leftovers
 from scripts.checks.deployed import ROOT
 
@@ -63,9 +64,10 @@ class Recovery:
     remaining: leftovers.Leftovers = field(default_factory=leftovers.Leftovers)
 
 
-def stack_prefix(stack: str) -> str:
-    """What every resource of the stack is named with (the components' naming scheme)."""
-    return f"twinlab-{stack}-"
+def names_prefix(stack: str) -> str:
+    """What every resource of the stack is named with (components/naming.py), dash included
+    so that stack dev never reaches stack dev2."""
+    return f"{stack_prefix(stack)}-"
 
 
 def lock_files(backend_url: str, stack: str) -> list[Path]:
@@ -149,14 +151,14 @@ def recover(stack: str, say: Say = print, uri: str = "qemu:///system") -> Recove
     else:
         say(f"  no stack {stack!r} in the state backend; sweeping by name only")
     _sweep(stack, uri, result, say)
-    result.remaining = leftovers.find(stack_prefix(stack), uri)
+    result.remaining = leftovers.find(names_prefix(stack), uri)
     if result.remaining.count():
         raise RecoveryError(f"still present after recovery: {result.remaining.describe()}")
     return result
 
 
 def _sweep(stack: str, uri: str, result: Recovery, say: Say) -> None:
-    removed = leftovers.remove(stack_prefix(stack), uri)
+    removed = leftovers.sweep_stack(stack, uri)
     say(f"  removed by name: {removed.describe()}")
     for name, items in vars(removed).items():
         getattr(result.swept, name).extend(items)

@@ -9,8 +9,9 @@ from typing import IO, Any
 
 import pytest
 
+from components.naming import stack_prefix
+from components.paths import state_dir
 from scripts import leftovers
-from scripts.checks.deployed import state_dir
 from tests.deploy import TEST_PREFIX, ci_stack_config, deployed, sweep_test_stacks
 
 _SESSION_LOCK: list[IO[str]] = []
@@ -47,6 +48,6 @@ def deployed_stack() -> Iterator[dict[str, Any]]:
     print(f"swept earlier test leftovers: {swept}")
     with deployed(ci_stack_config()) as (stack, outputs):
         yield outputs | {"stack": stack.name}
-    remaining = leftovers.find(f"twinlab-{stack.name}")
+    remaining = leftovers.find(stack_prefix(stack.name))
     assert remaining.count() == 0, f"destroy left: {remaining.describe()}"
     assert leftovers.find(TEST_PREFIX).count() == 0

@@ -16,11 +16,14 @@ from typing import Any
 from pulumi import automation as auto
 
 from components.host import free_loopback_ports
+from components.naming import stack_prefix
+from components.registry import VARIANTS
 from scripts import leftovers
-from scripts.checks.deployed import state_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_PREFIX = "twinlab-ci-"
+TEST_PREFIX = stack_prefix("ci-")
+# Every registered variant's port keys: a free port for each, whichever variants deploy.
+PORT_KEYS = tuple(need.config_key for variant in VARIANTS for need in variant.ports)
 
 
 def new_stack_name() -> str:
@@ -29,12 +32,8 @@ def new_stack_name() -> str:
 
 
 def ci_stack_config(**overrides: str) -> dict[str, str]:
-    http_c, http_v, ssh_v = free_loopback_ports(3)
-    config = {
-        "containerHttpPort": str(http_c),
-        "vmHttpPort": str(http_v),
-        "vmSshPort": str(ssh_v),
-    }
+    ports = free_loopback_ports(len(PORT_KEYS))
+    config = {key: str(port) for key, port in zip(PORT_KEYS, ports, strict=True)}
     return config | overrides
 
 
@@ -42,8 +41,7 @@ def sweep_test_stacks() -> str:
     """Remove every test stack's resources and state (left by an interrupted run)."""
     found = leftovers.remove(TEST_PREFIX)
     workspace = auto.LocalWorkspace(work_dir=str(ROOT))
-    for key in (state_dir() / "keys").glob("ci-*.key"):
-        key.unlink(missing_ok=True)  # the VM keys the checks wrote for earlier test stacks
+    leftovers.remove_key_files("ci-*")  # the keys the checks wrote for earlier test stacks
     for summary in workspace.list_stacks():
         if summary.name.startswith("ci-"):
             with contextlib.suppress(auto.errors.CommandError):
@@ -87,7 +85,7 @@ def deployed(
             # refresh; what the state does not cover (provider orphans) is removed by name.
             with contextlib.suppress(auto.errors.CommandError):
                 stack.destroy(on_output=progress, color="never", refresh=True)
-            removed = leftovers.remove(f"twinlab-{name}")
+            removed = leftovers.sweep_stack(name)
             _progress(f"destroy of {name} failed; removed by name: {removed.describe()}")
         stack.workspace.remove_stack(name, force=True)
 

@@ -14,6 +14,8 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from components.naming import clone_prefix
+from components.naming import stack_of as named_stack
 from scripts.checks import footprint
 from scripts.checks.docker_engine import DockerEngine
 from scripts.checks.libvirt_domains import Virsh, disk_chain
@@ -24,7 +26,7 @@ from scripts.checks.parsers.docker_inspect import (
 )
 from scripts.checks.parsers.domain_xml import clone_domain_xml, parse_domain
 from scripts.checks.resource_errors import CloneError, DaemonUnavailableError
-from scripts.checks.samples import Variant
+from scripts.checks.samples import VariantLabel
 
 CONTAINER_READY_TIMEOUT_S = 30.0
 VM_READY_TIMEOUT_S = 180.0
@@ -32,21 +34,18 @@ HEALTH_PATH = "/healthz"
 GUEST_HTTP_PORT = 8080
 
 
-def clone_prefix(stack: str) -> str:
-    return f"twinlab-{stack}-clone-"
+INSTANCE_SUFFIXES = ("app", "vm")
 
 
 def stack_of(instance_name: str) -> str:
     """The stack a deployed instance belongs to: twinlab-S-app / twinlab-S-vm -> S."""
-    for suffix in ("-app", "-vm"):
-        if instance_name.startswith("twinlab-") and instance_name.endswith(suffix):
-            stack = instance_name[len("twinlab-") : -len(suffix)]
-            if stack:
-                return stack
-    raise CloneError(
-        f"{instance_name!r} is not named like a twinlab instance (twinlab-STACK-app or "
-        "twinlab-STACK-vm); pass the stack name explicitly"
-    )
+    stack = named_stack(instance_name, INSTANCE_SUFFIXES)
+    if stack is None:
+        raise CloneError(
+            f"{instance_name!r} is not named like a twinlab instance (twinlab-STACK-app or "
+            "twinlab-STACK-vm); pass the stack name explicitly"
+        )
+    return stack
 
 
 class PortAllocator:
@@ -70,7 +69,7 @@ class PortAllocator:
 
 @dataclass
 class Clone:
-    variant: Variant
+    variant: str
     name: str
     url: str  # the clone's /healthz URL
     created_at: float  # time.monotonic() when the create call began
@@ -80,15 +79,21 @@ class Clone:
 
 
 class Cloner(ABC):
-    """Makes and removes clones of one deployed instance."""
+    """Makes and removes clones of one deployed instance; its samples are filed under
+    `label` (the deployed variant's name and kind)."""
 
-    variant: Variant
+    kind: str  # the kind of instance this cloner copies
     ready_timeout_s: float
 
-    def __init__(self, source_name: str, stack: str | None) -> None:
+    def __init__(self, source_name: str, stack: str | None, label: VariantLabel | None) -> None:
         self.source_name = source_name
         self.stack = stack or stack_of(source_name)
+        self.label = label or VariantLabel(self.kind, self.kind)
         self.ports = PortAllocator()
+
+    @property
+    def variant(self) -> str:
+        return self.label.name
 
     @property
     @abstractmethod
@@ -125,7 +130,7 @@ class Cloner(ABC):
 
 
 class ContainerCloner(Cloner):
-    variant: Variant = "container"
+    kind = "container"
     ready_timeout_s = CONTAINER_READY_TIMEOUT_S
 
     def __init__(
@@ -134,8 +139,9 @@ class ContainerCloner(Cloner):
         stack: str | None = None,
         engine: DockerEngine | None = None,
         http_port: str = f"{GUEST_HTTP_PORT}/tcp",
+        label: VariantLabel | None = None,
     ) -> None:
-        super().__init__(source_name, stack)
+        super().__init__(source_name, stack, label)
         self.engine = engine or DockerEngine()
         self.inspect = self.engine.running_container(source_name)
         self.facts = parse_container(self.inspect)
@@ -190,7 +196,7 @@ class ContainerCloner(Cloner):
 
 
 class VmCloner(Cloner):
-    variant: Variant = "vm"
+    kind = "vm"
     ready_timeout_s = VM_READY_TIMEOUT_S
 
     def __init__(
@@ -199,8 +205,9 @@ class VmCloner(Cloner):
         stack: str | None = None,
         virsh: Virsh | None = None,
         guest_http_port: int = GUEST_HTTP_PORT,
+        label: VariantLabel | None = None,
     ) -> None:
-        super().__init__(source_name, stack)
+        super().__init__(source_name, stack, label)
         self.virsh = virsh or Virsh()
         self.xml = self.virsh.running_domain_xml(source_name)
         self.facts = parse_domain(self.xml)

@@ -16,16 +16,17 @@ from pathlib import Path
 
 from rich.console import Console
 
+from components.http_wait import WaitResult, wait_for_http_200
 from scripts.checks.clones import Clone, Cloner
-from scripts.checks.http_wait import WaitResult, progress, wait_for_http_200
+from scripts.checks.http_wait import progress
 from scripts.checks.parsers.proc_resources import meminfo_available_mib
 from scripts.checks.resource_errors import BudgetError, CloneError
 from scripts.checks.run_tags import RunTags
 from scripts.checks.samples import Sample
 
 DEFAULT_BUDGET_MIB = 1536
-CONTAINER_DEADLINE_S = 60.0
-VM_DEADLINE_S = 360.0
+# How long all clones of one kind get to answer; a kind not listed gets the VM's.
+DEADLINE_S = {"container": 60.0, "vm": 360.0}
 # Host memory kept free beside the budget: the daemons, the checks, the deployed pair.
 HOST_RESERVE_MIB = 1024
 
@@ -68,7 +69,7 @@ def measure_density(
     limit = cloner.limit_mib
     attempted = planned_instances(budget_mib, limit, host_available_mib(), cloner.source_name)
     if deadline_s is None:
-        deadline_s = CONTAINER_DEADLINE_S if cloner.variant == "container" else VM_DEADLINE_S
+        deadline_s = DEADLINE_S.get(cloner.kind, max(DEADLINE_S.values()))
     clones: list[Clone] = []
     start_errors: list[str] = []
     waits: dict[str, WaitResult] = {}
@@ -134,6 +135,7 @@ def density_samples(
     footprints = list(charged.values())
     mean_mib = statistics.mean(footprints) if footprints else 0.0
     metadata = tags.metadata(
+        **cloner.label.metadata(),
         source=cloner.source_name,
         budget_mib=budget_mib,
         limit_mib=cloner.limit_mib,
@@ -147,17 +149,26 @@ def density_samples(
         memory_charged_mib_total=round(sum(footprints), 3),
     )
     fit = int(budget_mib // mean_mib) if mean_mib > 0 else 0
+    label = cloner.label
     return [
         Sample(
-            "instances_ready", len(ready_s), "instances", target, cloner.variant, ("R4",), metadata
+            "instances_ready",
+            len(ready_s),
+            "instances",
+            target,
+            label.name,
+            ("R4",),
+            metadata,
+            kind=label.kind,
         ),
         Sample(
             "instances_fit",
             fit,
             "instances",
             target,
-            cloner.variant,
+            label.name,
             ("R4",),
             {**metadata, "method": "budget_mib // mean memory charged per ready instance"},
+            kind=label.kind,
         ),
     ]

@@ -39,6 +39,8 @@ from rich.console import Console
 from rich.table import Table
 
 from components.errors import TwinlabError
+from components.http_wait import wait_for_http_200
+from components.naming import clone_prefix
 from scripts.checks import budget_cgroup
 from scripts.checks.budget_cgroup import (
     CGROUP_ROOT,
@@ -54,7 +56,6 @@ from scripts.checks.clones import (
     Cloner,
     ContainerCloner,
     VmCloner,
-    clone_prefix,
     remove_clones,
     stack_of,
 )
@@ -68,7 +69,6 @@ from scripts.checks.density_placement import (
 )
 from scripts.checks.density_watch import Watcher
 from scripts.checks.docker_engine import DockerEngine
-from scripts.checks.http_wait import wait_for_http_200
 from scripts.checks.libvirt_domains import DEFAULT_URI, Virsh
 from scripts.checks.parsers import domain_xml
 from scripts.checks.parsers.proc_resources import MIB, meminfo_available_mib
@@ -78,7 +78,7 @@ from scripts.checks.resource_errors import (
     DaemonUnavailableError,
 )
 from scripts.checks.run_tags import RunTags, run_tags
-from scripts.checks.samples import Sample, Value, write_samples
+from scripts.checks.samples import Sample, Value, VariantLabel, write_samples
 
 HOLD_S = 30.0  # the survivors must stay healthy this long after the last start
 DEFAULT_WALL_CLOCK_S = 600.0
@@ -282,8 +282,12 @@ class DensityResult:
     def healthy_count(self) -> int:
         return sum(1 for r in self.instances if r.healthy)
 
-    def samples(self, target: str, tags: RunTags) -> list[Sample]:
-        """R4 samples: the count, then per instance its start time and the budget's charge."""
+    def samples(
+        self, target: str, tags: RunTags, label: VariantLabel | None = None
+    ) -> list[Sample]:
+        """R4 samples: the count, then per instance its start time and the budget's charge,
+        filed under `label` (the deployed variant; by default one named after the kind)."""
+        label = label or VariantLabel(self.kind, self.kind)
         common: dict[str, Value] = {
             "source": self.source_name,
             "budget_mib": self.budget_mib,
@@ -326,7 +330,7 @@ class DensityResult:
                 self.healthy_count,
                 "instances",
                 target,
-                self.kind,
+                label,
                 "R4",
                 **summary,
             )
@@ -347,7 +351,7 @@ class DensityResult:
                     round(record.ready_s or 0.0, 3),
                     "s",
                     target,
-                    self.kind,
+                    label,
                     "R4",
                     **point,
                 )
@@ -359,7 +363,7 @@ class DensityResult:
                         round(record.budget_charged_mib, 3),
                         "MiB",
                         target,
-                        self.kind,
+                        label,
                         "R4",
                         instance_charged_mib=round(record.charged_mib or 0.0, 3),
                         **point,

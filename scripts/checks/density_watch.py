@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.http_wait import wait_for_http_200
 from scripts.checks import budget_cgroup
 from scripts.checks.budget_cgroup import BudgetCgroup, CgroupLayout, KernelLog, OomKill
-from scripts.checks.http_wait import wait_for_http_200
 from scripts.checks.resource_errors import BudgetError, ResourceCheckError
 
 HEALTH_INTERVAL_S = 2.0  # how often every admitted instance is probed

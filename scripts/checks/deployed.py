@@ -1,6 +1,7 @@
-"""What a deployed stack offers to the checks: its targets, read from the stack's outputs.
+"""What a deployed stack offers to the checks: its variants, read from the stack's outputs.
 
-Targets come from `pulumi stack output`, never from hand-copied addresses. The VM's SSH key (a
+Targets come from `pulumi stack output`, never from hand-copied addresses, and each carries
+its variant's name and kind from there (never guessed from its URL). A variant's SSH key (a
 stack secret) is written to a private file under the state directory and named in the target
 URL, never printed.
 """
@@ -10,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from components import outputs
 from components.errors import TwinlabError
+from components.paths import state_dir
+from components.thresholds import Thresholds, thresholds_for
+from components.virt_mode import VirtMode
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,9 +31,10 @@ class StackNotDeployedError(TwinlabError):
 
 @dataclass(frozen=True)
 class DeployedVariant:
-    variant: str  # "container" | "vm"
+    name: str  # the registered variant name: "container", "vm", ...
+    kind: str  # "container" | "sandbox" | "vm"
     url: str
-    target: str  # with ?key=PATH for the VM
+    target: str  # with ?key=PATH for a variant reached over SSH
     instance_name: str
     instance_id: str
     ready_s: float | None
@@ -37,28 +43,32 @@ class DeployedVariant:
 @dataclass(frozen=True)
 class DeployedStack:
     stack: str
-    container: DeployedVariant
-    vm: DeployedVariant
+    variants: tuple[DeployedVariant, ...]  # in the stack program's (registry) order
     virt_mode: str
     app_version: str
     limits: dict[str, Any]
-    thresholds_json: str = "{}"
+    thresholds: Thresholds
+    skipped_variants: Mapping[str, str]
 
-    @property
-    def variants(self) -> tuple[DeployedVariant, DeployedVariant]:
-        return self.container, self.vm
+    def variant(self, name: str) -> DeployedVariant:
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise StackNotDeployedError(
+            f"stack {self.stack!r} has no variant {name!r}; it has "
+            f"{', '.join(v.name for v in self.variants)}"
+        )
 
 
-def state_dir() -> Path:
-    default = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "twinlab"
-    return Path(os.environ.get("TWINLAB_STATE", default))
+def key_path(stack: str, variant: str) -> Path:
+    return state_dir() / "keys" / f"{stack}.{variant}.key"
 
 
-def write_private_key(stack: str, key_text: str) -> Path:
-    """The VM key in a 0600 file only root can read; rewritten atomically on every read."""
-    key_dir = state_dir() / "keys"
-    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = key_dir / f"{stack}.key"
+def write_private_key(stack: str, key_text: str, variant: str = "vm") -> Path:
+    """A variant's SSH key in a 0600 file only its owner can read; rewritten atomically on
+    every read."""
+    path = key_path(stack, variant)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -67,21 +77,39 @@ def write_private_key(stack: str, key_text: str) -> Path:
     return path
 
 
-def parse_outputs(stack: str, raw: dict[str, Any], key_path: Path | None) -> DeployedStack:
-    """Typed view of `pulumi stack output --json`; a stack without outputs was never deployed."""
-    missing = [key for key in (outputs.CONTAINER, outputs.VM) if key not in raw]
-    if missing:
-        raise StackNotDeployedError(
-            f"stack {stack!r} has no {' or '.join(missing)} outputs: it was never deployed "
-            "(or was destroyed); run `pulumi up` first (scripts/run.sh does it)"
-        )
+def stack_thresholds(raw: Mapping[str, Any]) -> Thresholds:
+    """The thresholds a stack exported; a stack deployed before they were exported typed
+    (a JSON string of overrides) gets the defaults of its mode plus those overrides."""
+    value = raw.get(outputs.THRESHOLDS)
+    if isinstance(value, dict):
+        return Thresholds.from_dict(value)
+    mode: VirtMode = "kvm" if raw.get(outputs.VIRT_MODE) == "kvm" else "tcg"
+    return thresholds_for(mode, value if isinstance(value, str) else None)
 
-    def variant(name: str, target_suffix: str = "") -> DeployedVariant:
-        item = raw[name]
+
+def parse_outputs(
+    stack: str, raw: Mapping[str, Any], key_paths: Mapping[str, Path] | None = None
+) -> DeployedStack:
+    """Typed view of `pulumi stack output --json`; a stack without outputs was never deployed.
+
+    `key_paths` names the written SSH key file of each variant that has one (`read_deployed`).
+    """
+    items = raw.get(outputs.VARIANTS)
+    if not isinstance(items, dict) or not items:
+        raise StackNotDeployedError(
+            f"stack {stack!r} has no {outputs.VARIANTS} output: it was never deployed "
+            "(or was destroyed, or deployed by an older twinlab); run `pulumi up` first "
+            "(scripts/run.sh does it)"
+        )
+    keys = key_paths or {}
+
+    def variant(name: str, item: Mapping[str, Any]) -> DeployedVariant:
+        suffix = f"?key={keys[name]}" if name in keys else ""
         return DeployedVariant(
-            variant=name,
+            name=item.get(outputs.NAME, name),
+            kind=item[outputs.KIND],
             url=item[outputs.URL],
-            target=item[outputs.TARGET] + target_suffix,
+            target=item[outputs.TARGET] + suffix,
             instance_name=item[outputs.INSTANCE_NAME],
             instance_id=item[outputs.INSTANCE_ID],
             ready_s=item.get(outputs.READY_S),
@@ -89,13 +117,19 @@ def parse_outputs(stack: str, raw: dict[str, Any], key_path: Path | None) -> Dep
 
     return DeployedStack(
         stack=stack,
-        container=variant(outputs.CONTAINER),
-        vm=variant(outputs.VM, f"?key={key_path}" if key_path else ""),
+        variants=tuple(variant(name, item) for name, item in items.items()),
         virt_mode=raw.get(outputs.VIRT_MODE, "?"),
         app_version=raw.get(outputs.APP_VERSION, "?"),
         limits=raw.get(outputs.LIMITS, {}),
-        thresholds_json=raw.get(outputs.THRESHOLDS, "{}"),
+        thresholds=stack_thresholds(raw),
+        skipped_variants=raw.get(outputs.SKIPPED_VARIANTS) or {},
     )
+
+
+def write_private_keys(stack: str, raw: Mapping[str, Any]) -> dict[str, Path]:
+    """Write every variant's SSH key from the outputs; the file of each, by variant name."""
+    keys = raw.get(outputs.SSH_PRIVATE_KEYS) or {}
+    return {name: write_private_key(stack, text, name) for name, text in keys.items() if text}
 
 
 def read_deployed(stack: str) -> DeployedStack:
@@ -119,6 +153,4 @@ def read_deployed(stack: str) -> DeployedStack:
             "or `pulumi stack select --create` then `pulumi up`)"
         )
     raw = json.loads(done.stdout or "{}")
-    key = raw.get(outputs.VM_SSH_PRIVATE_KEY)
-    key_path = write_private_key(stack, key) if key else None
-    return parse_outputs(stack, raw, key_path)
+    return parse_outputs(stack, raw, write_private_keys(stack, raw))

@@ -1,55 +1,9 @@
-"""Waiting for an instance's first HTTP 200, and showing the wait."""
+"""Showing the waits on clones to boot (the wait itself is components/http_wait.py)."""
 
 from __future__ import annotations
 
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-POLL_INTERVAL_S = 0.05
-# One attempt may hang while a guest's NIC is not up yet (QEMU user networking accepts the
-# connection and waits for the guest); this bounds it.
-ATTEMPT_TIMEOUT_S = 1.0
-
-
-@dataclass
-class WaitResult:
-    seconds: float | None  # since Clone.created_at; None: no 200 in time
-    attempts: int
-    last_error: str
-
-
-def wait_for_http_200(
-    url: str,
-    started: float,
-    timeout_s: float,
-    on_attempt: Callable[[float, str], None] | None = None,
-) -> WaitResult:
-    """Poll `url` every 50 ms until it answers 200 or `timeout_s` past `started` (monotonic)."""
-    attempts, last_error = 0, "no attempt"
-    while True:
-        remaining = started + timeout_s - time.monotonic()
-        if remaining <= 0:
-            return WaitResult(None, attempts, last_error)
-        attempts += 1
-        try:
-            with urllib.request.urlopen(url, timeout=min(ATTEMPT_TIMEOUT_S, remaining)) as answer:
-                if answer.status == 200:
-                    return WaitResult(time.monotonic() - started, attempts, "")
-                last_error = f"HTTP {answer.status}"
-        except urllib.error.HTTPError as error:
-            last_error = f"HTTP {error.code}"
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            last_error = type(reason).__name__ if not str(reason) else str(reason)
-        if on_attempt is not None:
-            on_attempt(time.monotonic() - started, last_error)
-        time.sleep(POLL_INTERVAL_S)
 
 
 def progress(console: Console | None = None) -> Progress:

@@ -1,4 +1,5 @@
-"""The side-by-side report: one row per claim, Markdown and HTML, with PNG plots.
+"""The side-by-side report: one row per claim, one column per deployed variant, Markdown and
+HTML, with PNG plots.
 
 Reads samples and claim results only; writes the whole run directory atomically (a temporary
 directory renamed into place), so a crash never leaves a half-written report.
@@ -18,28 +19,23 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from scripts.checks.samples import Sample, write_samples
+from scripts.checks.claims import BY_ID
+from scripts.checks.samples import Sample, VariantLabel, write_samples
 from scripts.checks.verdicts import ClaimResult, Samples
 
-# Published reference figures (../shared/claims.md), measured with KVM on bare metal.
-REFERENCES: dict[str, str] = {
-    "A1": "Textbook: containers share the host kernel; a VM boots its own.",
-    "A2": "Textbook: a container packages the app and its dependencies, not a full OS.",
-    "R1": "Container start ~100 ms via the runtime, +~250 ms Docker daemon (van Rijn & "
-    "Rellermeyer 2021); Firecracker microVM boot to init < 125 ms (Agache et al. 2020); "
-    "LightVM 2.3 ms (Manco et al. 2017).",
-    "R2": "Firecracker: < 5 MiB memory overhead per microVM (Agache et al. 2020).",
-    "R3": "No single figure: depends on the guest OS image.",
-    "R4": "Firecracker: up to 150 microVMs started per second per host; LightVM: thousands "
-    "per server.",
-    "P1": "KVM: CPU-bound Linpack 2-17 % slower, random I/O about half the IOPS; Docker NAT "
-    "roughly doubles network latency (Felter et al. 2015).",
-    "I1": "Textbook: process-level isolation on a shared kernel.",
-    "I2": "Textbook: hardware-virtualized isolation with its own kernel.",
-    "I3": "Textbook: container isolation holds only if managed properly.",
-    "U1": "Textbook: a VM can run another kernel or OS; a container cannot.",
-}
+# One colour per plotted variant, in column order.
+COLOURS = ("#2b8cbe", "#e34a33", "#31a354", "#756bb1", "#636363")
 START_DEFINITION = "start = from the create call to the first HTTP 200 from the app"
+
+
+def reference(claim: str) -> str:
+    """The claim's published reference (scripts/checks/claims/)."""
+    return BY_ID[claim].reference if claim in BY_ID else ""
+
+
+def column(label: VariantLabel) -> str:
+    """A variant's column heading: its name, and its kind where that differs."""
+    return label.name if label.name == label.kind else f"{label.name} ({label.kind})"
 
 
 def _mode_note(metadata: Mapping[str, object]) -> str:
@@ -70,20 +66,20 @@ def _plots(samples: Samples, out_dir: Path) -> list[str]:
                 if s.metric == metric
             }
         )
-        if not groups:
+        variants = samples.variants()
+        if not groups or not variants:
             continue
         fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-        width = 0.38
-        for offset, variant, color in (
-            (-width / 2, "container", "#2b8cbe"),
-            (width / 2, "vm", "#e34a33"),
-        ):
+        width = 0.8 / max(1, len(variants))
+        for index, label in enumerate(variants):
+            offset = (index - (len(variants) - 1) / 2) * width
             heights = []
             for group in groups:
                 where = {group_key: group} if group_key else {}
-                heights.append(samples.median(metric, variant=variant, **where) or 0.0)
-            positions = [index + offset for index in range(len(groups))]
-            ax.bar(positions, heights, width, label=variant, color=color)
+                heights.append(samples.median(metric, variant=label.name, **where) or 0.0)
+            positions = [place + offset for place in range(len(groups))]
+            colour = COLOURS[index % len(COLOURS)]
+            ax.bar(positions, heights, width, label=column(label), color=colour)
         ax.set_xticks(range(len(groups)), groups or [""])
         ax.set_title(title)
         ax.legend()
@@ -94,9 +90,14 @@ def _plots(samples: Samples, out_dir: Path) -> list[str]:
     return written
 
 
-def render_markdown(results: Sequence[ClaimResult], metadata: Mapping[str, object]) -> str:
+def render_markdown(
+    results: Sequence[ClaimResult],
+    metadata: Mapping[str, object],
+    variants: Sequence[VariantLabel],
+) -> str:
+    headings = [column(label) for label in variants]
     lines = [
-        "# twinlab: container vs VM, measured",
+        "# twinlab: " + " vs ".join(headings or ["container", "VM"]) + ", measured",
         "",
         f"Run {metadata.get('run_id', '?')}, host kernel {metadata.get('host_kernel', '?')}, "
         f"virtualization mode **{metadata.get('virt_mode', '?')}**, app "
@@ -104,40 +105,46 @@ def render_markdown(results: Sequence[ClaimResult], metadata: Mapping[str, objec
         "",
         _mode_note(metadata) + f" ({START_DEFINITION}.)",
         "",
-        "| claim | verdict | container | VM | ratio | detail | published reference |",
-        "|---|---|---|---|---|---|---|",
+        "| "
+        + " | ".join(["claim", "verdict", *headings, "ratio", "detail", "published reference"])
+        + " |",
+        "|" + "---|" * (len(headings) + 5),
     ]
     for result in results:
         ratio = "" if result.ratio is None else f"{result.ratio:.2f}"
         cells = [
             result.claim,
             f"**{result.verdict}**",
-            result.container,
-            result.vm,
+            *[result.cell(label.name) for label in variants],
             ratio,
             result.summary,
-            REFERENCES.get(result.claim, ""),
+            reference(result.claim),
         ]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def render_html(
-    results: Sequence[ClaimResult], metadata: Mapping[str, object], plots: Sequence[str]
+    results: Sequence[ClaimResult],
+    metadata: Mapping[str, object],
+    plots: Sequence[str],
+    variants: Sequence[VariantLabel],
 ) -> str:
     colour = {"holds": "#1a7f37", "does not hold": "#cf222e", "inconclusive": "#9a6700"}
+    headings = [column(label) for label in variants]
     rows = []
     for result in results:
         ratio = "" if result.ratio is None else f"{result.ratio:.2f}"
-        cells = [result.container, result.vm, ratio, result.summary]
+        cells = [*[result.cell(label.name) for label in variants], ratio, result.summary]
         rows.append(
             f"<tr><td><b>{html.escape(result.claim)}</b></td>"
             f'<td style="color:{colour[result.verdict]}"><b>{result.verdict}</b></td>'
             + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells)
-            + f"<td class=ref>{html.escape(REFERENCES.get(result.claim, ''))}</td></tr>"
+            + f"<td class=ref>{html.escape(reference(result.claim))}</td></tr>"
         )
     images = "".join(f'<img src="{html.escape(name)}" alt="{html.escape(name)}">' for name in plots)
-    title = "twinlab: container vs VM, measured"
+    title = "twinlab: " + " vs ".join(headings or ["container", "VM"]) + ", measured"
+    heading_cells = "".join(f"<th>{html.escape(heading)}</th>" for heading in headings)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -153,7 +160,7 @@ img {{ margin: 8px; border: 1px solid #d0d7de; }}
 <b>{html.escape(str(metadata.get("virt_mode", "?")))}</b>, app
 {html.escape(str(metadata.get("app_version", "?")))}.</p>
 <p>{html.escape(_mode_note(metadata))} ({START_DEFINITION}.)</p>
-<table><tr><th>claim</th><th>verdict</th><th>container</th><th>VM</th><th>ratio</th>
+<table><tr><th>claim</th><th>verdict</th>{heading_cells}<th>ratio</th>
 <th>detail</th><th>published reference</th></tr>
 {"".join(rows)}
 </table>
@@ -173,10 +180,14 @@ def write_run(
     staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
     try:
         write_samples(staging / "samples.jsonl", samples)
-        plots = _plots(Samples(samples), staging)
-        (staging / "report.md").write_text(render_markdown(results, metadata), encoding="utf-8")
+        lookup = Samples(samples)
+        variants = lookup.variants()
+        plots = _plots(lookup, staging)
+        (staging / "report.md").write_text(
+            render_markdown(results, metadata, variants), encoding="utf-8"
+        )
         (staging / "report.html").write_text(
-            render_html(results, metadata, plots), encoding="utf-8"
+            render_html(results, metadata, plots, variants), encoding="utf-8"
         )
         if run_dir.exists():
             shutil.rmtree(run_dir)

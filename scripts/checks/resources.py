@@ -1,64 +1,53 @@
-"""Resource checks R1-R4 on a deployed container and VM, and their command line.
+"""Resource checks R1-R4 on deployed instances, and their command line.
 
-    python -m scripts.checks.resources --container twinlab-dev-app --vm twinlab-dev-vm \\
-        [--checks r1,r2,r3,r4] [--repeats 3] [--idle-window-s 10] [--budget-mib 1536] \\
-        [--out results/resources.jsonl]
+    python -m scripts.checks.resources --stack dev [--checks r1,r2,r3,r4] [--repeats 3] \\
+        [--idle-window-s 10] [--budget-mib 1536] [--out results/resources.jsonl]
+    python -m scripts.checks.resources --instance container:twinlab-dev-app \\
+        --instance vm:twinlab-dev-vm                     # instances named by hand: KIND:NAME
     python -m scripts.checks.resources --sweep dev      # remove leftover clones of stack dev
 
-- R1 start_time.py: clones of the deployed instance, create call to first HTTP 200.
-- R2 usage.py: memory charged now and CPU used over an idle window, both instances at once.
-- R3 sizes.py: container image vs VM base disk + kernel + initrd.
+- R1 start_time.py: clones of each deployed instance, create call to first HTTP 200.
+- R2 usage.py: memory charged now and CPU used over an idle window, all instances at once.
+- R3 sizes.py: what each stores (container image; VM base disk + kernel + initrd).
 - R4 density.py: how many clones fit in a memory budget, and how many by real footprint.
 
-Everything reads the host's /proc, cgroups and image files, so it runs on the host that runs
-the instances. Every check returns list[Sample]; names and units are those of metrics.md.
+Each instance is read and cloned by the meter of its variant's kind (meters.py). Everything
+reads the host's /proc, cgroups and image files, so it runs on the host that runs the
+instances. Every check returns list[Sample].
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from components.errors import TwinlabError
-from scripts.checks.clones import ContainerCloner, VmCloner, remove_clones
+from scripts.checks.clones import remove_clones
 from scripts.checks.density import DEFAULT_BUDGET_MIB, measure_density
+from scripts.checks.deployed import read_deployed
 from scripts.checks.docker_engine import DockerEngine
-from scripts.checks.instance_pair import Deployed, deployed
 from scripts.checks.libvirt_domains import DEFAULT_URI, Virsh
-from scripts.checks.parsers.domain_xml import parse_domain
+from scripts.checks.meters import METERS, DomainMeter, Instance, meter_for
 from scripts.checks.resource_errors import ResourceCheckError
 from scripts.checks.run_tags import run_tags
-from scripts.checks.samples import Sample, write_samples
+from scripts.checks.samples import Sample, VariantLabel, write_samples
 from scripts.checks.sizes import measure_sizes
 from scripts.checks.start_time import DEFAULT_REPEATS, measure_start_times
 from scripts.checks.usage import IDLE_WINDOW_S, SETTLE_S, measure_footprint
 
-__all__ = ["CHECKS", "Deployed", "deployed", "main", "run_resource_checks"]
-
-
-def cloners(
-    pair: Deployed,
-    stack: str | None = None,
-    engine: DockerEngine | None = None,
-    virsh: Virsh | None = None,
-) -> tuple[ContainerCloner, VmCloner]:
-    return (
-        ContainerCloner(pair.container_name, stack, engine),
-        VmCloner(pair.vm_name, stack, virsh),
-    )
-
-
-# --- all of them, and the command line ----------------------------------------------------------
+__all__ = ["CHECKS", "Instance", "main", "run_resource_checks"]
 
 CHECKS = ("r1", "r2", "r3", "r4")
+HAND_TARGETS = {"container": "docker://{name}", "vm": "libvirt://{name}"}
 
 
 def run_resource_checks(
-    pair: Deployed,
+    instances: Sequence[Instance],
     checks: tuple[str, ...] = CHECKS,
     stack: str | None = None,
     repeats: int = DEFAULT_REPEATS,
@@ -69,31 +58,49 @@ def run_resource_checks(
     docker_host: str | None = None,
     libvirt_uri: str = DEFAULT_URI,
     settle_s: float = SETTLE_S,
+    virt_mode: str | None = None,
 ) -> list[Sample]:
-    """The chosen checks in a fixed order (R3, R2 before any clone runs; then R1, R4)."""
+    """The chosen checks in a fixed order (R3, R2 before any clone runs; then R1, R4), each
+    over every instance."""
     unknown = sorted(set(checks) - set(CHECKS))
     if unknown:
         raise ResourceCheckError(f"unknown checks {unknown}; choose from {list(CHECKS)}")
     engine, virsh = DockerEngine(docker_host), Virsh(libvirt_uri)
-    vm = parse_domain(virsh.running_domain_xml(pair.vm_name))
-    tags = run_tags(vm.virt_mode, run_id)
+    meters = [meter_for(instance, engine, virsh) for instance in instances]
+    domains = [meter for meter in meters if isinstance(meter, DomainMeter)]
+    tags = run_tags(virt_mode or (domains[0].facts.virt_mode if domains else "n/a"), run_id)
     samples: list[Sample] = []
     if "r3" in checks:
-        samples += measure_sizes(pair, tags, engine, virsh)
+        samples += measure_sizes(meters, tags)
     if "r2" in checks:
-        samples += measure_footprint(
-            pair, tags, idle_window_s, engine, virsh, console, settle_s=settle_s
-        )
+        samples += measure_footprint(meters, tags, idle_window_s, console, settle_s=settle_s)
     if "r1" in checks or "r4" in checks:
-        container_cloner, vm_cloner = cloners(pair, stack, engine, virsh)
-        targets = ((container_cloner, pair.container_target), (vm_cloner, pair.vm_target))
-        for cloner, target in targets:
+        cloners = [(meter.cloner(stack), meter.instance.target) for meter in meters]
+        for cloner, target in cloners:
             if "r1" in checks:
                 samples += measure_start_times(cloner, target, tags, repeats, console=console)
-        for cloner, target in targets:
+        for cloner, target in cloners:
             if "r4" in checks:
                 samples += measure_density(cloner, target, tags, budget_mib, console=console)
     return samples
+
+
+def hand_instance(spec: str) -> Instance:
+    """KIND:NAME, e.g. vm:twinlab-dev-vm: an instance named by hand (variant name = kind)."""
+    kind, sep, name = spec.partition(":")
+    if not sep or not name or kind not in METERS:
+        raise ResourceCheckError(
+            f"--instance {spec!r}: expected KIND:NAME with KIND one of {sorted(METERS)}"
+        )
+    target = HAND_TARGETS.get(kind, "{name}").format(name=name)
+    return Instance(VariantLabel(kind, kind), name, target)
+
+
+def stack_instances(stack: str) -> list[Instance]:
+    deployed = read_deployed(stack)
+    return [
+        Instance(VariantLabel(v.name, v.kind), v.instance_name, v.target) for v in deployed.variants
+    ]
 
 
 def print_samples(samples: list[Sample], console: Console) -> None:
@@ -125,11 +132,15 @@ def print_samples(samples: list[Sample], console: Console) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.checks.resources",
-        description="Resource checks R1-R4 on a deployed container and VM (run on their host).",
+        description="Resource checks R1-R4 on deployed instances (run on their host).",
     )
-    parser.add_argument("--container", help="deployed container name, e.g. twinlab-dev-app")
-    parser.add_argument("--vm", help="deployed libvirt domain name, e.g. twinlab-dev-vm")
-    parser.add_argument("--stack", help="stack name for clone names (default: from the names)")
+    parser.add_argument("--stack", help="measure every variant of this deployed stack")
+    parser.add_argument(
+        "--instance",
+        action="append",
+        default=[],
+        help="KIND:NAME of an instance named by hand (repeatable), e.g. vm:twinlab-dev-vm",
+    )
     parser.add_argument("--checks", default=",".join(CHECKS), help="comma list of r1,r2,r3,r4")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="R1 repeats")
     parser.add_argument("--idle-window-s", type=float, default=IDLE_WINDOW_S, help="R2 window")
@@ -137,8 +148,6 @@ def main(argv: list[str] | None = None) -> int:
         "--settle-s", type=float, default=SETTLE_S, help="R2 quiet time before the window"
     )
     parser.add_argument("--budget-mib", type=float, default=DEFAULT_BUDGET_MIB, help="R4 budget")
-    parser.add_argument("--container-target", help="target URL to file container samples under")
-    parser.add_argument("--vm-target", help="target URL to file VM samples under")
     parser.add_argument("--out", type=Path, help="write the samples as JSON Lines here")
     parser.add_argument("--docker-host", help="Docker daemon (default: DOCKER_HOST or local)")
     parser.add_argument("--libvirt-uri", default=DEFAULT_URI, help="libvirt connection URI")
@@ -155,18 +164,15 @@ def main(argv: list[str] | None = None) -> int:
             for line in swept.skipped:
                 console.print(f"[yellow]skipped: {line}")
             return 1 if swept.skipped else 0
-        if not args.container or not args.vm:
-            parser.error("--container and --vm are required (or --sweep STACK)")
-        pair = deployed(
-            args.container,
-            args.vm,
-            args.container_target,
-            args.vm_target,
-            virsh=Virsh(args.libvirt_uri),
-        )
+        if bool(args.stack) == bool(args.instance):
+            parser.error("give --stack STACK or --instance KIND:NAME ... (or --sweep STACK)")
+        if args.stack:
+            instances = stack_instances(args.stack)
+        else:
+            instances = [hand_instance(spec) for spec in args.instance]
         checks = tuple(c.strip().lower() for c in args.checks.split(",") if c.strip())
         samples = run_resource_checks(
-            pair,
+            instances,
             checks,
             args.stack,
             args.repeats,

@@ -20,13 +20,14 @@ import uuid
 from pathlib import Path
 
 from components import libvirt_cli, snapshot_restore
+from components.naming import clone_prefix
 from components.snapshot import Snapshot, ensure_snapshot, recipe_for_defaults, vm_images
 from components.snapshot_restore import RestoredClone, restore, restore_domain_xml
 from scripts.checks import footprint
-from scripts.checks.clones import Clone, Cloner, clone_prefix
+from scripts.checks.clones import Clone, Cloner
 from scripts.checks.libvirt_domains import Virsh
 from scripts.checks.run_tags import run_tags
-from scripts.checks.samples import Sample, Variant, write_samples
+from scripts.checks.samples import Sample, VariantLabel, write_samples
 from scripts.checks.start_time import measure_start_times
 from scripts.checks.stats import summarize
 
@@ -35,12 +36,20 @@ COLD_READY_TIMEOUT_S = 300.0
 
 
 class RestoredVmCloner(Cloner):
-    # The registry will name this variant "vm-restored"; until then the samples say "vm".
-    variant: Variant = "vm"
+    kind = "vm"
     ready_timeout_s = RESTORED_READY_TIMEOUT_S
 
-    def __init__(self, snapshot: Snapshot, stack: str, virsh: Virsh | None = None) -> None:
-        super().__init__(f"snapshot {snapshot.key}", stack)
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        stack: str,
+        virsh: Virsh | None = None,
+        label: VariantLabel | None = None,
+    ) -> None:
+        # Filed under the restored variant, never averaged into the cold-booted VM's figures.
+        super().__init__(
+            f"snapshot {snapshot.key}", stack, label or VariantLabel("vm-restored", "vm")
+        )
         self.snapshot = snapshot
         self.virsh = virsh or Virsh()
         self._restored: dict[str, RestoredClone] = {}
@@ -154,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for label, cloner, repeats in (
             ("restored", RestoredVmCloner(snapshot, args.stack), args.repeats),
-            ("cold boot", ColdBootCloner(snapshot, args.stack), args.cold),
+            (
+                "cold boot",
+                ColdBootCloner(snapshot, args.stack, label=VariantLabel("vm", "vm")),
+                args.cold,
+            ),
         ):
             if repeats < 1:
                 continue

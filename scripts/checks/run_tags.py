@@ -1,4 +1,4 @@
-"""The metadata every sample of a run carries (metrics.md): virt_mode, host_kernel, run_id."""
+"""The metadata every sample of a run carries: virt_mode, host_kernel, run_id."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from scripts.checks.samples import Sample, Value, Variant
+from scripts.checks.samples import Sample, Value, VariantLabel
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,13 @@ class RunTags:
         value: float | int,
         unit: str,
         target: str,
-        variant: Variant,
+        label: VariantLabel,
         claim: str,
         **metadata: Value,
     ) -> Sample:
         """A sample of one claim carrying this run's tags."""
-        return Sample(metric, value, unit, target, variant, (claim,), self.metadata(**metadata))
+        tags = self.metadata(**label.metadata(), **metadata)
+        return Sample(metric, value, unit, target, label.name, (claim,), tags, kind=label.kind)
 
 
 def new_run_id() -> str:

@@ -1,7 +1,8 @@
-"""One comparison run: every check against both deployments, then verdicts and the report.
+"""One comparison run: every check against every deployed variant, then verdicts and the report.
 
 Fabric tasks (fabfile.py) and the claim tests call `run_checks`; they only choose options and
-print. Targets come from the stack's outputs (`read_deployed`) or are named by hand.
+print. Targets and their variants come from the stack's outputs (`read_deployed`), or are named
+by hand (then their variant is given, or guessed from the URL scheme and labelled as a guess).
 """
 
 from __future__ import annotations
@@ -16,21 +17,24 @@ from pathlib import Path
 from rich.console import Console
 
 from components.errors import TwinlabError
+from components.naming import resource_name
+from components.thresholds import DEFAULTS as THRESHOLD_DEFAULTS
+from components.thresholds import Thresholds
 from components.virt_mode import load_record
+from scripts.checks.claims import evaluate
 from scripts.checks.deployed import ROOT, DeployedStack
 from scripts.checks.libvirt_domains import Virsh
 from scripts.checks.load import HttpTarget, LoadPlan, run_load
+from scripts.checks.meters import Instance
 from scripts.checks.probes import attack_surface, host_baseline, run_isolation, run_os_probes
 from scripts.checks.report import write_run
 from scripts.checks.resource_errors import InstanceNotFoundError
 from scripts.checks.resources import CHECKS as RESOURCE_CHECKS
-from scripts.checks.resources import deployed as resource_pair
 from scripts.checks.resources import run_resource_checks
 from scripts.checks.run_tags import new_run_id
-from scripts.checks.samples import Sample
+from scripts.checks.samples import Sample, VariantLabel
 from scripts.checks.targets import DockerTarget, LocalTarget, Target, parse_target
-from scripts.checks.thresholds import thresholds_for
-from scripts.checks.verdicts import ClaimResult, evaluate
+from scripts.checks.verdicts import ClaimResult
 from scripts.checks.weakened import WEAKENED_METADATA, weakened_container
 
 CHECK_GROUPS = ("isolation", "load", "resources")
@@ -47,7 +51,7 @@ class RunOptions:
     idle_window_s: float = 10.0
     density_budget_mib: float = 1536.0
     weakened: bool = True
-    thresholds_json: str | None = None
+    thresholds: Thresholds | None = None  # None: the stack's, else the mode's defaults
     results_dir: Path = field(default_factory=lambda: ROOT / "results")
 
 
@@ -60,12 +64,17 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class Subject:
-    """One thing to check: a target URL, its app URL (for load) and, for resource checks, the
-    container or domain name on this host."""
+    """One thing to check: a target URL, its variant (None: named by hand, kind guessed from
+    the URL), its app URL (for load) and, for resource checks, its container or domain name on
+    this host."""
 
     target: str
     url: str | None = None
     instance_name: str | None = None
+    label: VariantLabel | None = None
+
+    def parsed(self) -> Target:
+        return parse_target(self.target, self.label)
 
 
 @dataclass(frozen=True)
@@ -75,17 +84,27 @@ class Subjects:
     app_version: str = "?"
     virt_mode: str | None = None
     weakened_targets: tuple[str, ...] = ()
-    thresholds_json: str | None = None
+    thresholds: Thresholds | None = None
 
     @classmethod
     def of_stack(cls, deployed: DeployedStack) -> Subjects:
         return cls(
-            tuple(Subject(v.target, v.url, v.instance_name) for v in deployed.variants),
+            tuple(
+                Subject(v.target, v.url, v.instance_name, VariantLabel(v.name, v.kind))
+                for v in deployed.variants
+            ),
             stack=deployed.stack,
             app_version=deployed.app_version,
             virt_mode=deployed.virt_mode,
-            thresholds_json=deployed.thresholds_json,
+            thresholds=deployed.thresholds,
         )
+
+    def container(self) -> Subject | None:
+        """The primary container-kind subject: named like its kind, else the first."""
+        containers = [s for s in self.items if s.parsed().kind == "container"]
+        named = [s for s in containers if s.label is not None and s.label.name == "container"]
+        chosen = named or containers
+        return chosen[0] if chosen else None
 
 
 def _virt_mode(subjects: Subjects) -> str:
@@ -106,8 +125,11 @@ def run_checks(
     run_id = new_run_id()
     virt_mode = _virt_mode(subjects)
     samples: list[Sample] = []
-    targets = [parse_target(s.target) for s in subjects.items]
-    weakened = [parse_target(url) for url in subjects.weakened_targets]
+    targets = [subject.parsed() for subject in subjects.items]
+    container = subjects.container()
+    # A container weakened by hand is filed under the container variant it weakens.
+    weak_label = container.parsed().label if container is not None else None
+    weakened = [parse_target(url, weak_label) for url in subjects.weakened_targets]
     try:
         if "isolation" in options.groups:
             samples += _isolation(subjects, targets, weakened, run_id, virt_mode, options, console)
@@ -119,8 +141,12 @@ def run_checks(
     finally:
         for target in [*targets, *weakened]:
             target.close()
-    thresholds_json = options.thresholds_json or subjects.thresholds_json
-    results = evaluate(samples, thresholds_for(virt_mode, thresholds_json))  # type: ignore[arg-type]
+    thresholds = (
+        options.thresholds
+        or subjects.thresholds
+        or THRESHOLD_DEFAULTS["kvm" if virt_mode == "kvm" else "tcg"]
+    )
+    results = evaluate(samples, thresholds)
     metadata = {
         "run_id": run_id,
         "virt_mode": virt_mode,
@@ -128,6 +154,7 @@ def run_checks(
         "app_version": subjects.app_version,
         "stack": subjects.stack or "(targets named by hand)",
         "groups": ",".join(options.groups),
+        "variants": ",".join(f"{t.variant}:{t.kind}" for t in targets),
     }
     run_dir = write_run(options.results_dir / run_id, samples, results, metadata)
     _link_latest(run_dir)
@@ -157,7 +184,7 @@ def _drifted(subjects: Subjects) -> Iterator[tuple[str, str]]:
         name, where = subject.instance_name, subject.target.split("?")[0]
         if not name:
             continue
-        target = parse_target(subject.target)
+        target = subject.parsed()
         if isinstance(target, DockerTarget):
             argv = target.docker_argv("inspect", "--type", "container", "-f", "{{.Id}}", name)
             done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
@@ -204,22 +231,19 @@ def _load(
 def _resources(
     subjects: Subjects, run_id: str, options: RunOptions, console: Console
 ) -> list[Sample]:
-    by_scheme = {s.target.split("://")[0]: s for s in subjects.items if s.instance_name}
-    container, vm = by_scheme.get("docker"), by_scheme.get("ssh")
-    if container is None or vm is None or not container.instance_name or not vm.instance_name:
+    instances = [
+        Instance(s.label, s.instance_name, s.target)
+        for s in subjects.items
+        if s.instance_name and s.label is not None
+    ]
+    if not instances:
         raise TwinlabError(
-            "resource checks need the deployed container and VM by name: run them on a stack "
+            "resource checks need the deployed instances by name: run them on a stack "
             "(--stack) rather than on targets named by hand"
         )
-    console.print("[bold]resources[/] (R1-R4)")
-    pair = resource_pair(
-        container.instance_name,
-        vm.instance_name,
-        container_target=container.target,
-        vm_target=vm.target,
-    )
+    console.print("[bold]resources[/] (R1-R4): " + ", ".join(i.label.name for i in instances))
     return run_resource_checks(
-        pair,
+        instances,
         options.resource_checks,
         stack=subjects.stack,
         repeats=options.start_repeats,
@@ -227,6 +251,7 @@ def _resources(
         budget_mib=options.density_budget_mib,
         run_id=run_id,
         console=console,
+        virt_mode=_virt_mode(subjects),
     )
 
 
@@ -251,7 +276,7 @@ def _isolation(
         )
         console.print("[bold]isolation probes[/] (I1, I2, I3)")
         weak_metadata = {target.url: WEAKENED_METADATA for target in weakened}
-        container = next((s for s in subjects.items if s.target.startswith("docker://")), None)
+        container = subjects.container()
         if not options.weakened or container is None or subjects.stack is None:
             return samples + run_isolation(
                 [*targets, *weakened],
@@ -262,10 +287,10 @@ def _isolation(
                 on_probe=started,
             )
         image = _container_image(container.target.removeprefix("docker://").split("?")[0])
-        name = f"twinlab-{subjects.stack}-weakened"
+        name = resource_name(subjects.stack, "weakened")
         with weakened_container(name, image) as weak:
             console.print(f"  weakened container {weak.name}: {weak.flags}")
-            weak_target = parse_target(weak.target)
+            weak_target = parse_target(weak.target, container.parsed().label)
             samples += run_isolation(
                 [*targets, *weakened, weak_target],
                 run_id=run_id,
@@ -296,7 +321,7 @@ def _attack_surface(
 
 
 def _host_pids(target: Target, instance: str) -> Callable[[], list[int]]:
-    if target.variant == "container":
+    if target.kind != "vm":  # a container or sandbox: the processes of its Docker container
         return lambda: attack_surface.container_pids(instance)
     return lambda: attack_surface.qemu_pids(instance)
 

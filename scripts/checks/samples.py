@@ -9,12 +9,28 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
-Variant = Literal["container", "vm", "host"]
 Value = float | int | str | bool
 
 CLAIM_IDS = ("A1", "A2", "R1", "R2", "R3", "R4", "P1", "I1", "I2", "I3", "U1")
+HOST = "host"  # variant name and kind of the host baseline (local://)
+
+
+@dataclass(frozen=True)
+class VariantLabel:
+    """Which deployment variant a target is: its registered name and its kind, from the stack
+    outputs. `guessed` marks a target named by hand whose kind was taken from its URL scheme."""
+
+    name: str
+    kind: str
+    guessed: bool = False
+
+    def metadata(self) -> dict[str, Value]:
+        """What a sample records about how its variant was known."""
+        return {"variant_guessed_from": "URL scheme"} if self.guessed else {}
+
+
+HOST_LABEL = VariantLabel(HOST, HOST)
 
 
 @dataclass(frozen=True)
@@ -22,19 +38,22 @@ class Sample:
     """A single measured value.
 
     `target` is the target URL it was measured on (docker://NAME, ssh://user@host:port, local://),
-    `variant` says which deployment kind that target is, `claims` the claim IDs of
-    ../shared/claims.md the value speaks to. `metadata` carries the environment (virtualization
-    mode, versions, host kernel) and anything needed to interpret the value.
+    `variant` the name of the deployment variant that target is ("container", "vm", ...; "host"
+    for the host baseline) and `kind` its kind ("container", "sandbox", "vm", "host"): verdicts
+    compare kinds. `claims` are the claim IDs of scripts/checks/claims/ the value speaks to.
+    `metadata` carries the environment (virtualization mode, versions, host kernel) and anything
+    needed to interpret the value.
     """
 
     metric: str
     value: Value
     unit: str
     target: str
-    variant: Variant
+    variant: str
     claims: tuple[str, ...]
     metadata: Mapping[str, Value] = field(default_factory=dict)
     timestamp: float = field(default_factory=time.time)
+    kind: str = field(kw_only=True)
 
     def __post_init__(self) -> None:
         unknown = [c for c in self.claims if c not in CLAIM_IDS]
@@ -51,6 +70,7 @@ class Sample:
     def from_json(cls, line: str) -> Sample:
         record = json.loads(line)
         record["claims"] = tuple(record["claims"])
+        record.setdefault("kind", record["variant"])  # written before variants had kinds
         return cls(**record)
 
 

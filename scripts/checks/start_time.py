@@ -12,8 +12,9 @@ import os
 from rich.console import Console
 from rich.progress import Progress
 
+from components.http_wait import POLL_INTERVAL_S, wait_for_http_200
 from scripts.checks.clones import Clone, Cloner
-from scripts.checks.http_wait import POLL_INTERVAL_S, progress, wait_for_http_200
+from scripts.checks.http_wait import progress
 from scripts.checks.libvirt_domains import kvm_device_problem
 from scripts.checks.resource_errors import ReadinessTimeoutError, ResourceCheckError
 from scripts.checks.run_tags import RunTags
@@ -39,7 +40,7 @@ def measure_start_times(
     if repeats < 1:
         raise ResourceCheckError(f"repeats must be at least 1, got {repeats}")
     timeout = timeout_s or cloner.ready_timeout_s
-    problem = kvm_device_problem() if cloner.variant == "vm" else None
+    problem = kvm_device_problem() if cloner.kind == "vm" else None
     if problem:
         (console or Console(stderr=True)).print(f"[yellow]warning:[/yellow] {problem}")
     samples = []
@@ -53,7 +54,7 @@ def measure_start_times(
                     round(waited, 4),
                     "s",
                     target,
-                    cloner.variant,
+                    cloner.label,
                     "R1",
                     repeat=repeat,
                     clone=clone.name,

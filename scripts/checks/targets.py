@@ -4,6 +4,10 @@
     ssh://user@host[:port][?key=/path/to/key][&wait=SECONDS]    Fabric (Paramiko); root: sudo -n
     local://                                                    this machine; root: sudo -n
 
+A target's variant (name and kind) comes from the stack outputs and is passed to
+`parse_target`; a target named by hand without one gets the kind its transport usually carries,
+labelled as a guess (a docker:// target may as well be a sandboxed container).
+
 wait= is how long an SSH connection is retried while the VM's sshd starts (default 20 s).
 Every probe is written once against `Target.run`; adding a transport is one class plus one line
 in TRANSPORTS. Failures to reach a target raise a TargetError subclass whose one-line message
@@ -28,7 +32,7 @@ import invoke
 import paramiko
 
 from components.errors import TwinlabError
-from scripts.checks.samples import Variant
+from scripts.checks.samples import HOST_LABEL, VariantLabel
 
 DEFAULT_TIMEOUT_S = 30.0
 # Paramiko's transport thread logs every failed handshake with a traceback (many while a VM
@@ -93,10 +97,20 @@ def short(cmd: str, limit: int = 60) -> str:
 class Target(ABC):
     """Somewhere to run shell commands (POSIX sh) as its default user or as root."""
 
-    variant: ClassVar[Variant]
+    # The kind a target of this transport is guessed to be when named by hand.
+    guessed_kind: ClassVar[str]
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.label = VariantLabel(f"{self.guessed_kind}?", self.guessed_kind, guessed=True)
+
+    @property
+    def variant(self) -> str:
+        return self.label.name
+
+    @property
+    def kind(self) -> str:
+        return self.label.kind
 
     @classmethod
     @abstractmethod
@@ -164,7 +178,7 @@ DOCKER_DAEMON_ERROR = "Error response from daemon:"
 
 
 class DockerTarget(Target):
-    variant = "container"
+    guessed_kind = "container"
 
     def __init__(self, url: str, name: str, docker_host: str | None) -> None:
         super().__init__(url)
@@ -223,7 +237,7 @@ class SshTarget(Target):
     """A VM (or any machine) over SSH. Host keys of these throwaway VMs are accepted and never
     written to the user's known_hosts; no ssh_config or agent is consulted."""
 
-    variant = "vm"
+    guessed_kind = "vm"
 
     def __init__(
         self,
@@ -355,7 +369,11 @@ def raise_if_sudo_refused(url: str, user: str, result: CommandResult) -> None:
 class LocalTarget(Target):
     """The machine running the checks: the host baseline."""
 
-    variant = "host"
+    guessed_kind = HOST_LABEL.kind
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.label = HOST_LABEL
 
     @classmethod
     def from_url(cls, url: str, parts: SplitResult) -> Target:
@@ -380,8 +398,9 @@ TRANSPORTS: dict[str, type[Target]] = {
 }
 
 
-def parse_target(url: str) -> Target:
-    """The Target named by `url`; BadTargetUrlError (naming the accepted forms) otherwise."""
+def parse_target(url: str, label: VariantLabel | None = None) -> Target:
+    """The Target named by `url`, labelled with its variant (from the stack outputs; without
+    one, the transport's usual kind as a guess); BadTargetUrlError otherwise."""
     parts = urlsplit(url.strip())
     transport = TRANSPORTS.get(parts.scheme)
     if transport is None:
@@ -389,4 +408,7 @@ def parse_target(url: str) -> Target:
             f"{url!r} is not a target URL; use docker://NAME, ssh://USER@HOST:PORT?key=KEY "
             "or local://"
         )
-    return transport.from_url(url.strip(), parts)
+    target = transport.from_url(url.strip(), parts)
+    if label is not None and not isinstance(target, LocalTarget):
+        target.label = label
+    return target

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from scripts.checks.deployed import parse_outputs, write_private_key
+from components.thresholds import Thresholds
+from scripts.checks.deployed import parse_outputs, stack_thresholds, write_private_keys
 from scripts.checks.runall import RunOptions, RunOutcome, Subjects, run_checks
-from scripts.checks.thresholds import Thresholds, thresholds_for
 from scripts.checks.verdicts import Samples
 
 
@@ -18,8 +18,7 @@ def claim_run(
     deployed_stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> RunOutcome:
     stack = deployed_stack["stack"]
-    key = write_private_key(stack, deployed_stack["vmSshPrivateKey"])
-    deployed = parse_outputs(stack, deployed_stack, key)
+    deployed = parse_outputs(stack, deployed_stack, write_private_keys(stack, deployed_stack))
     results_dir: Path = tmp_path_factory.mktemp("results")
     outcome = run_checks(Subjects.of_stack(deployed), RunOptions(results_dir=results_dir))
     print(f"claim run written to {outcome.run_dir}")
@@ -29,7 +28,7 @@ def claim_run(
 @pytest.fixture(scope="session")
 def thresholds(deployed_stack: dict[str, Any]) -> Thresholds:
     """The stack's thresholds: defaults for its virtualization mode plus its overrides."""
-    return thresholds_for(deployed_stack["virtMode"], deployed_stack.get("thresholds"))
+    return stack_thresholds(deployed_stack)
 
 
 @pytest.fixture(scope="session")

@@ -1,20 +1,26 @@
-"""Each claim of ../shared/claims.md asserted on the real deployments, one test per claim ID.
+"""Each claim of the catalogue (scripts/checks/claims/) asserted on the real deployments: one
+test per claim ID, plus tests parametrized over the variant registry where a claim applies to
+every variant.
 
-The verdicts come from scripts.checks.verdicts, the same code the Fabric tasks and the report
-use; thresholds come from the stack (defaults in scripts/checks/thresholds.py with their
-origin). The negative controls at the end show that these assertions fail when a claim is
-absent: on a deliberately weakened container, and with a threshold past the measured value.
+The verdicts come from scripts.checks.claims, the same code the Fabric tasks and the report
+use; thresholds come from the stack (defaults in components/thresholds.py with their origin).
+The negative controls at the end show that these assertions fail when a claim is absent: on a
+deliberately weakened container, and with a threshold past the measured value.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from scripts.checks.thresholds import Thresholds
+from components import outputs
+from components.registry import VARIANTS
+from components.thresholds import Thresholds
+from scripts.checks.claims import CLAIMS
 from scripts.checks.verdicts import (
-    CLAIMS,
     ClaimResult,
     Samples,
     container_isolation_problems,
@@ -24,6 +30,12 @@ from scripts.checks.verdicts import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.claims]
 
+# What each kind's isolation must look like (a new kind adds its expectation here).
+ISOLATION_BY_KIND: dict[str, Callable[[Samples, str], list[str]]] = {
+    "container": container_isolation_problems,
+    "vm": vm_isolation_problems,
+}
+
 
 def judge(samples: Samples, claim: str, thresholds: Thresholds) -> ClaimResult:
     return CLAIMS[claim](samples, thresholds)
@@ -31,10 +43,8 @@ def judge(samples: Samples, claim: str, thresholds: Thresholds) -> ClaimResult:
 
 def assert_holds(samples: Samples, claim: str, thresholds: Thresholds) -> ClaimResult:
     result = judge(samples, claim, thresholds)
-    assert result.verdict == "holds", (
-        f"{claim} {result.verdict}: {result.summary} "
-        f"(container: {result.container}; VM: {result.vm})"
-    )
+    cells = "; ".join(f"{name}: {text}" for name, text in result.cells.items())
+    assert result.verdict == "holds", f"{claim} {result.verdict}: {result.summary} ({cells})"
     return result
 
 
@@ -49,6 +59,48 @@ def only_target(samples: Samples, variant: str, weakened: bool) -> str:
     return found[0]
 
 
+def deployed_kind(deployed_stack: dict[str, Any], variant: str) -> str:
+    """The kind of a registered variant in the session's stack; a variant this host cannot run
+    must have been reported with its reason (then there is nothing of it to assert here)."""
+    deployed = deployed_stack[outputs.VARIANTS]
+    if variant not in deployed:
+        reason = deployed_stack[outputs.SKIPPED_VARIANTS].get(variant)
+        assert reason, f"{variant} neither deployed nor reported as skipped"
+        pytest.skip(f"{variant} is not deployed on this host: {reason}")
+    return str(deployed[variant][outputs.KIND])
+
+
+@pytest.mark.parametrize("variant", [v.name for v in VARIANTS])
+def test_every_variant_is_measured_by_every_check_group(
+    samples: Samples, deployed_stack: dict[str, Any], variant: str
+) -> None:
+    kind = deployed_kind(deployed_stack, variant)
+    assert {s.kind for s in samples.all if s.variant == variant} == {kind}
+    assert len(samples.values("time_to_first_response_s", variant=variant)) >= 3
+    for metric in ("memory_charged_mib", "idle_cpu_percent", "image_size_mib", "instances_fit"):
+        assert samples.values(metric, variant=variant), f"{variant}: no {metric}"
+    for metric in ("kernel_release", "same_boot_id_as_host", "host_processes_visible"):
+        assert samples.one(metric, variant=variant) is not None, f"{variant}: no {metric}"
+    endpoints = {
+        s.metadata.get("endpoint")
+        for s in samples.all
+        if s.metric == "requests_per_s" and s.variant == variant
+    }
+    assert endpoints == {"static", "cpu", "io"}
+    assert all(v == 0 for v in samples.values("errors", variant=variant))
+
+
+@pytest.mark.parametrize("variant", [v.name for v in VARIANTS])
+def test_every_variant_is_isolated_as_its_kind_claims(
+    samples: Samples, deployed_stack: dict[str, Any], variant: str
+) -> None:
+    kind = deployed_kind(deployed_stack, variant)
+    expectation = ISOLATION_BY_KIND.get(kind)
+    assert expectation is not None, f"no isolation expectation for kind {kind}: add one"
+    target = only_target(samples, variant, weakened=False)
+    assert expectation(samples, target) == [], f"{variant} ({kind}) at {target}"
+
+
 def assert_container_isolated(samples: Samples, target: str) -> None:
     problems = container_isolation_problems(samples, target)
     assert problems == [], f"{target}: " + "; ".join(problems)
@@ -58,29 +110,29 @@ def test_A1_container_shares_the_host_kernel_vm_runs_its_own(
     samples: Samples, thresholds: Thresholds
 ) -> None:
     assert_holds(samples, "A1", thresholds)
-    assert samples.one("virtualization", variant="vm") in ("qemu", "kvm")
+    assert samples.one("virtualization", variant=samples.primary("vm")) in ("qemu", "kvm")
 
 
 def test_A2_container_packages_the_app_vm_a_full_os(
     samples: Samples, thresholds: Thresholds
 ) -> None:
     assert_holds(samples, "A2", thresholds)
-    processes_c = samples.one("process_count", variant="container")
-    processes_v = samples.one("process_count", variant="vm")
+    processes_c = samples.one("process_count", variant=samples.primary("container"))
+    processes_v = samples.one("process_count", variant=samples.primary("vm"))
     assert isinstance(processes_c, int) and isinstance(processes_v, int)
     assert processes_c < processes_v
 
 
 def test_R1_containers_start_many_times_faster(samples: Samples, thresholds: Thresholds) -> None:
     result = assert_holds(samples, "R1", thresholds)
-    assert len(samples.values("time_to_first_response_s", variant="vm")) >= 3
+    assert len(samples.values("time_to_first_response_s", variant=samples.primary("vm"))) >= 3
     assert result.ratio is not None and result.ratio >= thresholds.r1_min_start_ratio
 
 
 def test_R2_containers_use_much_less_memory(samples: Samples, thresholds: Thresholds) -> None:
     assert_holds(samples, "R2", thresholds)
-    assert samples.values("idle_cpu_percent", variant="container")
-    assert samples.values("idle_cpu_percent", variant="vm")
+    assert samples.values("idle_cpu_percent", variant=samples.primary("container"))
+    assert samples.values("idle_cpu_percent", variant=samples.primary("vm"))
 
 
 def test_R3_vms_need_more_storage(samples: Samples, thresholds: Thresholds) -> None:

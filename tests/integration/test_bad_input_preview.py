@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
+from components.naming import stack_prefix
 from components.virt_mode import load_record
 from scripts import leftovers
 from tests.deploy import ci_stack_config as stack_config
@@ -66,6 +67,8 @@ CASES = [
     BadInput({"poolDir": "relative/dir"}, "poolDir", "not an absolute path"),
     BadInput({"thresholds": '{"r1": 2}'}, "thresholds", "unknown"),
     BadInput({"memroyMib": "512"}, "memroyMib", "did you mean memoryMib"),
+    BadInput({"variants": "container,nosuch"}, "variants", "unknown variant 'nosuch'"),
+    BadInput({"variants": "container,,vm"}, "variants", "not a comma list or JSON list"),
 ]
 record = load_record()
 if record is not None and record.mode == "tcg":
@@ -87,7 +90,7 @@ class PreviewStack:
 
     @property
     def prefix(self) -> str:
-        return f"twinlab-{self.stack.name}"
+        return stack_prefix(self.stack.name)
 
     def preview_error(self, config: dict[str, str]) -> str:
         """Set `config` on top of the base, preview, restore; the error text of the preview."""

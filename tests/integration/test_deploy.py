@@ -13,10 +13,11 @@ import pytest
 from pulumi import automation as auto
 
 from components import outputs
+from components.naming import stack_prefix
 from scripts import leftovers
 from scripts.checks.deployed import write_private_key
 from scripts.checks.targets import parse_target
-from tests.deploy import ci_stack_config, deployed
+from tests.deploy import PORT_KEYS, ci_stack_config, deployed
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +41,8 @@ def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stac
     # Depends on the session stack only so that both never boot at the same time.
     config = ci_stack_config(vcpus="2", memoryMib="768", env=json.dumps({"MARK": 'a "b" c'}))
     with deployed(config) as (stack, out):
-        prefix = f"twinlab-{stack.name}"
-        container, vm = out[outputs.CONTAINER], out[outputs.VM]
+        prefix = stack_prefix(stack.name)
+        container, vm = out[outputs.VARIANTS]["container"], out[outputs.VARIANTS]["vm"]
         assert container[outputs.URL] == f"http://127.0.0.1:{config['containerHttpPort']}"
         assert vm[outputs.URL] == f"http://127.0.0.1:{config['vmHttpPort']}"
         versions = {get_json(v[outputs.URL] + "/info")["version"] for v in (container, vm)}
@@ -49,7 +50,7 @@ def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stac
 
         # The same extra environment reaches the app in both.
         box_env = run("docker", "exec", container[outputs.INSTANCE_NAME], "printenv", "MARK")
-        key = write_private_key(stack.name, out[outputs.VM_SSH_PRIVATE_KEY])
+        key = write_private_key(stack.name, out[outputs.SSH_PRIVATE_KEYS]["vm"])
         with parse_target(f"{vm[outputs.TARGET]}?key={key}") as guest:
             app_pid = "$(systemctl show -p MainPID --value twinlab-webapp)"
             environ = guest.run(f"cat /proc/{app_pid}/environ", root=True).stdout
@@ -73,7 +74,7 @@ def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stac
             domain, encoding="unicode"
         )
 
-        ports = tuple(int(config[key]) for key in ("containerHttpPort", "vmHttpPort", "vmSshPort"))
+        ports = tuple(int(config[key]) for key in PORT_KEYS)
         first = stack.destroy(color="never")
         assert deletes(first) > 0
         remaining = leftovers.find(prefix, ports=ports)
@@ -83,7 +84,10 @@ def test_other_limits_deploy_with_no_code_change_and_leave_nothing(deployed_stac
 
 
 def test_session_stack_serves_the_same_version_from_both(deployed_stack: Any) -> None:
-    container, vm = deployed_stack[outputs.CONTAINER], deployed_stack[outputs.VM]
+    container, vm = (
+        deployed_stack[outputs.VARIANTS]["container"],
+        deployed_stack[outputs.VARIANTS]["vm"],
+    )
     infos = [get_json(v[outputs.URL] + "/info") for v in (container, vm)]
     assert infos[0]["version"] == infos[1]["version"] == deployed_stack[outputs.APP_VERSION]
     assert container[outputs.READY_S] > 0 and vm[outputs.READY_S] > 0

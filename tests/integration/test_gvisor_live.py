@@ -24,7 +24,7 @@ from components.gvisor_platform import (
     serves_app,
     unavailable_reason,
 )
-from components.readiness import wait_for_http_200
+from components.http_wait import require_http_200
 from components.virt_mode import load_record as load_virt_mode
 from scripts.checks import verdicts
 from scripts.checks.probes import host_baseline, run_os_probes
@@ -87,7 +87,7 @@ def start_app(name: str, runtime: str, images: ImageSet) -> App:
     mapping = docker("port", name, f"{images.guest_http_port}/tcp").stdout.split()[0]
     url = f"http://127.0.0.1:{mapping.rsplit(':', 1)[1]}"
     try:
-        wait_for_http_200(url + "/healthz", READY_TIMEOUT_S)
+        require_http_200(url + "/healthz", READY_TIMEOUT_S)
     except TimeoutError as error:
         logs = docker("logs", "--tail", "20", name)
         pytest.fail(f"{error}\n{logs.stdout}{logs.stderr}", pytrace=False)

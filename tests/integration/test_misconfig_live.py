@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
+from components.thresholds import thresholds_for
 from components.virt_mode import load_record
 from scripts.checks import findings, verdicts
-from scripts.checks.deployed import parse_outputs, write_private_key
+from scripts.checks.claims import i1, i2
+from scripts.checks.deployed import parse_outputs, write_private_keys
 from scripts.checks.probes import attack_surface, host_baseline, run_isolation
+from scripts.checks.samples import VariantLabel
 from scripts.checks.targets import LocalTarget, parse_target
-from scripts.checks.thresholds import thresholds_for
 from scripts.checks.weakenings import CONTROLS, HARDENED, Weakening, control_container, docker
 from workloads.images import ImagesNotBuiltError, find_images
 
@@ -70,8 +72,8 @@ def test_i1_names_each_one_way_weakening_with_its_cis_item(image: str, control: 
     assert found[0].value is True, found[0].metadata
     named = [problem for problem in problems if problem.endswith(f"(CIS {control.cis})")]
     assert named and findings.describe(found[0]) in named, problems
-    i1 = verdicts.i1(samples, NO_THRESHOLDS)
-    assert i1.verdict == "does not hold" and f"(CIS {control.cis})" in i1.summary
+    result = i1.judge(samples, NO_THRESHOLDS)
+    assert result.verdict == "does not hold" and f"(CIS {control.cis})" in result.summary
 
 
 def test_the_hardened_starting_point_is_not_flagged(image: str) -> None:
@@ -89,11 +91,12 @@ def test_the_hardened_starting_point_is_not_flagged(image: str) -> None:
 
 def test_the_stacks_container_and_vm_are_not_flagged(deployed_stack: dict[str, Any]) -> None:
     """The session's real deployment (tests/conftest.py), shared with the claim tests."""
-    key = write_private_key(deployed_stack["stack"], deployed_stack["vmSshPrivateKey"])
-    deployment = parse_outputs(deployed_stack["stack"], deployed_stack, key)
-    container, vm = deployment.container.target, deployment.vm.target
+    stack = deployed_stack["stack"]
+    deployment = parse_outputs(stack, deployed_stack, write_private_keys(stack, deployed_stack))
+    chosen = [deployment.variant("container"), deployment.variant("vm")]
+    container, vm = (variant.target for variant in chosen)
     with host_baseline() as baseline:
-        targets = [parse_target(container), parse_target(vm)]
+        targets = [parse_target(v.target, VariantLabel(v.name, v.kind)) for v in chosen]
         samples = verdicts.Samples(
             run_isolation(targets, run_id="live", virt_mode=virt_mode(), baseline=baseline)
         )
@@ -104,8 +107,8 @@ def test_the_stacks_container_and_vm_are_not_flagged(deployed_stack: dict[str, A
     assert verdicts.vm_isolation_problems(samples, vm) == []
     guest_only = findings.weaknesses(samples.all, vm, scope=findings.GUEST_ONLY)
     assert guest_only, "the VM's root and devices are its own: reported as guest-only"
-    i2 = verdicts.i2(samples, NO_THRESHOLDS)
-    assert i2.verdict == "holds" and "guest-only" in i2.summary
+    result = i2.judge(samples, NO_THRESHOLDS)
+    assert result.verdict == "holds" and "guest-only" in result.summary
 
 
 # --- host-kernel attack surface ----------------------------------------------------------------

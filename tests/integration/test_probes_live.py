@@ -11,7 +11,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +18,17 @@ from pathlib import Path
 import pytest
 
 from components.host import free_loopback_ports
+from components.http_wait import wait_for_http_200
 from components.pids_limit import PIDS_LIMIT
+from components.thresholds import thresholds_for
 from components.virt_mode import load_record
 from scripts.checks import verdicts
+from scripts.checks.claims import i3
 from scripts.checks.load import HttpTarget, LoadPlan, run_load
 from scripts.checks.probes import host_baseline, run_isolation, run_os_probes
 from scripts.checks.probes.kernel_writes import SYSCTL_PATH
+from scripts.checks.samples import VariantLabel
 from scripts.checks.targets import Target, parse_target
-from scripts.checks.thresholds import thresholds_for
 from scripts.checks.weakened import start_weakened
 from workloads.images import ImageSet, ImagesNotBuiltError, cmdline_with_ssh_key, find_images
 from workloads.images.boottest import qemu_command, stop_qemu
@@ -47,16 +49,8 @@ def docker(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def wait_http_ok(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url} gave no HTTP 200 within {timeout_s:g} s", pytrace=False)
+    if wait_for_http_200(url, time.monotonic(), timeout_s).seconds is None:
+        pytest.fail(f"{url} gave no HTTP 200 within {timeout_s:g} s", pytrace=False)
 
 
 def published_port(name: str) -> int:
@@ -165,7 +159,7 @@ def test_weakened_container_is_reported_and_its_changes_undone(containers: Conta
     assert verdicts.container_isolation_problems(samples, url) != []
     assert samples.one("sysctl_write_reached_host", target=url) is True
     assert samples.one("kernel_log_readable", target=url) is True
-    assert verdicts.i3(samples, thresholds_for("tcg")).verdict == "holds"
+    assert i3.judge(samples, thresholds_for("tcg")).verdict == "holds"
     with pytest.raises(ProcessLookupError):
         os.kill(marker_pid, 0)  # the host marker process is gone with the baseline
 
@@ -174,7 +168,9 @@ def test_load_against_the_app_container(containers: Containers) -> None:
     plan = LoadPlan(
         duration_s=2, warmup_s=1, repeats=1, connections=4, threads=1, endpoints=("static", "cpu")
     )
-    http = HttpTarget(f"docker://{containers.app}", "container", containers.app_url)
+    http = HttpTarget(
+        f"docker://{containers.app}", VariantLabel("container", "container"), containers.app_url
+    )
     samples = run_load([http], plan, run_id="live", virt_mode=virt_mode())
     found = {(s.metadata["endpoint"], s.metric): s.value for s in samples}
     for endpoint in ("static", "cpu"):
@@ -303,7 +299,7 @@ def test_load_against_the_vm(vm: Vm) -> None:
     plan = LoadPlan(
         duration_s=2, warmup_s=1, repeats=1, connections=2, threads=1, endpoints=("static",)
     )
-    http = HttpTarget(vm.target, "vm", vm.url)
+    http = HttpTarget(vm.target, VariantLabel("vm", "vm"), vm.url)
     samples = run_load([http], plan, run_id="live", virt_mode=virt_mode())
     found = {s.metric: s.value for s in samples}
     assert float(found["requests_per_s"]) > 1 and found["errors"] == 0

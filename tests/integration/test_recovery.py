@@ -14,7 +14,7 @@ import pytest
 from pulumi import automation as auto
 
 from scripts import leftovers
-from scripts.recover import RecoveryError, lock_files, recover, stack_prefix
+from scripts.recover import RecoveryError, lock_files, names_prefix, recover
 from tests.deploy import ROOT, ci_stack_config, new_stack_name
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ def stack_name() -> Iterator[str]:
     try:
         yield name
     finally:
-        leftovers.remove(stack_prefix(name))
+        leftovers.remove(names_prefix(name))
         stack.workspace.remove_stack(name, force=True)
 
 
@@ -87,7 +87,7 @@ def kill_group(up: subprocess.Popen[bytes]) -> None:
 
 @pytest.mark.parametrize("point", list(POINTS))
 def test_recovery_after_sigkill_of_up_leaves_nothing(stack_name: str, point: str) -> None:
-    prefix = stack_prefix(stack_name)
+    prefix = names_prefix(stack_name)
     up = start_up(stack_name)
     try:
         wait_until(POINTS[point], prefix, up)

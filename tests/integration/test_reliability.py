@@ -27,8 +27,9 @@ from pulumi import automation as auto
 from rich.console import Console
 
 from components import outputs
+from components.naming import stack_prefix
 from scripts import leftovers
-from scripts.checks.deployed import read_deployed, state_dir
+from scripts.checks.deployed import read_deployed
 from scripts.checks.runall import (
     InstanceMissingError,
     RunOptions,
@@ -36,14 +37,13 @@ from scripts.checks.runall import (
     require_instances,
     run_checks,
 )
-from tests.deploy import ROOT, deployed
+from tests.deploy import PORT_KEYS, ROOT, deployed
 from tests.deploy import ci_stack_config as stack_config
 
 pytestmark = pytest.mark.integration
 
 URI = "qemu:///system"
 DOCKER_EVENTS = ("docker", "events", "--format", "{{.Actor.ID}}")
-PORT_KEYS = ("containerHttpPort", "vmHttpPort", "vmSshPort")
 UP_TIMEOUT_S = 420.0
 UP_FLAGS = ("--non-interactive", "--color", "never")
 # A failed domain start / pool build leaves nothing behind: our provider wrapper undefines it.
@@ -65,7 +65,7 @@ def count(result: auto.UpResult | auto.DestroyResult, operation: auto.OpType) ->
 
 
 def prefix_of(stack: auto.Stack) -> str:
-    return f"twinlab-{stack.name}"
+    return stack_prefix(stack.name)
 
 
 def assert_destroy_leaves_nothing(stack: auto.Stack, config: dict[str, str]) -> None:
@@ -266,7 +266,7 @@ def remove_behind_pulumis_back(container: str, domain: str) -> None:
 def test_drift_is_named_by_the_checks_and_refresh_then_up_restores_it(tmp_path: Path) -> None:
     config = stack_config()
     with deployed(config) as (stack, out):
-        container, vm = out[outputs.CONTAINER], out[outputs.VM]
+        container, vm = out[outputs.VARIANTS]["container"], out[outputs.VARIANTS]["vm"]
         app, domain = container[outputs.INSTANCE_NAME], vm[outputs.INSTANCE_NAME]
         # Unchanged config, unchanged stack: an up would touch nothing (no VM replaced).
         assert set(stack.preview(color="never").change_summary) == {auto.OpType.SAME}
@@ -289,9 +289,10 @@ def test_drift_is_named_by_the_checks_and_refresh_then_up_restores_it(tmp_path: 
         restored = stack.up(color="never")
         assert count(restored, auto.OpType.CREATE) >= 2
         new: dict[str, Any] = {key: value.value for key, value in restored.outputs.items()}
-        for variant, before in ((outputs.CONTAINER, container), (outputs.VM, vm)):
-            assert new[variant][outputs.INSTANCE_ID] != before[outputs.INSTANCE_ID]
-            assert http_status(new[variant][outputs.URL]) == 200
+        for variant, before in (("container", container), ("vm", vm)):
+            after = new[outputs.VARIANTS][variant]
+            assert after[outputs.INSTANCE_ID] != before[outputs.INSTANCE_ID]
+            assert http_status(after[outputs.URL]) == 200
         require_instances(Subjects.of_stack(read_deployed(stack.name)))  # no drift left
 
         # Drifted again, then torn down: pulumi-libvirt's delete fails on a domain that is gone
@@ -301,4 +302,4 @@ def test_drift_is_named_by_the_checks_and_refresh_then_up_restores_it(tmp_path: 
         assert count(torn_down, auto.OpType.DELETE) > 0
         found = leftovers.find(prefix_of(stack), URI, ports=ports_of(config))
         assert found.count() == 0, found.describe()
-        (state_dir() / "keys" / f"{stack.name}.key").unlink(missing_ok=True)
+        leftovers.remove_key_files(stack.name)

@@ -18,9 +18,10 @@ import pytest
 from pulumi import automation as auto
 
 from components import outputs
+from components.naming import stack_prefix
+from components.paths import state_dir
 from components.remote_ssh import known_hosts_path
 from scripts import leftovers
-from scripts.checks.deployed import state_dir
 from tests.deploy import ROOT, ci_stack_config, deployed
 
 DOCKER_HOST = "ssh://root@127.0.0.1:2222"
@@ -126,7 +127,7 @@ def test_remote_stack_goes_through_ssh_and_leaves_nothing(remote_access: Path) -
     started = time.monotonic()
     with deployed(config) as (stack, out):
         up_s = time.monotonic() - started
-        container, vm = out[outputs.CONTAINER], out[outputs.VM]
+        container, vm = out[outputs.VARIANTS]["container"], out[outputs.VARIANTS]["vm"]
         versions = {get_json(v[outputs.URL] + "/info")["version"] for v in (container, vm)}
         assert versions == {out[outputs.APP_VERSION]}
         assert (out[outputs.DOCKER_HOST], out[outputs.LIBVIRT_URI]) == (DOCKER_HOST, LIBVIRT_URI)
@@ -153,7 +154,7 @@ def test_remote_stack_goes_through_ssh_and_leaves_nothing(remote_access: Path) -
         forward_only = [login for login in up_logins if not login.ran_command]
         assert len(forward_only) >= 2, up_logins
 
-        prefix = f"twinlab-{stack.name}"
+        prefix = stack_prefix(stack.name)
         ports = tuple(int(config[k]) for k in ("containerHttpPort", "vmHttpPort", "vmSshPort"))
         destroy_commands = Tail(remote_access / "commands.log")
         started = time.monotonic()

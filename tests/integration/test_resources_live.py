@@ -1,4 +1,5 @@
-"""Resource checks R1-R4 on the real deployed pair (fixture `deployed_stack`: the stack outputs).
+"""Resource checks R1-R4 on the real deployed variants (fixture `deployed_stack`: the stack
+outputs), each read by the meter of its kind.
 
 These check the measurements themselves: every value present and plausible, clones made from
 the deployed definition and always removed. Whether the claims hold is tests/claims' business.
@@ -11,15 +12,17 @@ from typing import Any
 
 import pytest
 
-from scripts.checks.clones import ContainerCloner, VmCloner, remove_clones, stack_of
+from components import outputs
+from components.naming import clone_prefix
+from scripts.checks.clones import ContainerCloner, VmCloner, remove_clones
 from scripts.checks.density import measure_density
 from scripts.checks.docker_engine import DockerEngine
 from scripts.checks.libvirt_domains import Virsh
+from scripts.checks.meters import ContainerMeter, DomainMeter, Instance, Meter, meter_for
 from scripts.checks.parsers.docker_inspect import parse_container
-from scripts.checks.parsers.domain_xml import parse_domain
 from scripts.checks.resource_errors import InstanceNotFoundError
-from scripts.checks.resources import Deployed, deployed
 from scripts.checks.run_tags import RunTags, run_tags
+from scripts.checks.samples import VariantLabel
 from scripts.checks.sizes import measure_sizes
 from scripts.checks.start_time import measure_start_times
 from scripts.checks.usage import measure_footprint
@@ -30,30 +33,46 @@ Stack = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def pair(deployed_stack: Stack) -> Deployed:
-    return deployed(
-        deployed_stack["container"]["instanceName"],
-        deployed_stack["vm"]["instanceName"],
-        deployed_stack["container"].get("target"),
-        deployed_stack["vm"].get("target"),
-    )
+def meters(deployed_stack: Stack) -> dict[str, Meter]:
+    """A meter per deployed variant, chosen by its kind, keyed by variant name."""
+    engine, virsh = DockerEngine(), Virsh()
+    found = {}
+    for name, item in deployed_stack[outputs.VARIANTS].items():
+        label = VariantLabel(name, item[outputs.KIND])
+        instance = Instance(label, item[outputs.INSTANCE_NAME], item[outputs.TARGET])
+        found[name] = meter_for(instance, engine, virsh)
+    return found
 
 
 @pytest.fixture(scope="module")
-def tags(pair: Deployed) -> RunTags:
-    return run_tags(parse_domain(Virsh().running_domain_xml(pair.vm_name)).virt_mode)
+def container(meters: dict[str, Meter]) -> ContainerMeter:
+    meter = meters["container"]
+    assert isinstance(meter, ContainerMeter)
+    return meter
+
+
+@pytest.fixture(scope="module")
+def vm(meters: dict[str, Meter]) -> DomainMeter:
+    meter = meters["vm"]
+    assert isinstance(meter, DomainMeter)
+    return meter
+
+
+@pytest.fixture(scope="module")
+def tags(vm: DomainMeter) -> RunTags:
+    return run_tags(vm.facts.virt_mode)
 
 
 @pytest.fixture
-def stack(pair: Deployed) -> Iterator[str]:
+def stack(deployed_stack: Stack) -> Iterator[str]:
     """The stack's name; every clone left behind by a test is swept afterwards."""
-    name = stack_of(pair.container_name)
+    name = str(deployed_stack["stack"])
     yield name
     remove_clones(name)
 
 
 def clone_names(stack: str) -> list[str]:
-    prefix = f"twinlab-{stack}-clone-"
+    prefix = clone_prefix(stack)
     engine, virsh = DockerEngine(), Virsh()
     names = engine.container_names(prefix) + engine.volume_names(prefix)
     names += virsh.domain_names(prefix)
@@ -62,9 +81,10 @@ def clone_names(stack: str) -> list[str]:
     return names
 
 
-def test_sizes(pair: Deployed, tags: RunTags) -> None:
-    samples = {s.variant: s for s in measure_sizes(pair, tags)}
-    assert set(samples) == {"container", "vm"}
+def test_sizes(meters: dict[str, Meter], tags: RunTags) -> None:
+    samples = {s.variant: s for s in measure_sizes(list(meters.values()), tags)}
+    assert set(samples) == set(meters)
+    assert {s.kind for s in samples.values()} >= {"container", "vm"}
     assert all(s.metric == "image_size_mib" and s.unit == "MiB" for s in samples.values())
     assert float(samples["container"].value) > 10  # a Debian userland with Python
     vm = samples["vm"].metadata
@@ -75,42 +95,46 @@ def test_sizes(pair: Deployed, tags: RunTags) -> None:
     )
 
 
-def test_footprint(pair: Deployed, tags: RunTags, deployed_stack: Stack) -> None:
-    samples = measure_footprint(pair, tags, window_s=3.0, settle_s=1.0)
+def test_footprint(meters: dict[str, Meter], tags: RunTags) -> None:
+    samples = measure_footprint(list(meters.values()), tags, window_s=3.0, settle_s=1.0)
     by_key = {(s.variant, s.metric): s for s in samples}
     assert set(by_key) == {
         (variant, metric)
-        for variant in ("container", "vm")
+        for variant in meters
         for metric in ("memory_charged_mib", "idle_cpu_percent")
     }
     container = by_key["container", "memory_charged_mib"]
     assert 1 < float(container.value) <= float(container.metadata["limit_mib"])
     assert float(container.metadata["raw_usage_mib"]) >= float(container.value)
     assert float(by_key["vm", "memory_charged_mib"].value) > 10
-    for variant in ("container", "vm"):
+    for variant in meters:
         idle = by_key[variant, "idle_cpu_percent"]
         assert 0 <= float(idle.value) < 100 and float(idle.metadata["window_s"]) >= 3.0
         assert idle.metadata["virt_mode"] == tags.virt_mode
+    assert by_key["vm", "idle_cpu_percent"].metadata["method"] == "QEMU utime+stime"
 
 
-def test_container_start_time_on_a_clone(pair: Deployed, tags: RunTags, stack: str) -> None:
-    cloner = ContainerCloner(pair.container_name, stack)
-    samples = measure_start_times(cloner, pair.container_target, tags, repeats=2)
+def test_container_start_time_on_a_clone(
+    container: ContainerMeter, tags: RunTags, stack: str
+) -> None:
+    cloner = container.cloner(stack)
+    samples = measure_start_times(cloner, container.instance.target, tags, repeats=2)
     assert [s.metadata["repeat"] for s in samples] == [1, 2]
     assert all(0 < float(s.value) < cloner.ready_timeout_s for s in samples)
+    assert {(s.variant, s.kind) for s in samples} == {("container", "container")}
     assert clone_names(stack) == []
 
 
-def test_vm_start_time_on_a_clone(pair: Deployed, tags: RunTags, stack: str) -> None:
-    cloner = VmCloner(pair.vm_name, stack)
-    (sample,) = measure_start_times(cloner, pair.vm_target, tags, repeats=1)
+def test_vm_start_time_on_a_clone(vm: DomainMeter, tags: RunTags, stack: str) -> None:
+    cloner = vm.cloner(stack)
+    (sample,) = measure_start_times(cloner, vm.instance.target, tags, repeats=1)
     assert 0 < float(sample.value) < cloner.ready_timeout_s
-    assert sample.target == pair.vm_target and sample.variant == "vm"
+    assert sample.target == vm.instance.target and (sample.variant, sample.kind) == ("vm", "vm")
     assert clone_names(stack) == []
 
 
-def test_a_clone_has_the_deployed_definition(pair: Deployed, stack: str) -> None:
-    cloner = ContainerCloner(pair.container_name, stack)
+def test_a_clone_has_the_deployed_definition(container: ContainerMeter, stack: str) -> None:
+    cloner = ContainerCloner(container.instance.name, stack)
     clone = cloner.start(cloner.next_name())
     try:
         source = parse_container(cloner.inspect)
@@ -128,8 +152,8 @@ def test_a_clone_has_the_deployed_definition(pair: Deployed, stack: str) -> None
     assert clone_names(stack) == []
 
 
-def test_remove_clones_sweeps_leftovers(pair: Deployed, stack: str) -> None:
-    cloner = ContainerCloner(pair.container_name, stack)
+def test_remove_clones_sweeps_leftovers(container: ContainerMeter, stack: str) -> None:
+    cloner = ContainerCloner(container.instance.name, stack)
     clone = cloner.start(cloner.next_name())  # deliberately not removed
     assert clone.name in clone_names(stack)
     swept = remove_clones(stack)
@@ -137,20 +161,20 @@ def test_remove_clones_sweeps_leftovers(pair: Deployed, stack: str) -> None:
     assert clone_names(stack) == []
 
 
-def test_container_density(pair: Deployed, tags: RunTags, stack: str) -> None:
-    cloner = ContainerCloner(pair.container_name, stack)
+def test_container_density(container: ContainerMeter, tags: RunTags, stack: str) -> None:
+    cloner = container.cloner(stack)
     budget = cloner.limit_mib * 3
-    ready, fit = measure_density(cloner, pair.container_target, tags, budget_mib=budget)
+    ready, fit = measure_density(cloner, container.instance.target, tags, budget_mib=budget)
     assert (ready.metric, fit.metric) == ("instances_ready", "instances_fit")
     assert ready.metadata["attempted"] == 3 and ready.value == 3
     assert int(fit.value) >= int(ready.value)  # a container uses less than its limit
     assert clone_names(stack) == []
 
 
-def test_vm_density_one_instance(pair: Deployed, tags: RunTags, stack: str) -> None:
+def test_vm_density_one_instance(vm: DomainMeter, tags: RunTags, stack: str) -> None:
     """The VM path of R4 at its smallest (one clone), to keep this test's time bounded."""
-    cloner = VmCloner(pair.vm_name, stack)
-    ready, _ = measure_density(cloner, pair.vm_target, tags, budget_mib=cloner.limit_mib)
+    cloner = vm.cloner(stack)
+    ready, _ = measure_density(cloner, vm.instance.target, tags, budget_mib=cloner.limit_mib)
     assert ready.metadata["attempted"] == 1 and ready.value == 1
     assert float(ready.metadata["memory_charged_mib_mean"]) > 10
     assert clone_names(stack) == []
@@ -161,3 +185,6 @@ def test_missing_instances_are_named() -> None:
         ContainerCloner("twinlab-nosuch-app")
     with pytest.raises(InstanceNotFoundError, match="twinlab-nosuch-vm"):
         VmCloner("twinlab-nosuch-vm")
+    label = VariantLabel("vm", "vm")
+    with pytest.raises(InstanceNotFoundError, match="twinlab-nosuch-vm"):
+        meter_for(Instance(label, "twinlab-nosuch-vm", "ssh://x"), DockerEngine(), Virsh())

@@ -20,14 +20,14 @@ import pytest
 from pulumi import automation as auto
 
 from components import outputs
+from components.naming import stack_prefix
 from scripts import leftovers
-from scripts.checks.deployed import ROOT, read_deployed, state_dir
+from scripts.checks.deployed import ROOT, read_deployed
 from scripts.checks.targets import parse_target
-from tests.deploy import ci_stack_config, deployed
+from tests.deploy import PORT_KEYS, ci_stack_config, deployed
 
 pytestmark = pytest.mark.integration
 
-PORT_KEYS = ("containerHttpPort", "vmHttpPort", "vmSshPort")
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value in state
 # An ssh client that offers only a password (never a key) and asks nothing on a terminal.
 PASSWORD_ONLY = (
@@ -46,15 +46,15 @@ class SecuredStack:
 
     @property
     def container(self) -> str:
-        return str(self.out[outputs.CONTAINER][outputs.INSTANCE_NAME])
+        return str(self.out[outputs.VARIANTS]["container"][outputs.INSTANCE_NAME])
 
     @property
     def domain(self) -> str:
-        return str(self.out[outputs.VM][outputs.INSTANCE_NAME])
+        return str(self.out[outputs.VARIANTS]["vm"][outputs.INSTANCE_NAME])
 
     @property
     def private_key(self) -> str:
-        return str(self.out[outputs.VM_SSH_PRIVATE_KEY])
+        return str(self.out[outputs.SSH_PRIVATE_KEYS]["vm"])
 
     def ports(self) -> tuple[int, ...]:
         return tuple(int(self.config[key]) for key in PORT_KEYS)
@@ -66,7 +66,7 @@ def secured() -> Iterator[SecuredStack]:
     log: list[str] = []
     with deployed(config, log=log) as (stack, out):
         yield SecuredStack(stack, config, out, log)
-        (state_dir() / "keys" / f"{stack.name}.key").unlink(missing_ok=True)
+        leftovers.remove_key_files(stack.name)
 
 
 def key_fragments(private_key: str) -> list[str]:
@@ -167,7 +167,7 @@ def test_vm_sshd_refuses_passwords(secured: SecuredStack, user: str) -> None:
 
 
 def test_vm_sshd_configuration_allows_keys_only(secured: SecuredStack) -> None:
-    vm = read_deployed(secured.stack.name).vm
+    vm = read_deployed(secured.stack.name).variant("vm")
     with parse_target(vm.target + "&wait=60") as guest:
         effective = guest.run("sshd -T", root=True).stdout
         shadow = guest.run("getent shadow twin root", root=True).stdout
@@ -199,7 +199,7 @@ def test_the_key_is_a_secret_in_the_state_and_outputs(secured: SecuredStack) -> 
     root = next(r for r in resources if r["type"] == "pulumi:pulumi:Stack")
     key_pair = next(r for r in resources if r["urn"].endswith("::vm-ssh-key"))
     for stored in (
-        root["outputs"][outputs.VM_SSH_PRIVATE_KEY],
+        root["outputs"][outputs.SSH_PRIVATE_KEYS],
         key_pair["outputs"]["private_key_openssh"],
     ):
         assert SECRET_SIG in stored and "ciphertext" in stored, stored
@@ -208,7 +208,7 @@ def test_the_key_is_a_secret_in_the_state_and_outputs(secured: SecuredStack) -> 
     assert leaked(revealed, secured.private_key) != []
 
     shown = json.loads(pulumi_cli("stack", "output", "--json", "--stack", name))
-    assert shown[outputs.VM_SSH_PRIVATE_KEY] == "[secret]"
+    assert shown[outputs.SSH_PRIVATE_KEYS] == "[secret]"
     assert leaked(pulumi_cli("stack", "output", "--stack", name), secured.private_key) == []
 
 
@@ -228,7 +228,7 @@ def test_the_state_files_hold_no_plain_key(secured: SecuredStack) -> None:
 
 
 def test_the_key_file_for_the_checks_is_private(secured: SecuredStack) -> None:
-    vm = read_deployed(secured.stack.name).vm
+    vm = read_deployed(secured.stack.name).variant("vm")
     key_path = Path(vm.target.split("?key=")[1])
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(key_path.parent.stat().st_mode) == 0o700
@@ -327,9 +327,9 @@ def test_every_listening_socket_of_the_stack_is_on_loopback(secured: SecuredStac
 def test_up_and_destroy_output_hold_no_key_and_destroy_leaves_nothing(
     secured: SecuredStack,
 ) -> None:
-    assert any("vmSshPrivateKey" in line for line in secured.log)  # the outputs were printed
+    assert any(outputs.SSH_PRIVATE_KEYS in line for line in secured.log)  # outputs printed
     destroyed = secured.stack.destroy(color="never", on_output=secured.log.append)
     assert (destroyed.summary.resource_changes or {}).get(auto.OpType.DELETE, 0) > 0
     assert leaked("\n".join(secured.log), secured.private_key) == []
-    found = leftovers.find(f"twinlab-{secured.stack.name}", ports=secured.ports())
+    found = leftovers.find(stack_prefix(secured.stack.name), ports=secured.ports())
     assert found.count() == 0, found.describe()

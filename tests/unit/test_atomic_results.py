@@ -25,7 +25,7 @@ METADATA = {"run_id": "r1", "virt_mode": "tcg"}
 
 
 def sample(index: int) -> Sample:
-    return Sample("requests_per_s", float(index), "1/s", "local://", "host", ("P1",))
+    return Sample("requests_per_s", float(index), "1/s", "local://", "host", ("P1",), kind="host")
 
 
 def samples_then(crash: BaseException, good: int = 50) -> Iterator[Sample]:
@@ -120,7 +120,7 @@ WRITER = textwrap.dedent(
             if index == 500:
                 print("midway", flush=True)
                 time.sleep(60)  # killed here
-            yield Sample("m", index, "", "local://", "host", ())
+            yield Sample("m", index, "", "local://", "host", (), kind="host")
 
     write_samples(Path(sys.argv[1]), samples())
     """

@@ -107,3 +107,12 @@ def test_cmdline_rejects_keys_too_long_for_the_kernel() -> None:
 def test_cmdline_refuses_a_second_key() -> None:
     with pytest.raises(ValueError, match="already"):
         cmdline_with_ssh_key(cmdline_with_ssh_key(BASE, ED25519), ED25519)
+
+
+def test_cmdline_carries_the_app_environment_as_base64() -> None:
+    env_file = 'MARK="a \\"b\\" c"\nTWINLAB_WORKERS="2"\n'
+    line = cmdline_with_ssh_key(BASE, ED25519, env_file)
+    encoded = line.rsplit("twinlab.env=", 1)[1]
+    assert " " not in encoded and base64.b64decode(encoded).decode() == env_file
+    with pytest.raises(BadSshKeyError, match="over the 2047-byte limit"):
+        cmdline_with_ssh_key(BASE, ED25519, "X=" + "y" * 2000 + "\n")

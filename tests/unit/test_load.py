@@ -21,8 +21,10 @@ from scripts.checks.load import (
     run_load,
     run_wrk,
 )
+from scripts.checks.samples import HOST_LABEL, VariantLabel
 
 pytestmark = pytest.mark.unit
+CONTAINER, VM = VariantLabel("container", "container"), VariantLabel("vm", "vm")
 WRK_DATA = Path(__file__).resolve().parent / "data" / "wrk"
 LOAD_METRICS = [
     "requests_per_s",
@@ -76,13 +78,13 @@ def test_other_addresses_are_refused(url: str) -> None:
 
 def test_missing_wrk_names_the_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    target = HttpTarget("docker://app", "container", "http://127.0.0.1:18080")
+    target = HttpTarget("docker://app", CONTAINER, "http://127.0.0.1:18080")
     with pytest.raises(WrkMissingError, match=r"scripts/setup\.sh"):
         run_load([target], LoadPlan(), run_id="r", virt_mode="tcg")
 
 
 def test_non_loopback_is_refused_before_any_load(tmp_path: Path) -> None:
-    target = HttpTarget("ssh://twin@host:22", "vm", "http://192.168.1.5:8080")
+    target = HttpTarget("ssh://twin@host:22", VM, "http://192.168.1.5:8080")
     with pytest.raises(NotLoopbackError):
         run_load([target], LoadPlan(), run_id="r", virt_mode="tcg")
 
@@ -109,8 +111,8 @@ def test_run_load_interleaves_targets_and_tags_samples(
     stub_wrk(tmp_path, "cpu-container.txt")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     targets = [
-        HttpTarget("docker://app", "container", "http://127.0.0.1:18080/"),
-        HttpTarget("ssh://twin@127.0.0.1:12222", "vm", "http://127.0.0.1:18081"),
+        HttpTarget("docker://app", CONTAINER, "http://127.0.0.1:18080/"),
+        HttpTarget("ssh://twin@127.0.0.1:12222", VM, "http://127.0.0.1:18081"),
     ]
     order: list[tuple[str, str, int]] = []
     plan = LoadPlan(repeats=2, warmup_s=1)
@@ -143,9 +145,24 @@ def test_run_load_interleaves_targets_and_tags_samples(
 def test_only_error_responses_fail_the_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     stub_wrk(tmp_path, "status-errors.txt")
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    target = HttpTarget("docker://app", "container", "http://127.0.0.1:18080")
+    target = HttpTarget("docker://app", CONTAINER, "http://127.0.0.1:18080")
     with pytest.raises(LoadError, match="no successful HTTP response"):
         run_load([target], LoadPlan(warmup_s=0), run_id="r", virt_mode="tcg")
+
+
+def test_a_warm_up_without_answers_is_no_failure_a_measured_run_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stub_wrk(tmp_path, "no-answer-in-time.txt")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    target = HttpTarget("ssh://twin@127.0.0.1:12222", VM, "http://127.0.0.1:18081")
+    plan = LoadPlan(warmup_s=1, repeats=1, endpoints=("cpu",))
+    warmed: list[int] = []
+    with pytest.raises(LoadError, match=r"no successful HTTP response .*\(0 responses\)"):
+        run_load(
+            [target], plan, run_id="r", virt_mode="tcg", on_run=lambda t, e, r: warmed.append(r)
+        )
+    assert warmed == [-1, 0]  # the warm-up passed; the measured run failed
 
 
 class Static(BaseHTTPRequestHandler):
@@ -177,7 +194,7 @@ def test_a_real_wrk_run_on_loopback(static_server: str) -> None:
         duration_s=1, warmup_s=0, repeats=1, connections=2, threads=1, endpoints=("static",)
     )
     samples = run_load(
-        [HttpTarget("local://", "host", static_server)], plan, run_id="r", virt_mode="tcg"
+        [HttpTarget("local://", HOST_LABEL, static_server)], plan, run_id="r", virt_mode="tcg"
     )
     found = {s.metric: s.value for s in samples}
     assert float(found["requests_per_s"]) > 10

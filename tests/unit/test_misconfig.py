@@ -8,11 +8,12 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
+from components.thresholds import thresholds_for
 from scripts.checks import findings, verdicts
+from scripts.checks.claims import i1
 from scripts.checks.parsers.mountinfo import Mount, host_path, parse_mountinfo
 from scripts.checks.parsers.sections import Section, split_sections
 from scripts.checks.probes import attack_surface, cis, misconfig_lsm, syscall_test
@@ -22,9 +23,8 @@ from scripts.checks.probes.finding import finding
 from scripts.checks.probes.misconfig import MISCONFIG_PROBES
 from scripts.checks.probes.misconfig_mounts import exposed, sensitive
 from scripts.checks.probes.misconfig_seccomp import blocked_syscalls
-from scripts.checks.samples import Sample, Variant
+from scripts.checks.samples import Sample
 from scripts.checks.targets import CommandResult, LocalTarget, Target
-from scripts.checks.thresholds import thresholds_for
 from scripts.checks.weakenings import CONTROLS, Weakening
 
 pytestmark = pytest.mark.unit
@@ -35,7 +35,7 @@ PROBES = DATA / "probes"
 class Named(Target):
     """A target that is only a name: the samples of captured output need one."""
 
-    variant: ClassVar[Variant] = "container"
+    guessed_kind = "container"
 
     @classmethod
     def from_url(cls, url: str, parts: object) -> Target:
@@ -46,11 +46,11 @@ class Named(Target):
 
 
 class NamedVm(Named):
-    variant = "vm"
+    guessed_kind = "vm"
 
 
 class NamedHost(Named):
-    variant = "host"
+    guessed_kind = "host"
 
 
 def captured_baseline(label: str) -> HostBaseline:
@@ -234,25 +234,27 @@ def isolation_samples(label: str) -> verdicts.Samples:
     """A capture's findings beside the baseline isolation readings of a well-kept container."""
     target = f"docker://{label}"
     basics = [
-        Sample("host_processes_visible", False, "", target, "container", ("I1",)),
-        Sample("cap_full", False, "", target, "container", ("I1",)),
-        Sample("seccomp_mode", 2, "", target, "container", ("I1",)),
-        Sample("host_kernel_state_visible", True, "", target, "container", ("I1",)),
-        Sample("can_write_sysctl", False, "", target, "container", ("I1",)),
+        Sample("host_processes_visible", False, "", target, "container", ("I1",), kind="container"),
+        Sample("cap_full", False, "", target, "container", ("I1",), kind="container"),
+        Sample("seccomp_mode", 2, "", target, "container", ("I1",), kind="container"),
+        Sample(
+            "host_kernel_state_visible", True, "", target, "container", ("I1",), kind="container"
+        ),
+        Sample("can_write_sysctl", False, "", target, "container", ("I1",), kind="container"),
     ]
     return verdicts.Samples(basics + captured_samples(label))
 
 
 def test_i1_names_the_weakness_and_its_cis_item() -> None:
     samples = isolation_samples("control-docker-socket")
-    result = verdicts.i1(samples, thresholds_for("tcg"))
+    result = i1.judge(samples, thresholds_for("tcg"))
     assert result.verdict == "does not hold"
     assert "/var/run/docker.sock" in result.summary and "(CIS 5.32)" in result.summary
     assert "not measurable here" in result.summary  # the LSM, on this host
 
 
 def test_i1_holds_for_the_hardened_container_and_says_what_it_could_not_see() -> None:
-    result = verdicts.i1(isolation_samples("control-hardened"), thresholds_for("tcg"))
+    result = i1.judge(isolation_samples("control-hardened"), thresholds_for("tcg"))
     assert result.verdict == "holds", result.summary
     assert "lsm_unconfined (CIS 5.2): not measurable here" in result.summary
 

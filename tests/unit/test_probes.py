@@ -230,7 +230,7 @@ SECTION = re.compile(r"@@twinlab-begin %s\\n' (\w+)")
 class FakeTarget(Target):
     """Answers the few commands the state-changing probes send, against a FakeKernel."""
 
-    variant = "container"
+    guessed_kind = "container"
 
     def __init__(
         self,
@@ -431,8 +431,8 @@ def test_cli_names_a_bad_target_without_a_traceback(capsys: pytest.CaptureFixtur
 
 def test_cli_table_puts_targets_side_by_side() -> None:
     samples = [
-        Sample("cap_full", False, "", "docker://app", "container", ("I1",), {}),
-        Sample("cap_full", True, "", "ssh://twin@h:22?key=k", "vm", ("I1",), {}),
+        Sample("cap_full", False, "", "docker://app", "container", ("I1",), {}, kind="container"),
+        Sample("cap_full", True, "", "ssh://twin@h:22?key=k", "vm", ("I1",), {}, kind="vm"),
         Sample(
             "kernel_modules_visible",
             False,
@@ -441,6 +441,7 @@ def test_cli_table_puts_targets_side_by_side() -> None:
             "container",
             ("I1",),
             {"inconclusive": True},
+            kind="container",
         ),
     ]
     view = probes_cli.table(samples)

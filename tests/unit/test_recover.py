@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scripts.recover import LockHolder, holder_alive, lock_files, read_lock, stack_prefix
+from scripts.recover import LockHolder, holder_alive, lock_files, names_prefix, read_lock
 
 # The shape Pulumi's file backend writes (pkg/backend/diy/lock.go: lockContent).
 LOCK = {
@@ -49,5 +49,5 @@ def test_a_holder_on_another_host_is_never_declared_dead() -> None:
 
 
 def test_prefix_does_not_reach_other_stacks() -> None:
-    assert stack_prefix("dev") == "twinlab-dev-"
-    assert not "twinlab-dev2-app".startswith(stack_prefix("dev"))
+    assert names_prefix("dev") == "twinlab-dev-"
+    assert not "twinlab-dev2-app".startswith(names_prefix("dev"))

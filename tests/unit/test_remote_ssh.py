@@ -14,6 +14,7 @@ import yaml
 from components import daemons
 from components.errors import ConfigError, DaemonUnavailableError
 from components.host import HostFacts
+from components.registry import VARIANTS
 from components.remote_ssh import (
     SshEndpoint,
     known_hosts_path,
@@ -111,26 +112,28 @@ def test_key_path_tilde_is_expanded() -> None:
         "dockerHost": "ssh://root@h",
         "remoteSshKeyPath": "~/.local/state/twinlab/remote_ed25519",
     }
-    spec = parse_spec(raw, stack="remote", host=host(readable=expanded))
+    spec = parse_spec(raw, stack="remote", host=host(readable=expanded), registered=VARIANTS)
     assert spec.placement.remote_ssh_key_path == expanded
 
 
 def test_libssh2_is_rejected_the_provider_has_no_such_transport() -> None:
     with pytest.raises(ConfigError, match="twinlab:libvirtUri"):
-        parse_spec({"libvirtUri": "qemu+libssh2://h/system"}, stack="x", host=host())
+        parse_spec(
+            {"libvirtUri": "qemu+libssh2://h/system"}, stack="x", host=host(), registered=VARIANTS
+        )
 
 
 def test_the_remote_stack_config_is_valid() -> None:
     document = yaml.safe_load((ROOT / "stacks/Pulumi.remote.yaml").read_text())
     raw = {key.split(":", 1)[1]: str(value) for key, value in document["config"].items()}
     key = str(Path.home() / ".local/state/twinlab/remote_ed25519")
-    spec = parse_spec(raw, stack="remote", host=host(readable=key))
+    spec = parse_spec(raw, stack="remote", host=host(readable=key), registered=VARIANTS)
     assert spec.placement.docker_host == "ssh://root@127.0.0.1:2222"
     assert spec.placement.libvirt_uri == "qemu+ssh://root@127.0.0.1:2222/system"
     assert spec.placement.remote_ssh_key_path == key
     dev = yaml.safe_load((ROOT / "stacks/Pulumi.dev.yaml").read_text())["config"]
     dev_ports = {dev.get(f"twinlab:{name}") for name in ("containerHttpPort", "vmHttpPort")}
-    assert not dev_ports & {str(port) for port in spec.ports.as_dict().values()}
+    assert not dev_ports & {str(port) for port in spec.ports.values()}
 
 
 def closed_port() -> int:

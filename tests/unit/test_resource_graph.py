@@ -15,7 +15,10 @@ from components.spec import AppSpec, parse_spec
 from workloads.images import ImageSet
 
 pytestmark = pytest.mark.unit
-FAKE_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFake twinlab-test-vm"
+# A well-formed ed25519 public key line (its 32 key bytes are text, not a real key).
+FAKE_PUBLIC_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHR3aW5sYWItdGVzdC1mYWtlLWtleS0zMi1ieXRlcyEh twinlab-test"
+)
 
 
 class Recorder(pulumi.runtime.Mocks):
@@ -42,6 +45,8 @@ pulumi.runtime.set_mocks(RECORDER, preview=False)
 
 from components.container import ContainerDeployment  # noqa: E402
 from components.pids_limit import PIDS_LIMIT  # noqa: E402
+from components.registry import VARIANTS  # noqa: E402
+from components.variant import PortNeed, Variant  # noqa: E402
 from components.vm import VmDeployment  # noqa: E402
 
 
@@ -65,7 +70,7 @@ def images() -> ImageSet:
 
 def spec(**raw: str) -> AppSpec:
     host = HostFacts(2, 24000, True, "tcg", "1.0.0", lambda port: None, lambda path: True)
-    return parse_spec(raw, stack="test", host=host)
+    return parse_spec(raw, stack="test", host=host, registered=VARIANTS)
 
 
 def deploy(app: AppSpec) -> tuple[ContainerDeployment, VmDeployment]:
@@ -156,3 +161,44 @@ def test_environment_file_quotes_values() -> None:
     from components.vm import environment_file
 
     assert environment_file({"B": 'say "hi"', "A": "c:\\d"}) == 'A="c:\\\\d"\nB="say \\"hi\\""\n'
+
+
+SANDBOX = Variant(
+    name="sandbox",
+    kind="sandbox",
+    ports=(PortNeed("sandboxHttpPort", 18089, "http", "127.0.0.1 port of the sandbox"),),
+    unavailable=lambda _host: None,
+    declare=lambda name, spec, images, opts=None: ContainerDeployment(
+        name,
+        spec,
+        images,
+        opts,
+        http_port_key="sandboxHttpPort",
+        instance_suffix="sandbox",
+        volume_suffix="sandbox-data",
+        runtime="runsc",
+    ),
+    summary="a sandboxed container: the container component with another OCI runtime",
+)
+
+
+@pulumi.runtime.test
+def test_a_sandbox_variant_is_the_container_component_with_its_runtime_port_and_name() -> Any:
+    host = HostFacts(2, 24000, True, "tcg", "1.0.0", lambda port: None, lambda path: True)
+    app = parse_spec({}, stack="test", host=host, registered=(*VARIANTS, SANDBOX))
+    RECORDER.resources.clear()
+    deployments = [variant.declare(variant.name, app, images()) for variant in app.variants]
+
+    def check(resolved: list[Any]) -> None:
+        runc, sandbox = inputs("container-app"), inputs("sandbox-app")
+        assert sandbox["runtime"] == "runsc" and "runtime" not in runc
+        assert (runc["name"], sandbox["name"]) == ("twinlab-test-app", "twinlab-test-sandbox")
+        volumes = inputs("container-data")["name"], inputs("sandbox-data")["name"]
+        assert volumes == ("twinlab-test-data", "twinlab-test-sandbox-data")
+        assert sandbox["ports"][0]["external"] == 18089
+        assert sandbox["memory"] == runc["memory"] and sandbox["readOnly"] is True
+        assert "http://127.0.0.1:18089" in resolved
+
+    return pulumi.Output.all(
+        *[d.ready_s for d in deployments], *[d.url for d in deployments]
+    ).apply(check)

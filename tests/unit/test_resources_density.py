@@ -10,13 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from components.http_wait import WaitResult, wait_for_http_200
 from scripts.checks import footprint
 from scripts.checks.clones import Clone, Cloner
 from scripts.checks.density import HOST_RESERVE_MIB, density_samples, planned_instances
-from scripts.checks.http_wait import WaitResult, wait_for_http_200
 from scripts.checks.resource_errors import BudgetError
 from scripts.checks.run_tags import RunTags
-from scripts.checks.samples import Variant
 
 pytestmark = pytest.mark.unit
 
@@ -24,11 +23,11 @@ TAGS = RunTags("tcg", "6.1.0-test", "run-1")
 
 
 class FakeCloner(Cloner):
-    variant: Variant = "vm"
+    kind = "vm"
     ready_timeout_s = 1.0
 
     def __init__(self, existing: list[str]) -> None:
-        super().__init__("twinlab-dev-vm", None)
+        super().__init__("twinlab-dev-vm", None, None)
         self.existing = existing
 
     @property

@@ -9,7 +9,11 @@ import pytest
 
 from components.errors import ConfigError
 from components.host import HostFacts, memory_mib_from_meminfo, process_from_ss
-from components.spec import KEYS, parse_spec
+from components.registry import VARIANTS
+from components.spec import config_keys, parse_spec
+from components.variant import PortNeed, Variant
+
+KEYS = config_keys(VARIANTS)
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +34,7 @@ def fake_host(**overrides: object) -> HostFacts:
 
 
 def test_defaults_give_a_valid_spec_with_identical_limits() -> None:
-    spec = parse_spec({}, stack="dev", host=fake_host())
+    spec = parse_spec({}, stack="dev", host=fake_host(), registered=VARIANTS)
     assert (spec.vcpus, spec.memory_mib, spec.cpu_set) == (1, 512, "0")
     assert spec.app_version == "1.0.0"
     assert spec.placement.virt_mode == "tcg"
@@ -40,9 +44,9 @@ def test_defaults_give_a_valid_spec_with_identical_limits() -> None:
 
 def test_other_limits_are_taken_as_given() -> None:
     raw = {"vcpus": "2", "memoryMib": "768", "containerHttpPort": "19080"}
-    spec = parse_spec(raw, stack="dev", host=fake_host())
+    spec = parse_spec(raw, stack="dev", host=fake_host(), registered=VARIANTS)
     assert (spec.vcpus, spec.memory_mib, spec.cpu_set) == (2, 768, "0-1")
-    assert spec.ports.container_http == 19080
+    assert spec.port("containerHttpPort") == 19080
 
 
 # (config, key named in the error, fragment of the reason)
@@ -77,6 +81,10 @@ BAD_INPUTS = [
     ({"poolDir": "relative/dir"}, "twinlab:poolDir", "not an absolute path"),
     ({"memroyMib": "512"}, "twinlab:memroyMib", "did you mean memoryMib"),
     ({"thresholds": '{"r1": 2}'}, "twinlab:thresholds", "unknown"),
+    ({"variants": "contianer,vm"}, "twinlab:variants", "did you mean container?"),
+    ({"variants": "container,,vm"}, "twinlab:variants", "not a comma list or JSON list"),
+    ({"variants": '["vm", 3]'}, "twinlab:variants", "not a comma list or JSON list"),
+    ({"variants": "vm,vm"}, "twinlab:variants", "named twice"),
 ]
 
 
@@ -85,7 +93,7 @@ BAD_INPUTS = [
 )
 def test_bad_input_is_rejected_naming_the_key(raw: dict[str, str], key: str, reason: str) -> None:
     with pytest.raises(ConfigError) as error:
-        parse_spec(raw, stack="dev", host=fake_host())
+        parse_spec(raw, stack="dev", host=fake_host(), registered=VARIANTS)
     matching = [problem for problem in error.value.problems if problem.startswith(key)]
     assert matching, error.value.problems
     assert reason in matching[0]
@@ -93,24 +101,33 @@ def test_bad_input_is_rejected_naming_the_key(raw: dict[str, str], key: str, rea
 
 def test_privileged_port_needs_root() -> None:
     with pytest.raises(ConfigError, match=r"twinlab:containerHttpPort.*below 1024 need root"):
-        parse_spec({"containerHttpPort": "80"}, stack="dev", host=fake_host(is_root=False))
+        parse_spec(
+            {"containerHttpPort": "80"},
+            stack="dev",
+            host=fake_host(is_root=False),
+            registered=VARIANTS,
+        )
 
 
 def test_all_problems_are_reported_at_once() -> None:
     with pytest.raises(ConfigError) as error:
-        parse_spec({"vcpus": "x", "memoryMib": "y"}, stack="dev", host=fake_host())
+        parse_spec(
+            {"vcpus": "x", "memoryMib": "y"}, stack="dev", host=fake_host(), registered=VARIANTS
+        )
     assert len(error.value.problems) == 2
 
 
 def test_a_port_held_by_the_stack_itself_is_not_in_use() -> None:
     host = fake_host(port_holder=lambda port: "qemu (pid 7): qemu -name guest=twinlab-dev-vm,x")
-    spec = parse_spec({}, stack="dev", host=host, owned_names=("guest=twinlab-dev-vm,",))
-    assert spec.ports.vm_http == 18081
+    spec = parse_spec(
+        {}, stack="dev", host=host, registered=VARIANTS, owned_names=("guest=twinlab-dev-vm,",)
+    )
+    assert spec.port("vmHttpPort") == 18081
 
 
 def test_auto_mode_without_a_probe_asks_for_setup() -> None:
     with pytest.raises(ConfigError, match=r"run scripts/setup\.sh"):
-        parse_spec({}, stack="dev", host=fake_host(detected_virt_mode=None))
+        parse_spec({}, stack="dev", host=fake_host(detected_virt_mode=None), registered=VARIANTS)
 
 
 def test_every_key_has_documentation() -> None:
@@ -133,3 +150,50 @@ def test_readme_documents_every_config_key_with_its_default() -> None:
         assert key.name in rows, f"README's config table lacks {key.name}"
         if key.default and key.default not in ("{}",):
             assert key.default in rows[key.name], f"README's default for {key.name}"
+
+
+def sandbox_variant(unavailable: str | None) -> Variant:
+    """A registered variant this host cannot run (as gVisor without runsc would be)."""
+    return Variant(
+        name="sandbox",
+        kind="sandbox",
+        ports=(PortNeed("sandboxHttpPort", 18089, "http", "127.0.0.1 port of the sandbox"),),
+        unavailable=lambda _host: unavailable,
+        declare=VARIANTS[0].declare,
+        summary="test sandbox",
+    )
+
+
+def test_default_variants_are_every_registered_one_the_host_can_run() -> None:
+    registry = (*VARIANTS, sandbox_variant("runsc is not a registered Docker runtime"))
+    spec = parse_spec({}, stack="dev", host=fake_host(), registered=registry)
+    assert [v.name for v in spec.variants] == ["container", "vm"]
+    assert spec.skipped_variants == {"sandbox": "runsc is not a registered Docker runtime"}
+    assert "sandboxHttpPort" not in spec.ports  # no port is checked for what is not deployed
+
+
+def test_naming_a_variant_the_host_cannot_run_is_an_error_with_the_reason() -> None:
+    registry = (*VARIANTS, sandbox_variant("runsc is not a registered Docker runtime"))
+    with pytest.raises(ConfigError, match=r"cannot run sandbox: runsc is not a registered"):
+        parse_spec({"variants": "sandbox"}, stack="dev", host=fake_host(), registered=registry)
+
+
+def test_chosen_variants_only_and_their_ports_only() -> None:
+    raw = {"variants": '["vm"]', "containerHttpPort": str(BUSY_PORT)}
+    spec = parse_spec(raw, stack="dev", host=fake_host(), registered=VARIANTS)
+    assert [v.name for v in spec.variants] == ["vm"]
+    assert set(spec.ports) == {"vmHttpPort", "vmSshPort"}
+
+
+def test_a_host_without_qemu_deploys_the_container_and_says_why_not_the_vm() -> None:
+    host = fake_host(has_command=lambda name: name != "qemu-system-x86_64")
+    spec = parse_spec({}, stack="dev", host=host, registered=VARIANTS)
+    assert [v.name for v in spec.variants] == ["container"]
+    assert "qemu-system-x86_64 is not installed" in spec.skipped_variants["vm"]
+
+
+def test_thresholds_are_parsed_once_into_the_spec() -> None:
+    raw = {"thresholds": '{"r1_min_start_ratio": 7}'}
+    spec = parse_spec(raw, stack="dev", host=fake_host(), registered=VARIANTS)
+    assert spec.thresholds.r1_min_start_ratio == 7.0
+    assert spec.thresholds.r2_min_memory_ratio == 3.0  # the TCG default

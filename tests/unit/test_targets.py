@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.checks.samples import VariantLabel
 from scripts.checks.targets import (
     TRANSPORTS,
     BadTargetUrlError,
@@ -31,13 +32,26 @@ pytestmark = pytest.mark.unit
 
 def test_registry_names_one_class_per_scheme() -> None:
     assert {"docker": DockerTarget, "ssh": SshTarget, "local": LocalTarget} == TRANSPORTS
-    assert [cls.variant for cls in TRANSPORTS.values()] == ["container", "vm", "host"]
+    assert [cls.guessed_kind for cls in TRANSPORTS.values()] == ["container", "vm", "host"]
+
+
+def test_a_target_named_by_hand_has_its_kind_guessed_and_labelled_so() -> None:
+    guessed = parse_target("docker://twinlab-dev-gvisor")
+    assert (guessed.variant, guessed.kind, guessed.label.guessed) == (
+        "container?",
+        "container",
+        True,
+    )
+    assert guessed.label.metadata() == {"variant_guessed_from": "URL scheme"}
+    known = parse_target("docker://twinlab-dev-gvisor", VariantLabel("gvisor", "sandbox"))
+    assert (known.variant, known.kind, known.label.metadata()) == ("gvisor", "sandbox", {})
+    assert parse_target("local://", VariantLabel("x", "vm")).kind == "host"
 
 
 def test_docker_urls() -> None:
     plain = parse_target("docker://twinlab-dev-app")
     assert isinstance(plain, DockerTarget)
-    assert (plain.name, plain.docker_host, plain.variant) == ("twinlab-dev-app", None, "container")
+    assert (plain.name, plain.docker_host, plain.kind) == ("twinlab-dev-app", None, "container")
     remote = parse_target("docker://app?host=ssh://ops@build-host")
     assert isinstance(remote, DockerTarget) and remote.docker_host == "ssh://ops@build-host"
     assert remote.docker_argv("ps") == ["docker", "-H", "ssh://ops@build-host", "ps"]
@@ -46,7 +60,7 @@ def test_docker_urls() -> None:
 def test_ssh_urls() -> None:
     vm = parse_target("ssh://twin@127.0.0.1:12222?key=/keys/dev.key")
     assert isinstance(vm, SshTarget)
-    assert (vm.user, vm.host, vm.port, vm.key, vm.variant) == (
+    assert (vm.user, vm.host, vm.port, vm.key, vm.kind) == (
         "twin",
         "127.0.0.1",
         12222,
@@ -60,7 +74,7 @@ def test_ssh_urls() -> None:
 
 def test_local_url() -> None:
     host = parse_target("local://")
-    assert isinstance(host, LocalTarget) and (host.url, host.variant) == ("local://", "host")
+    assert isinstance(host, LocalTarget) and (host.url, host.kind) == ("local://", "host")
 
 
 @pytest.mark.parametrize(

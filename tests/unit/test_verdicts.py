@@ -6,19 +6,29 @@ from pathlib import Path
 
 import pytest
 
+from components.thresholds import ThresholdError, Thresholds, thresholds_for
+from scripts.checks.claims import evaluate
 from scripts.checks.report import write_run
 from scripts.checks.samples import Sample, Value, read_samples
-from scripts.checks.thresholds import ThresholdError, thresholds_for
-from scripts.checks.verdicts import evaluate
 
 pytestmark = pytest.mark.unit
 C, V, H, W = "docker://app", "ssh://twin@127.0.0.1:12222", "local://", "docker://weak"
+# A second VM variant (e.g. a VM restored from a snapshot) and a sandboxed container.
+V2, G = "ssh://twin@127.0.0.1:12223", "docker://gvisor"
 T = thresholds_for("tcg")
+LABELS = {
+    C: ("container", "container"),
+    W: ("container", "container"),
+    V: ("vm", "vm"),
+    H: ("host", "host"),
+    V2: ("vm-restored", "vm"),
+    G: ("gvisor", "sandbox"),
+}
 
 
 def s(metric: str, value: Value, target: str, **meta: Value) -> Sample:
-    variant = {C: "container", W: "container", V: "vm", H: "host"}[target]
-    return Sample(metric, value, "", target, variant, (), dict(meta))  # type: ignore[arg-type]
+    variant, kind = LABELS[target]
+    return Sample(metric, value, "", target, variant, (), dict(meta), kind=kind)
 
 
 def isolated_container(target: str = C, **meta: Value) -> list[Sample]:
@@ -108,12 +118,48 @@ def test_weakened_container_that_looks_isolated_fails_i3() -> None:
     assert verdicts(run)["I3"] == "does not hold"
 
 
+def test_claims_compare_the_primary_variant_of_each_kind_and_show_every_variant() -> None:
+    # A faster second VM and a slow sandbox must not move R1: it compares kind container's
+    # primary ("container") with kind vm's ("vm"); both still get their column.
+    run = [
+        *good_run(),
+        *[s("time_to_first_response_s", value, V2) for value in (0.1, 0.1, 0.1)],
+        *[s("time_to_first_response_s", value, G) for value in (50.0, 50.0, 50.0)],
+    ]
+    (r1,) = [r for r in evaluate(run, T) if r.claim == "R1"]
+    assert r1.verdict == "holds" and r1.ratio == pytest.approx(8.0 / 0.6)
+    assert set(r1.cells) == {"container", "vm", "vm-restored", "gvisor"}
+    assert r1.cell("gvisor") == "50 s"
+
+
+def test_a_kind_without_its_plain_variant_is_judged_on_its_first() -> None:
+    run = [x for x in good_run() if x.target != V] + [
+        s("time_to_first_response_s", value, V2) for value in (7.0, 8.0, 9.0)
+    ]
+    (r1,) = [r for r in evaluate(run, T) if r.claim == "R1"]
+    assert r1.verdict == "holds" and "vm-restored/container" in r1.summary
+
+
+def test_kinds_decide_not_url_schemes() -> None:
+    # A sandbox reached over docker:// is not a container: without a container-kind variant,
+    # R1 cannot be judged, whatever the URL scheme says.
+    run = [
+        *[s("time_to_first_response_s", value, G) for value in (0.5, 0.6)],
+        *[s("time_to_first_response_s", value, V) for value in (8.0, 9.0)],
+    ]
+    (r1,) = [r for r in evaluate(run, T) if r.claim == "R1"]
+    assert r1.verdict == "inconclusive"
+
+
 def test_threshold_overrides_are_validated() -> None:
     assert thresholds_for("tcg", '{"r1_min_start_ratio": 50}').r1_min_start_ratio == 50
     with pytest.raises(ThresholdError, match="unknown"):
         thresholds_for("tcg", '{"r9": 1}')
     with pytest.raises(ThresholdError, match="must be a number"):
         thresholds_for("tcg", '{"r1_min_start_ratio": -1}')
+    assert Thresholds.from_dict(T.as_dict()) == T
+    with pytest.raises(ThresholdError, match="missing"):
+        Thresholds.from_dict({"r1_min_start_ratio": 3})
 
 
 def test_a_threshold_past_the_measured_value_fails_the_claim() -> None:
@@ -128,6 +174,15 @@ def test_report_is_written_whole(tmp_path: Path) -> None:
     assert read_samples(out / "samples.jsonl") == run
     markdown = (out / "report.md").read_text()
     assert markdown.count("**holds**") == 11
+    assert "| claim | verdict | container | vm | ratio |" in markdown
     assert "software emulation" in markdown
     assert (out / "start_time.png").stat().st_size > 1000
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_report_has_one_column_per_variant(tmp_path: Path) -> None:
+    run = [*good_run(), s("time_to_first_response_s", 0.9, G)]
+    out = write_run(tmp_path / "run2", run, evaluate(run, T), {"virt_mode": "tcg"})
+    markdown = (out / "report.md").read_text()
+    assert "| claim | verdict | container | vm | gvisor (sandbox) | ratio |" in markdown
+    assert "<th>gvisor (sandbox)</th>" in (out / "report.html").read_text()

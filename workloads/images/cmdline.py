@@ -1,4 +1,6 @@
-"""Kernel command line assembly: the image's base line plus the deployment's SSH key."""
+"""Kernel command line assembly, the one builder: the image's base line plus the deployment's SSH
+key and, for a deployed VM, the app's environment. The VM component (components/vm.py) only
+reshapes this line into the map form pulumi-libvirt reads back."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import base64
 import binascii
 
 SSH_KEY_PARAM = "twinlab.ssh_key"
+# The app's EnvironmentFile, base64 (a oneshot unit in the guest decodes it before the app).
+ENV_PARAM = "twinlab.env"
 # x86 COMMAND_LINE_SIZE is 2048 bytes including the terminating NUL.
 CMDLINE_MAX_BYTES = 2047
 KEY_TYPES = (
@@ -50,14 +54,21 @@ def decode_ssh_key(encoded: str) -> str:
     return base64.b64decode(encoded, validate=True).decode()
 
 
-def cmdline_with_ssh_key(base_cmdline: str, public_key: str) -> str:
-    """The full kernel command line for a VM whose user `twin` accepts `public_key`."""
-    if SSH_KEY_PARAM + "=" in base_cmdline:
-        raise ValueError(f"base kernel command line already has {SSH_KEY_PARAM}=")
+def cmdline_with_ssh_key(
+    base_cmdline: str, public_key: str, environment_file: str | None = None
+) -> str:
+    """The full kernel command line for a VM whose user `twin` accepts `public_key` and, if
+    given, whose app gets `environment_file` (a systemd EnvironmentFile's text)."""
+    for param in (SSH_KEY_PARAM, ENV_PARAM):
+        if param + "=" in base_cmdline:
+            raise ValueError(f"base kernel command line already has {param}=")
     line = f"{base_cmdline.strip()} {SSH_KEY_PARAM}={encode_ssh_key(public_key)}"
+    if environment_file is not None:
+        line += f" {ENV_PARAM}={base64.b64encode(environment_file.encode()).decode()}"
     if len(line.encode()) > CMDLINE_MAX_BYTES:
         raise BadSshKeyError(
             f"kernel command line would be {len(line.encode())} bytes, over the "
             f"{CMDLINE_MAX_BYTES}-byte limit: use an ed25519 key (ssh-keygen -t ed25519)"
+            + ("" if environment_file is None else " and keep twinlab:env short")
         )
     return line

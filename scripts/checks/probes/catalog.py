@@ -1,4 +1,5 @@
-"""The probe metrics (names, units, claim IDs as in metrics.md) and how a reading becomes a Sample.
+"""The probe metrics (names, units, claim IDs of scripts/checks/claims/) and how a reading
+becomes a Sample.
 
 Probes return Readings (metric, value, metadata); unit and claims come from this one table, so
 no probe can disagree with the metric contract.
@@ -79,5 +80,14 @@ class Reading:
 
 def to_sample(reading: Reading, target: Target, probe: str) -> Sample:
     unit, claims = METRICS[reading.metric]
-    metadata: dict[str, Value] = {"probe": probe, **reading.metadata}
-    return Sample(reading.metric, reading.value, unit, target.url, target.variant, claims, metadata)
+    metadata: dict[str, Value] = {"probe": probe, **target.label.metadata(), **reading.metadata}
+    return Sample(
+        reading.metric,
+        reading.value,
+        unit,
+        target.url,
+        target.variant,
+        claims,
+        metadata,
+        kind=target.kind,
+    )

@@ -77,7 +77,7 @@ def capture(label: str, url: str, redacted: bool) -> None:
             if redacted:
                 text = redact(text, baseline.marker_argv0)
             (out / f"{probe.name}.txt").write_text(text, encoding="utf-8")
-    (out / "target.txt").write_text(f"{url}\n{target.variant}\n", encoding="utf-8")
+    (out / "target.txt").write_text(f"{url}\n{target.kind}\n", encoding="utf-8")
     print(f"captured {url} into {out}")
 
 

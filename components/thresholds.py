@@ -9,10 +9,10 @@ Where physics differs by virtualization mode, the default differs by mode.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields, replace
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 
-VirtMode = Literal["kvm", "tcg"]
+from components.virt_mode import VirtMode
 
 
 @dataclass(frozen=True)
@@ -28,21 +28,38 @@ class Thresholds:
     # P1: container req/s / VM req/s, per endpoint, must be at least this ("at least as fast").
     p1_min_throughput_ratio: float
 
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
 
-# Origins. TCG values were measured on the reference machine (2 cores, TCG, Debian 12 guest):
-#   `fab run-all --stack lead` (run 20261126T163309, load average 2-7 from parallel builds) and
-#   the resource checks on a fresh ci- stack (helper run, load 1.4-3.8):
-#   R1: container 0.59-0.86 s vs VM 9.7-21 s to first 200 -> ratio 15-35; threshold 3
-#       (a 5x margin under the lowest ratio seen).
-#   R2: container 26-28 MiB vs QEMU PSS 443-906 MiB -> ratio 17-32; threshold 3 (5x margin).
-#   R3: image 163.7 MiB vs disk+kernel+initrd 701 MiB -> ratio 4.3; threshold 2 (2x margin:
-#       sizes barely vary between runs, only with the recipe).
-#   R4: 62 vs 4 instances fit by measured footprint -> ratio 15.5; threshold 3 (5x margin).
-#   P1: container/VM req/s 14-25 per endpoint under TCG; the claim is "at least as fast", so
-#       the threshold is 0.9 (10 % noise margin), the same in both modes.
-# KVM values could not be measured here (KVM unusable on these machines); they follow the
-# published figures (Felter et al. 2015: KVM within 2-17 % on CPU; start and footprint gaps
-# far smaller than under TCG) and are lower than TCG's: re-measure on a KVM host.
+    @classmethod
+    def from_dict(cls, values: Mapping[str, object]) -> Thresholds:
+        """The thresholds a stack exported (its `thresholds` output); ThresholdError if any
+        is missing or not a number."""
+        missing = [name for name in NAMES if not isinstance(values.get(name), int | float)]
+        if missing:
+            raise ThresholdError(f"thresholds {dict(values)!r}: missing or not numbers: {missing}")
+        return cls(**{name: float(values[name]) for name in NAMES})  # type: ignore[arg-type]
+
+
+# Where each default comes from (the claim catalogue, scripts/checks/claims/, prints these).
+# TCG values were measured on the reference machine (2 cores, TCG, Debian 12 guest): `fab run-all
+# --stack lead` (run 20261126T163309, load average 2-7 from parallel builds) and the resource
+# checks on a fresh ci- stack (helper run, load 1.4-3.8). KVM values could not be measured here
+# (KVM unusable on these machines); they follow the published figures (Felter et al. 2015: KVM
+# within 2-17 % on CPU; start and footprint gaps far smaller than under TCG) and are lower than
+# TCG's: re-measure on a KVM host.
+ORIGINS: dict[str, str] = {
+    "r1_min_start_ratio": "TCG: container 0.59-0.86 s vs VM 9.7-21 s to first 200, ratio 15-35; "
+    "threshold 3 is a 5x margin under the lowest ratio seen. KVM: 2, from the published gaps.",
+    "r2_min_memory_ratio": "TCG: container 26-28 MiB vs QEMU PSS 443-906 MiB, ratio 17-32; "
+    "threshold 3 (5x margin). KVM: 2.",
+    "r3_min_size_ratio": "TCG: image 163.7 MiB vs disk+kernel+initrd 701 MiB, ratio 4.3; "
+    "threshold 2 (2x margin: sizes vary only with the recipe). KVM: 1.3.",
+    "r4_min_density_ratio": "TCG: 62 vs 4 instances fit by measured footprint, ratio 15.5; "
+    "threshold 3 (5x margin). KVM: 2.",
+    "p1_min_throughput_ratio": "TCG: container/VM req/s 14-25 per endpoint; the claim is 'at "
+    "least as fast', so 0.9 (10 % noise margin), the same in both modes.",
+}
 DEFAULTS: dict[VirtMode, Thresholds] = {
     "tcg": Thresholds(
         r1_min_start_ratio=3.0,
@@ -67,7 +84,8 @@ class ThresholdError(ValueError):
 
 
 def thresholds_for(mode: VirtMode, overrides_json: str | None = None) -> Thresholds:
-    """The defaults for `mode` with the stack's overrides applied; bad overrides name the key."""
+    """The defaults for `mode` with the stack's overrides (`twinlab:thresholds`, a JSON object)
+    applied; bad overrides name the key. Parsed once, by the spec, before anything is created."""
     chosen = DEFAULTS[mode]
     if not overrides_json:
         return chosen

@@ -1,0 +1,37 @@
+"""The claim catalogue: one module per claim of the textbook account that twinlab puts to the
+test (statement, what is measured, what is expected, the published reference, the thresholds
+and the judge), and `evaluate`, which turns one run's samples into one result per claim.
+
+`python -m scripts.checks.claims` writes the Markdown catalogue (README.md next to this file)
+from these modules; tests/unit/test_claims_catalogue.py checks the committed file is current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from components.thresholds import Thresholds
+from scripts.checks.claims import a1, a2, i1, i2, i3, p1, r1, r2, r3, r4, u1
+from scripts.checks.claims.claim import Claim, Judge
+from scripts.checks.samples import Sample
+from scripts.checks.verdicts import ClaimResult, Missing, Samples
+
+CATALOGUE: tuple[Claim, ...] = tuple(
+    module.CLAIM for module in (a1, a2, r1, r2, r3, r4, p1, i1, i2, i3, u1)
+)
+CLAIMS: dict[str, Judge] = {claim.id: claim.judge for claim in CATALOGUE}
+BY_ID: dict[str, Claim] = {claim.id: claim for claim in CATALOGUE}
+
+__all__ = ["BY_ID", "CATALOGUE", "CLAIMS", "Claim", "evaluate"]
+
+
+def evaluate(samples: Sequence[Sample], thresholds: Thresholds) -> list[ClaimResult]:
+    """One result per claim of the catalogue; a judge missing a sample says inconclusive."""
+    lookup = Samples(samples)
+    results = []
+    for claim in CATALOGUE:
+        try:
+            results.append(claim.judge(lookup, thresholds))
+        except Missing as missing:
+            results.append(ClaimResult(claim.id, "inconclusive", f"missing sample: {missing}"))
+    return results
