@@ -7,11 +7,12 @@ plus one line here.
 
 from __future__ import annotations
 
-from components import container, vm
+from components import container, gvisor, vm
 from components.variant import Variant
 
 VARIANTS: tuple[Variant, ...] = (
     container.VARIANT,
+    gvisor.VARIANT,
     vm.VARIANT,
 )
 

@@ -42,7 +42,8 @@ class Leftovers:
     qemu_processes: list[str] = field(default_factory=list)
     ports_in_use: list[str] = field(default_factory=list)
     cgroups: list[str] = field(default_factory=list)  # density budgets (twinlab-S-budget-*)
-    # Overlays of VMs restored from a snapshot: files, no libvirt volumes (components/snapshot_restore.py)
+    # Overlays of VMs restored from a snapshot: files, not libvirt volumes
+    # (components/snapshot_restore.py).
     snapshot_overlays: list[str] = field(default_factory=list)
 
     def count(self) -> int:

@@ -172,6 +172,9 @@ class DomainMeter(Meter):
 
 METERS: dict[str, type[Meter]] = {
     "container": ContainerMeter,
+    # A sandbox is a Docker container under another OCI runtime: its cgroup holds all of it
+    # (gVisor's Sentry and gofer too), and a clone keeps the runtime (HostConfig.Runtime).
+    "sandbox": ContainerMeter,
     "vm": DomainMeter,
 }
 

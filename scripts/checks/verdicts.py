@@ -169,6 +169,25 @@ def container_isolation_problems(samples: Samples, target: str) -> list[str]:
     return problems + findings.weaknesses(samples.all, target)
 
 
+def sandbox_isolation_problems(samples: Samples, target: str) -> list[str]:
+    """What breaks a sandbox's claim (gVisor): an application kernel between the app and the
+    host, so nothing of the host kernel or its processes visible from inside, no capabilities,
+    and no misconfiguration reaching the host. Its seccomp and NoNewPrivs readings are the
+    application kernel's own view and are not judged here."""
+    from scripts.checks import findings
+
+    problems = []
+    kind = samples.one("kernel_kind", target=target)
+    if kind != "application":
+        problems.append(f"kernel_kind is {kind}: no application kernel between app and host")
+    for metric in ("host_processes_visible", "host_kernel_state_visible", "cap_full"):
+        if samples.one(metric, target=target) is not False:
+            problems.append(f"{metric} is {samples.one(metric, target=target)}")
+    # Every finding counts: what is mounted or passed into a sandbox is the host's (a Docker
+    # socket inside gVisor reaches the host's daemon), even where the probes read "guest-only".
+    return problems + findings.weaknesses(samples.all, target)
+
+
 def vm_isolation_problems(samples: Samples, target: str) -> list[str]:
     """What breaks I2's "own kernel, nothing of the host kernel visible" for this VM. Findings
     that only expose the guest's own kernel ("guest-only") are not problems; host-scope ones

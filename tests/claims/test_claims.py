@@ -24,6 +24,7 @@ from scripts.checks.verdicts import (
     ClaimResult,
     Samples,
     container_isolation_problems,
+    sandbox_isolation_problems,
     vm_isolation_problems,
     weakening_reported,
 )
@@ -33,6 +34,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.claims]
 # What each kind's isolation must look like (a new kind adds its expectation here).
 ISOLATION_BY_KIND: dict[str, Callable[[Samples, str], list[str]]] = {
     "container": container_isolation_problems,
+    "sandbox": sandbox_isolation_problems,
     "vm": vm_isolation_problems,
 }
 

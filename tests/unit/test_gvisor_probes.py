@@ -21,7 +21,9 @@ from scripts.checks.parsers.virt import (
 from scripts.checks.probes.baseline import HostBaseline, baseline_from_sections
 from scripts.checks.probes.catalog import Reading
 from scripts.checks.probes.system import OS_PROBES
-from scripts.checks.targets import LocalTarget
+from scripts.checks.samples import VariantLabel
+from scripts.checks.targets import LocalTarget, parse_target
+from scripts.checks.verdicts import Samples, sandbox_isolation_problems
 
 pytestmark = pytest.mark.unit
 DATA = Path(__file__).resolve().parent / "data" / "probes"
@@ -139,3 +141,34 @@ def test_gvisor_status_without_no_new_privs_reads_inconclusive_not_a_crash() -> 
     assert gvisor.value == "inconclusive"
     assert gvisor.metadata["inconclusive"] is True
     assert reading("container").value is True
+
+
+def captured_isolation(label: str) -> Samples:
+    """Every OS and read-only isolation probe on one capture, as the verdicts see them."""
+    from scripts.checks.probes.catalog import to_sample
+    from scripts.checks.probes.isolation import READ_ONLY_PROBES
+
+    baseline = captured_baseline(label)
+    target = parse_target(f"docker://{label}", VariantLabel(label, "sandbox"))
+    samples = []
+    for probe in (*OS_PROBES, *READ_ONLY_PROBES):
+        path = DATA / label / f"{probe.name}.txt"
+        if path.exists():
+            for reading in probe.interpret(
+                split_sections(path.read_text(encoding="utf-8")), baseline
+            ):
+                samples.append(to_sample(reading, target, probe.name))
+    return Samples(samples)
+
+
+def test_the_captured_gvisor_sandbox_meets_the_sandbox_expectation() -> None:
+    samples = captured_isolation("gvisor")
+    assert sandbox_isolation_problems(samples, "docker://gvisor") == []
+
+
+def test_a_runc_container_is_no_sandbox() -> None:
+    """Negative control: the stack's runc container runs on the host's kernel and sees its
+    state, so the sandbox expectation names exactly that."""
+    problems = sandbox_isolation_problems(captured_isolation("container"), "docker://container")
+    assert any(problem.startswith("kernel_kind is host") for problem in problems), problems
+    assert "host_kernel_state_visible is True" in problems
