@@ -7,13 +7,14 @@ plus one line here.
 
 from __future__ import annotations
 
-from components import container, gvisor, vm
+from components import container, gvisor, vm, vm_restored
 from components.variant import Variant
 
 VARIANTS: tuple[Variant, ...] = (
     container.VARIANT,
     gvisor.VARIANT,
     vm.VARIANT,
+    vm_restored.VARIANT,
 )
 
 

@@ -266,12 +266,15 @@ def _parse_variants(
 ) -> tuple[tuple[Variant, ...], dict[str, str]]:
     """The chosen variants (registry order) and the registered ones left out, with why.
 
-    Unset: every registered variant this host can run; the others are reported, not hidden.
-    Set: exactly those named, each of which must be registered and runnable here.
+    Unset: every registered variant deployed by default that this host can run; the others
+    are reported, not hidden. Set: exactly those named, each registered and runnable here.
     """
     by_name = {variant.name: variant for variant in registered}
     reasons = {variant.name: variant.unavailable(host) for variant in registered}
     if not value.strip():
+        for variant in registered:
+            if not variant.by_default and reasons[variant.name] is None:
+                reasons[variant.name] = "deployed only when named in twinlab:variants"
         chosen = tuple(v for v in registered if reasons[v.name] is None)
         skipped = {name: why for name, why in reasons.items() if why is not None}
         if not chosen:

@@ -82,7 +82,7 @@ def declare() -> None:
         raise pulumi.RunError(str(error)) from None
 
     for name, why in spec.skipped_variants.items():
-        pulumi.log.warn(f"variant {name} left out: this host cannot run it ({why})")
+        pulumi.log.warn(f"variant {name} left out: {why}")
 
     deployed: dict[str, dict[str, object]] = {}
     ssh_keys: dict[str, pulumi.Output[str]] = {}

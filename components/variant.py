@@ -55,6 +55,9 @@ class Variant:
     unavailable: Callable[[HostFacts], str | None]
     declare: Declare
     summary: str  # one line for `--help`, warnings and the report
+    # Deployed when `twinlab:variants` is unset (and the host can run it); False: only when
+    # named there (e.g. the restored VM, whose first `up` makes a snapshot).
+    by_default: bool = True
 
     def port_key(self, role: PortRole) -> str:
         """The config key of this variant's port for `role`."""

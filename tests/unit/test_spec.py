@@ -197,3 +197,14 @@ def test_thresholds_are_parsed_once_into_the_spec() -> None:
     spec = parse_spec(raw, stack="dev", host=fake_host(), registered=VARIANTS)
     assert spec.thresholds.r1_min_start_ratio == 7.0
     assert spec.thresholds.r2_min_memory_ratio == 3.0  # the TCG default
+
+
+def test_the_restored_vm_is_deployed_only_when_named() -> None:
+    unset = parse_spec({}, stack="dev", host=fake_host(), registered=VARIANTS)
+    assert "vm-restored" not in [v.name for v in unset.variants]
+    assert unset.skipped_variants["vm-restored"] == "deployed only when named in twinlab:variants"
+    named = parse_spec(
+        {"variants": "container,vm,vm-restored"}, stack="dev", host=fake_host(), registered=VARIANTS
+    )
+    assert [v.name for v in named.variants] == ["container", "vm", "vm-restored"]
+    assert {"vmRestoredHttpPort", "vmRestoredSshPort"} <= set(named.ports)
