@@ -36,4 +36,4 @@ def test_the_cgroup_fallback_runs_on_the_docker_host_itself() -> None:
     remote = host_shell_argv("ssh://root@127.0.0.1:2222", "/k", CGROUP_PIDS_MAX, "512", "c")
     assert remote[0] == "ssh" and "-p" in remote and remote[-1].startswith("sh -c ")
     with pytest.raises(RuntimeError, match="only unix:// and ssh://"):
-        host_shell_argv("tcp://10.0.0.1:2375", None, CGROUP_PIDS_MAX, "512", "c")
+        host_shell_argv("tcp://docker.example:2375", None, CGROUP_PIDS_MAX, "512", "c")
