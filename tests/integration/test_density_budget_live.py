@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from components import outputs
 from scripts.checks.density_budget import DensityEvent, DensityResult, find_leftovers, run
 from scripts.checks.run_tags import run_tags
 
@@ -22,8 +23,8 @@ KERNEL_STOPS = ("did not start", "gave no HTTP 200", "OOM-killed", "stopped answ
 def names(stack: Stack) -> tuple[str, str, str]:
     return (
         stack["stack"],
-        stack["container"]["instanceName"],
-        stack["vm"]["instanceName"],
+        stack[outputs.VARIANTS]["container"][outputs.INSTANCE_NAME],
+        stack[outputs.VARIANTS]["vm"][outputs.INSTANCE_NAME],
     )
 
 

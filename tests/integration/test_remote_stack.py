@@ -133,13 +133,15 @@ def test_remote_stack_goes_through_ssh_and_leaves_nothing(remote_access: Path) -
         assert (out[outputs.DOCKER_HOST], out[outputs.LIBVIRT_URI]) == (DOCKER_HOST, LIBVIRT_URI)
 
         # The providers were configured for SSH, with twinlab's key and known_hosts ...
-        (docker,) = provider_inputs(stack, "docker")
-        assert docker["host"] == DOCKER_HOST
-        # Provider config of a list type is kept JSON-encoded in the state.
-        raw_opts = docker["sshOpts"]
-        ssh_opts = json.loads(raw_opts) if isinstance(raw_opts, str) else raw_opts
-        assert ssh_opts[:2] == ["-i", str(key)]
-        assert f"UserKnownHostsFile={known_hosts_path()}" in ssh_opts
+        dockers = provider_inputs(stack, "docker")  # one per container variant (runc, gVisor)
+        assert dockers
+        for docker in dockers:
+            assert docker["host"] == DOCKER_HOST
+            # Provider config of a list type is kept JSON-encoded in the state.
+            raw_opts = docker["sshOpts"]
+            ssh_opts = json.loads(raw_opts) if isinstance(raw_opts, str) else raw_opts
+            assert ssh_opts[:2] == ["-i", str(key)]
+            assert f"UserKnownHostsFile={known_hosts_path()}" in ssh_opts
         (libvirt,) = provider_inputs(stack, "libvirt")
         assert libvirt["uri"].startswith(LIBVIRT_URI + "?")
         assert f"keyfile={key}" in libvirt["uri"]

@@ -21,10 +21,11 @@ from pulumi import automation as auto
 
 from components import outputs
 from components.naming import stack_prefix
+from components.registry import by_name
 from scripts import leftovers
 from scripts.checks.deployed import ROOT, read_deployed
 from scripts.checks.targets import parse_target
-from tests.deploy import PORT_KEYS, ci_stack_config, deployed
+from tests.deploy import ci_stack_config, deployed
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +57,21 @@ class SecuredStack:
     def private_key(self) -> str:
         return str(self.out[outputs.SSH_PRIVATE_KEYS]["vm"])
 
+    def containers(self) -> list[str]:
+        """Every deployed variant that is a Docker container (runc or a sandbox)."""
+        return [
+            str(item[outputs.INSTANCE_NAME])
+            for item in self.out[outputs.VARIANTS].values()
+            if item[outputs.KIND] != "vm"
+        ]
+
     def ports(self) -> tuple[int, ...]:
-        return tuple(int(self.config[key]) for key in PORT_KEYS)
+        """The 127.0.0.1 ports of the variants deployed (not of those left out)."""
+        return tuple(
+            int(self.config[need.config_key])
+            for name in self.out[outputs.VARIANTS]
+            for need in by_name(name).ports
+        )
 
 
 @pytest.fixture(scope="module")
@@ -306,9 +320,9 @@ def test_every_listening_socket_of_the_stack_is_on_loopback(secured: SecuredStac
     listeners = parse_ss_listeners(
         subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
     )
-    ip = docker_inspect(secured.container)["NetworkSettings"]["IPAddress"]
-    owners = {qemu_pid(secured.domain), *docker_proxy_pids(ip)}
-    assert len(owners) >= 2, "QEMU or docker-proxy not found"
+    ips = [docker_inspect(name)["NetworkSettings"]["IPAddress"] for name in secured.containers()]
+    owners = {qemu_pid(secured.domain), *(pid for ip in ips for pid in docker_proxy_pids(ip))}
+    assert len(owners) >= 1 + len(ips), "QEMU or a docker-proxy not found"
     stack_sockets = [
         listener
         for listener in listeners

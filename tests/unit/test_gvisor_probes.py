@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.checks import findings
 from scripts.checks.parsers.sections import split_sections
 from scripts.checks.parsers.virt import (
     GVISOR_LOG_START,
@@ -172,3 +173,22 @@ def test_a_runc_container_is_no_sandbox() -> None:
     problems = sandbox_isolation_problems(captured_isolation("container"), "docker://container")
     assert any(problem.startswith("kernel_kind is host") for problem in problems), problems
     assert "host_kernel_state_visible is True" in problems
+
+
+def test_mounts_under_gvisor_are_not_measurable_from_inside_not_a_host_share() -> None:
+    """Under gVisor every file comes through the gofer as 9p (the root too), which in a VM
+    would mean a host directory shared into the guest: here the probe says it cannot tell.
+    Captured with `docker run --runtime runsc-ptrace-hostnet IMAGE cat /proc/self/mountinfo`."""
+    from scripts.checks.probes.misconfig_mounts import sensitive_mounts
+
+    text = (DATA / "gvisor" / "sensitive_mounts.txt").read_text(encoding="utf-8")
+    sections = split_sections(text)
+    reading = sensitive_mounts(sections, captured_baseline("gvisor"))[0]
+    assert reading.value == "inconclusive", reading
+    assert "application kernel" in str(reading.metadata["reason"])
+    # Negative control: the same mounts without gVisor's /proc/version read as a VM's shares.
+    vm_like = sensitive_mounts(
+        {k: v for k, v in sections.items() if k != "proc_version"}, captured_baseline("gvisor")
+    )[0]
+    assert vm_like.value is True
+    assert "9p none on /" in str(vm_like.metadata[findings.FINDING_KEY])

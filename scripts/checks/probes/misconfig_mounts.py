@@ -6,7 +6,10 @@ filesystem and the directory of that filesystem it exposes; bind mounts share th
 the host's mount of the same filesystem, so the host path is found by matching the device
 against the host's mountinfo (HostBaseline.mounts). Only meaningful on the host's kernel: in a
 VM, device numbers belong to the guest; there a 9p or virtiofs mount is a host directory shared
-into the guest, which is reported (scope "host": it is the host's filesystem).
+into the guest, which is reported (scope "host": it is the host's filesystem). Under an
+application kernel (gVisor) every file, the root included, comes through the gofer as 9p, so
+from inside no mount tells which host path it is: "not measurable" there (the container's
+mounts are then for `docker inspect` on the host to judge).
 
 Not findings: Docker's own per-container files (/etc/hosts etc. from
 /var/lib/docker/containers/ID/), named volumes (/var/lib/docker/volumes/NAME/_data), the
@@ -19,12 +22,14 @@ from __future__ import annotations
 from scripts.checks.findings import HOST_SCOPE
 from scripts.checks.parsers.mountinfo import Mount, host_path, parse_mountinfo, within
 from scripts.checks.parsers.sections import Sections
+from scripts.checks.parsers.virt import GVISOR_PROC_VERSION
 from scripts.checks.probes import cis
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
 from scripts.checks.probes.finding import finding, not_measurable, on_host_kernel, scope
-from scripts.checks.probes.shell import BOOT_ID, MOUNTINFO
+from scripts.checks.probes.shell import BOOT_ID, MOUNTINFO, PROC_VERSION
+from scripts.checks.probes.system import kernel_sign
 from scripts.checks.samples import Value
 
 METRIC = "sensitive_host_path_mounted"
@@ -87,6 +92,9 @@ def exposed(mounts: list[Mount], host_mounts: tuple[Mount, ...]) -> list[str]:
 def sensitive_mounts(sections: Sections, baseline: HostBaseline) -> list[Reading]:
     where = scope(sections, baseline)
     mounts = parse_mountinfo(sections["mountinfo"].text)
+    if kernel_sign(sections, "proc_version").strip() == GVISOR_PROC_VERSION:
+        reason = "an application kernel (gVisor) serves every file, its root too, as 9p"
+        return [not_measurable(METRIC, cis.SENSITIVE_MOUNTS, reason, where)]
     if not on_host_kernel(sections, baseline):
         shares = [
             f"{m.fstype} {m.source} on {m.mount_point}"
@@ -110,5 +118,7 @@ def sensitive_mounts(sections: Sections, baseline: HostBaseline) -> list[Reading
 
 
 PROBE = ReadProbe(
-    "sensitive_mounts", {"mountinfo": MOUNTINFO, "boot_id": BOOT_ID}, sensitive_mounts
+    "sensitive_mounts",
+    {"mountinfo": MOUNTINFO, "boot_id": BOOT_ID, "proc_version": PROC_VERSION},
+    sensitive_mounts,
 )

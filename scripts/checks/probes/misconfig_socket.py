@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import shlex
 
+from scripts.checks import findings
 from scripts.checks.parsers.sections import Sections
+from scripts.checks.parsers.virt import GVISOR_PROC_VERSION
 from scripts.checks.probes import cis
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
 from scripts.checks.probes.finding import finding, on_host_kernel, scope
-from scripts.checks.probes.shell import BOOT_ID
+from scripts.checks.probes.shell import BOOT_ID, PROC_VERSION
+from scripts.checks.probes.system import kernel_sign
 
 METRIC = "runtime_socket_reachable"
 SOCKET_PATHS = (
@@ -59,6 +62,7 @@ SNIPPETS = {
     "connect": f"python3 -c {shlex.quote(CONNECT)} {' '.join(SOCKET_PATHS)}",
     "present": f"{PRESENT} :",
     "boot_id": BOOT_ID,
+    "proc_version": PROC_VERSION,
 }
 
 
@@ -74,13 +78,21 @@ def socket_lines(text: str) -> dict[str, list[str]]:
 
 def runtime_socket(sections: Sections, baseline: HostBaseline) -> list[Reading]:
     where = scope(sections, baseline)
+    # Under gVisor a socket file comes from the host through the gofer: a reachable one is the
+    # host's daemon, although the application kernel is not the host's.
+    through_gofer = kernel_sign(sections, "proc_version").strip() == GVISOR_PROC_VERSION
+    if through_gofer:
+        where = findings.HOST_SCOPE
     if sections["connect"].ok:
         seen, method = socket_lines(sections["connect"].text), "connect()"
         reachable = seen.get("reachable", [])
     else:  # no python3: a socket file present is taken as reachable (root inside)
         seen, method = socket_lines(sections["present"].text), "test -S (no python3)"
         reachable = seen.get("present", [])
-    daemon = "the host's" if on_host_kernel(sections, baseline) else "the guest's own"
+    if through_gofer:
+        daemon = "the host's, through gVisor's gofer"
+    else:
+        daemon = "the host's" if on_host_kernel(sections, baseline) else "the guest's own"
     what = (
         f"container runtime socket reachable: {', '.join(reachable)} ({daemon} daemon)"
         if reachable

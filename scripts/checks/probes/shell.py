@@ -27,6 +27,7 @@ NAMESPACES = (
     'printf "%s %s\\n" "$n" "$(readlink /proc/self/ns/$n)"; done'
 )
 MOUNTINFO = "cat /proc/self/mountinfo"
+PROC_VERSION = "cat /proc/version"
 # Which confining LSMs the kernel runs (securityfs' list when mounted, else the module flags).
 LSM_SNIPPETS = {
     "lsm_list": "cat /sys/kernel/security/lsm",

@@ -14,7 +14,7 @@ from scripts.checks.parsers.virt import (
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
-from scripts.checks.probes.shell import BOOT_ID, PROCESS_TABLE, optional
+from scripts.checks.probes.shell import BOOT_ID, PROC_VERSION, PROCESS_TABLE, optional
 from scripts.checks.samples import Value
 
 # Units of the app itself are not OS services; user@UID is the probe's own SSH login.
@@ -36,7 +36,7 @@ LIST_LIMIT = 400  # characters of a list kept in metadata
 # Where an application kernel (gVisor) gives itself away; read by two probes.
 KERNEL_SIGN_SNIPPETS = {
     "kernel_log_head": "dmesg 2>/dev/null | head -n 1",
-    "proc_version": "cat /proc/version",
+    "proc_version": PROC_VERSION,
 }
 
 
