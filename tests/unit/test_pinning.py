@@ -276,9 +276,11 @@ def test_process_without_threads_is_named(tmp_path: Path) -> None:
 def test_threads_of_this_process_live() -> None:
     # The live path: /proc, the real taskset and the real cgroup files of this test process.
     threads = process_threads(os.getpid(), qemu=False)
-    assert threads[0].tid == os.getpid() and threads[0].role == "thread"
-    assert threads[0].affinity == frozenset(os.sched_getaffinity(0))
-    assert threads[0].cgroup_cpus is not None and threads[0].cpus <= threads[0].cgroup_cpus
+    # The main thread by its id: after pid numbers wrap, another thread may sort before it.
+    (main,) = [thread for thread in threads if thread.tid == os.getpid()]
+    assert main.role == "thread"
+    assert main.affinity == frozenset(os.sched_getaffinity(0))
+    assert main.cgroup_cpus is not None and main.cpus <= main.cgroup_cpus
 
 
 def test_host_cpus_come_from_the_cgroup_not_the_affinity() -> None:
