@@ -1,13 +1,15 @@
 """Resource checks R1-R4 on deployed instances, and their command line.
 
-    python -m scripts.checks.resources --stack dev [--checks r1,r2,r3,r4] [--repeats 3] \\
+    python -m scripts.checks.resources --stack dev [--checks r1,r2,r3,r4] [--repeats 5] \\
         [--idle-window-s 10] [--budget-mib 1536] [--out results/resources.jsonl]
     python -m scripts.checks.resources --instance container:twinlab-dev-app \\
         --instance vm:twinlab-dev-vm                     # instances named by hand: KIND:NAME
     python -m scripts.checks.resources --sweep dev      # remove leftover clones of stack dev
 
-- R1 start_time.py: clones of each deployed instance, create call to first HTTP 200.
-- R2 usage.py: memory charged now and CPU used over an idle window, all instances at once.
+- R1 start_time.py: clones of each deployed instance, create call to first HTTP 200, the
+  repeats interleaved across the variants.
+- R2 usage.py: memory charged and CPU used, 5 readings over an idle window, all instances at
+  once.
 - R3 sizes.py: what each stores (container image; VM base disk + kernel + initrd).
 - R4 density.py: how many clones fit in a memory budget, and how many by real footprint.
 
@@ -37,7 +39,7 @@ from scripts.checks.resource_errors import ResourceCheckError
 from scripts.checks.run_tags import run_tags
 from scripts.checks.samples import Sample, VariantLabel, write_samples
 from scripts.checks.sizes import measure_sizes
-from scripts.checks.start_time import DEFAULT_REPEATS, measure_start_times
+from scripts.checks.start_time import DEFAULT_REPEATS, measure_start_times_interleaved
 from scripts.checks.usage import IDLE_WINDOW_S, SETTLE_S, measure_footprint
 
 __all__ = ["CHECKS", "Instance", "main", "run_resource_checks"]
@@ -76,9 +78,8 @@ def run_resource_checks(
         samples += measure_footprint(meters, tags, idle_window_s, console, settle_s=settle_s)
     if "r1" in checks or "r4" in checks:
         cloners = [(meter.cloner(stack), meter.instance.target) for meter in meters]
-        for cloner, target in cloners:
-            if "r1" in checks:
-                samples += measure_start_times(cloner, target, tags, repeats, console=console)
+        if "r1" in checks:
+            samples += measure_start_times_interleaved(cloners, tags, repeats, console=console)
         for cloner, target in cloners:
             if "r4" in checks:
                 samples += measure_density(cloner, target, tags, budget_mib, console=console)

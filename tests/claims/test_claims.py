@@ -78,9 +78,9 @@ def test_every_variant_is_measured_by_every_check_group(
 ) -> None:
     kind = deployed_kind(deployed_stack, variant)
     assert {s.kind for s in samples.all if s.variant == variant} == {kind}
-    assert len(samples.values("time_to_first_response_s", variant=variant)) >= 3
-    for metric in ("memory_charged_mib", "idle_cpu_percent", "image_size_mib", "instances_fit"):
-        assert samples.values(metric, variant=variant), f"{variant}: no {metric}"
+    for metric in ("time_to_first_response_s", "memory_charged_mib", "idle_cpu_percent"):
+        assert len(samples.values(metric, variant=variant)) >= 5, f"{variant}: n < 5 {metric}"
+    assert samples.values("image_size_mib", variant=variant), f"{variant}: no image_size_mib"
     for metric in ("kernel_release", "same_boot_id_as_host", "host_processes_visible"):
         assert samples.one(metric, variant=variant) is not None, f"{variant}: no {metric}"
     endpoints = {
@@ -127,8 +127,8 @@ def test_A2_container_packages_the_app_vm_a_full_os(
 
 def test_R1_containers_start_many_times_faster(samples: Samples, thresholds: Thresholds) -> None:
     result = assert_holds(samples, "R1", thresholds)
-    assert len(samples.values("time_to_first_response_s", variant=samples.primary("vm"))) >= 3
-    assert result.ratio is not None and result.ratio >= thresholds.r1_min_start_ratio
+    assert len(samples.values("time_to_first_response_s", variant=samples.primary("vm"))) >= 5
+    assert result.ratio_ci is not None and result.ratio_ci[0] >= thresholds.r1_min_start_ratio
 
 
 def test_R2_containers_use_much_less_memory(samples: Samples, thresholds: Thresholds) -> None:
