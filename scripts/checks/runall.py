@@ -30,7 +30,7 @@ from scripts.checks.probes import attack_surface, host_baseline, run_isolation, 
 from scripts.checks.report import write_run
 from scripts.checks.resource_errors import InstanceNotFoundError
 from scripts.checks.resources import CHECKS as RESOURCE_CHECKS
-from scripts.checks.resources import run_resource_checks
+from scripts.checks.resources import DEFAULT_BUDGET_MIB, DensityBounds, run_resource_checks
 from scripts.checks.run_tags import new_run_id
 from scripts.checks.samples import Sample, VariantLabel
 from scripts.checks.start_time import DEFAULT_REPEATS as DEFAULT_START_REPEATS
@@ -51,7 +51,8 @@ class RunOptions:
     resource_checks: tuple[str, ...] = RESOURCE_CHECKS
     start_repeats: int = DEFAULT_START_REPEATS  # R1, interleaved across the variants
     idle_window_s: float = 10.0
-    density_budget_mib: float = 1536.0
+    density_budget_mib: float = DEFAULT_BUDGET_MIB  # R4: one kernel-enforced budget per kind
+    density: DensityBounds = field(default_factory=DensityBounds)
     weakened: bool = True
     thresholds: Thresholds | None = None  # None: the stack's, else the mode's defaults
     results_dir: Path = field(default_factory=lambda: ROOT / "results")
@@ -251,6 +252,7 @@ def _resources(
         repeats=options.start_repeats,
         idle_window_s=options.idle_window_s,
         budget_mib=options.density_budget_mib,
+        density=options.density,
         run_id=run_id,
         console=console,
         virt_mode=_virt_mode(subjects),

@@ -143,6 +143,12 @@ def test_R3_vms_need_more_storage(samples: Samples, thresholds: Thresholds) -> N
 
 def test_R4_many_more_containers_fit(samples: Samples, thresholds: Thresholds) -> None:
     assert_holds(samples, "R4", thresholds)
+    for kind in ("container", "vm"):
+        variant = samples.primary(kind)
+        (count,) = samples.values("instances_healthy_in_budget", variant=variant)
+        # Instances actually started under the kernel-enforced budget: one start time each.
+        starts = samples.values("density_time_to_first_200_s", variant=variant)
+        assert isinstance(count, int) and 0 < count <= len(starts), (variant, count, starts)
 
 
 def test_P1_containers_at_least_as_fast_on_every_endpoint(

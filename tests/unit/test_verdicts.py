@@ -31,6 +31,7 @@ def s(metric: str, value: Value, target: str, **meta: Value) -> Sample:
     return Sample(metric, value, "", target, variant, (), dict(meta), kind=kind)
 
 
+METRIC_R4 = "instances_healthy_in_budget"
 FIVE_STARTS_C = (0.5, 0.55, 0.6, 0.65, 0.7)
 FIVE_STARTS_V = (7.0, 7.5, 8.0, 8.5, 9.0)
 
@@ -188,6 +189,16 @@ def test_exact_sizes_are_judged_on_one_reading_and_say_so() -> None:
 def test_one_density_run_says_n_1_and_holds_only_by_a_wide_margin() -> None:
     (r4,) = [r for r in evaluate(good_run(), T) if r.claim == "R4"]
     assert r4.verdict == "holds" and "n=1" in r4.summary and r4.ratio == 10
+
+
+def test_a_lower_bound_container_count_can_hold_but_never_fail() -> None:
+    capped: dict[str, Value] = {"stop_reason": "max 40 reached", "count_is_lower_bound": True}
+    run = [x for x in good_run() if x.metric != "instances_healthy_in_budget"]
+    high = [*run, s(METRIC_R4, 40, C, **capped), s(METRIC_R4, 3, V, stop_reason="oom")]
+    low = [*run, s(METRIC_R4, 4, C, **capped), s(METRIC_R4, 4, V, stop_reason="oom")]
+    assert verdicts(high)["R4"] == "holds"
+    (r4,) = [r for r in evaluate(low, T) if r.claim == "R4"]
+    assert r4.verdict == "inconclusive" and "lower bound" in r4.summary
 
 
 def test_no_vm_in_the_budget_is_inconclusive_not_infinite() -> None:

@@ -44,13 +44,22 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
             summaries=summaries,
         )
     ratio = c_count / v_count
+    # A run stopped by its own bounds (max count, wall clock) before the budget was full counts
+    # a lower bound: a lower-bound container count can still show "holds", never "does not".
+    c_bound = lower_bound(samples, container_name)
+    v_bound = lower_bound(samples, vm_name)
     verdict: Verdict
-    if ratio >= SINGLE_RUN_MARGIN * threshold:
+    if ratio >= SINGLE_RUN_MARGIN * threshold and not v_bound:
         verdict, where = "holds", f"at least {SINGLE_RUN_MARGIN:g}x the threshold"
-    elif ratio <= threshold / SINGLE_RUN_MARGIN:
+    elif ratio <= threshold / SINGLE_RUN_MARGIN and not c_bound:
         verdict, where = "does not hold", f"at most 1/{SINGLE_RUN_MARGIN:g} of the threshold"
     else:
         verdict, where = "inconclusive", "too close to the threshold for one run"
+    bounds = [str(name) for name, bound in ((container_name, c_bound), (vm_name, v_bound)) if bound]
+    if bounds:
+        n_note += f"; lower bound (run stopped before the budget was full): {', '.join(bounds)}"
+        if verdict == "inconclusive":
+            where = "a lower-bound count cannot decide it"
     return ClaimResult(
         "R4",
         verdict,
@@ -59,6 +68,13 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
         cells,
         ratio=ratio,
         summaries=summaries,
+    )
+
+
+def lower_bound(samples: Samples, variant: str | None) -> bool:
+    return any(
+        s.metric == METRIC and s.variant == variant and s.metadata.get("count_is_lower_bound")
+        for s in samples.all
     )
 
 
