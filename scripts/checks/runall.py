@@ -23,6 +23,8 @@ from components.thresholds import Thresholds
 from components.virt_mode import load_record
 from scripts.checks.claims import evaluate
 from scripts.checks.deployed import ROOT, DeployedStack
+from scripts.checks.latency import REPEATS as OPEN_LOOP_REPEATS
+from scripts.checks.latency import Server, measure_latency
 from scripts.checks.libvirt_domains import Virsh
 from scripts.checks.load import HttpTarget, LoadPlan, run_load
 from scripts.checks.meters import Instance
@@ -48,6 +50,7 @@ RUN_ALL_LOAD = LoadPlan(duration_s=3, warmup_s=1, repeats=5)
 class RunOptions:
     groups: tuple[str, ...] = CHECK_GROUPS
     load_plan: LoadPlan = RUN_ALL_LOAD
+    open_loop_repeats: int = OPEN_LOOP_REPEATS  # P1 latency at one rate, after the wrk runs
     resource_checks: tuple[str, ...] = RESOURCE_CHECKS
     start_repeats: int = DEFAULT_START_REPEATS  # R1, interleaved across the variants
     idle_window_s: float = 10.0
@@ -220,7 +223,7 @@ def _load(
     if not https:
         raise TwinlabError("load: no target has an app URL (give --http with --target)")
     console.print(f"[bold]load[/] (P1): {options.load_plan}")
-    return run_load(
+    closed = run_load(
         https,
         options.load_plan,
         run_id=run_id,
@@ -229,6 +232,25 @@ def _load(
             f"  wrk {http.variant} {endpoint} " + ("warm-up" if repeat < 0 else f"run {repeat + 1}")
         ),
     )
+    console.print("[bold]latency[/] (P1): open loop (vegeta) at one rate for every variant")
+    servers = [
+        Server(http, subject.instance_name)
+        for http, subject in zip(https, [s for s in subjects.items if s.url], strict=True)
+    ]
+    opened = measure_latency(
+        servers,
+        closed,
+        run_id=run_id,
+        virt_mode=virt_mode,
+        repeats=options.open_loop_repeats,
+        on_run=lambda http, rate, repeat: console.print(
+            f"  vegeta {http.variant} {rate} req/s run {repeat + 1}"
+        ),
+    )
+    for sample in opened:
+        if sample.metric == "open_loop_unavailable":
+            console.print(f"  [yellow]no open-loop run for {sample.variant}:[/] {sample.value}")
+    return closed + opened
 
 
 def _resources(

@@ -55,6 +55,9 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
         cells[name] = f"{cells.get(name, '')}; open-loop {text}".lstrip("; ")
     if latency:
         summary += "; latency from the open-loop run at one offered rate, reported, not judged"
+    unavailable = {str(v) for v in samples.values("open_loop_unavailable")}
+    if unavailable:
+        summary += "; no open-loop latency: " + "; ".join(sorted(unavailable))
     return ClaimResult(
         "P1",
         verdict,
