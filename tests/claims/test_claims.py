@@ -5,7 +5,7 @@ every variant.
 The verdicts come from scripts.checks.claims, the same code the Fabric tasks and the report
 use; thresholds come from the stack (defaults in components/thresholds.py with their origin).
 The negative controls at the end show that these assertions fail when a claim is absent: on a
-deliberately weakened container, and with a threshold past the measured value.
+deliberately weakened container, and with the two kinds' measurements swapped.
 """
 
 from __future__ import annotations
@@ -194,14 +194,30 @@ def test_negative_control_isolation_assertion_fails_on_the_weakened_container(
     assert "full capability set" in str(failure.value)
 
 
-def test_negative_control_threshold_past_the_measured_value_fails(
-    samples: Samples, thresholds: Thresholds
+def swapped_kinds(samples: Samples) -> Samples:
+    """The run with the primary container's and the primary VM's samples exchanged."""
+    container, vm = samples.primary("container"), samples.primary("vm")
+    assert container is not None and vm is not None
+    swap = {container: (vm, "vm"), vm: (container, "container")}
+    return Samples(
+        dataclasses.replace(s, variant=swap[s.variant][0], kind=swap[s.variant][1])
+        if s.variant in swap
+        else s
+        for s in samples.all
+    )
+
+
+@pytest.mark.parametrize("claim", ["R1", "R2", "P1"])
+def test_negative_control_the_claim_fails_with_the_kinds_swapped(
+    samples: Samples, thresholds: Thresholds, claim: str
 ) -> None:
-    measured = judge(samples, "R1", thresholds).ratio
-    assert measured is not None
-    too_strict = dataclasses.replace(thresholds, r1_min_start_ratio=measured * 2)
-    with pytest.raises(AssertionError, match=r"R1 does not hold: time_to_first_response_s"):
-        assert_holds(samples, "R1", too_strict)
+    """With the container's and the VM's measurements exchanged, each claim must come out
+    "does not hold": the measured distributions are far enough apart, on the claim's threshold
+    (from the literature, not from the data), that their CI says so. Noisy data, too few
+    repeats or a regression that brings the two kinds together make it "inconclusive" and this
+    test fail."""
+    with pytest.raises(AssertionError, match=rf"{claim} does not hold"):
+        assert_holds(swapped_kinds(samples), claim, thresholds)
 
 
 def test_every_claim_is_asserted_here() -> None:
