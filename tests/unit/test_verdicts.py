@@ -284,7 +284,19 @@ def test_report_is_written_whole(tmp_path: Path) -> None:
     assert "| claim | verdict | container | vm | ratio |" in markdown
     assert "software emulation" in markdown
     assert (out / "start_time.png").stat().st_size > 1000
+    assert "| R1 | vm | 5 | 8 | 7-9 |" in markdown  # n, median, 95 % CI per claim and variant
+    assert "(95 % CI" in markdown and "<h2>Distributions</h2>" in (out / "report.html").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_plots_show_every_sample_with_n_and_ci_and_log_scale_for_10x() -> None:
+    from scripts.checks.report import _distribution_title, _wants_log_scale
+    from scripts.checks.stats import summarize
+
+    far = {"container": summarize(FIVE_STARTS_C), "vm": summarize(FIVE_STARTS_V)}
+    near = {"container": summarize([1.0, 1.1, 1.2]), "vm": summarize([2.0, 2.1, 2.2])}
+    assert _wants_log_scale(far) and not _wants_log_scale(near)
+    assert _distribution_title(far) == "container n=5, 95 % CI 0.5-0.7; vm n=5, 95 % CI 7-9"
 
 
 def test_report_has_one_column_per_variant(tmp_path: Path) -> None:

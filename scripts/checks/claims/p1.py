@@ -65,7 +65,11 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
         cells,
         ratio=worst.ratio if worst else None,
         ratio_ci=worst.ratio_ci if worst else None,
-        summaries=worst.summaries if worst else {},
+        summaries={
+            f"{name} ({endpoint})": summary
+            for endpoint, part in zip(endpoints, parts, strict=True)
+            for name, summary in part.summaries.items()
+        },
     )
 
 

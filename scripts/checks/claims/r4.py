@@ -18,9 +18,11 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
     cells, summaries = summary_cells(samples, METRIC, "instances")
     for sample in samples.all:
         if sample.metric == METRIC and sample.metadata.get("stop_reason"):
+            budget = sample.metadata.get("budget_mib")
             cells[sample.variant] = (
-                f"{sample.value} healthy in {sample.metadata.get('budget_mib')} MiB "
-                f"(n=1; stopped: {sample.metadata['stop_reason']})"
+                f"{sample.value} healthy"
+                + (f" in {budget:g} MiB" if isinstance(budget, float | int) else "")
+                + f" (n=1; stopped: {sample.metadata['stop_reason']})"
             )
     container_name, vm_name = samples.primary("container"), samples.primary("vm")
     container = samples.numbers(METRIC, variant=container_name) if container_name else []
