@@ -40,7 +40,7 @@ from scripts.checks.samples import Sample, Value
 ENDPOINT = "static"
 PATH = "/static"
 REPEATS = 5  # the measurement standard's n >= 5 (stats.MIN_N)
-DURATION_S = 4.0
+DURATION_S = 3.0
 
 
 @dataclass(frozen=True)

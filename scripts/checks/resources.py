@@ -100,7 +100,7 @@ class DensityBounds:
     wall_clock_s: float = 300.0
     # Containers: enough to show "many more" against a few VMs; the count is then a lower
     # bound (the claim's verdict says so). None: density_budget's default for the kind.
-    max_containers: int | None = 40
+    max_containers: int | None = 24
     # Under TCG a VM answers in 8-20 s on a quiet host; one that needs more than this inside
     # a full budget did not fit.
     vm_ready_deadline_s: float = 90.0
