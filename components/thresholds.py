@@ -1,7 +1,7 @@
 """Thresholds the claim verdicts use, with where each default comes from.
 
-Defaults are set from measurements on the reference machines (2 cores, TCG) with a stated margin
-for noise; a stack overrides any of them with `twinlab:thresholds` (a JSON object), e.g.
+Defaults are set from the claims and the published figures (ORIGINS); a stack overrides any
+of them with `twinlab:thresholds` (a JSON object), e.g.
     pulumi config set twinlab:thresholds '{"r1_min_start_ratio": 3}'
 Where physics differs by virtualization mode, the default differs by mode.
 """
@@ -23,7 +23,7 @@ class Thresholds:
     r2_min_memory_ratio: float
     # R3: VM disk (+kernel+initrd) / container image must be at least this.
     r3_min_size_ratio: float
-    # R4: containers that fit by measured footprint / VMs that fit must be at least this.
+    # R4: containers healthy in one memory budget / VMs healthy in it must be at least this.
     r4_min_density_ratio: float
     # P1: container req/s / VM req/s, per endpoint, must be at least this ("at least as fast").
     p1_min_throughput_ratio: float
@@ -42,38 +42,44 @@ class Thresholds:
 
 
 # Where each default comes from (the claim catalogue, scripts/checks/claims/, prints these).
-# TCG values were measured on the reference machine (2 cores, TCG, Debian 12 guest): `fab run-all
-# --stack lead` (run 20261126T163309, load average 2-7 from parallel builds) and the resource
-# checks on a fresh ci- stack (helper run, load 1.4-3.8). KVM values could not be measured here
-# (KVM unusable on these machines); they follow the published figures (Felter et al. 2015: KVM
-# within 2-17 % on CPU; start and footprint gaps far smaller than under TCG) and are lower than
-# TCG's: re-measure on a KVM host.
+# Each threshold is what the claim itself says ("many times faster", "much smaller", "at least
+# as fast"), read at the scale the literature reports, not a margin under what twinlab saw: a
+# verdict "holds" only when the whole 95 % CI of the ratio of medians clears it (stats.py), so
+# the margin for noise is in the interval, not in the threshold. KVM values follow the published
+# KVM figures (Felter et al. 2015; Agache et al. 2020), which are smaller gaps than under TCG;
+# they could not be measured here (no usable KVM): re-measure on a KVM host.
 ORIGINS: dict[str, str] = {
-    "r1_min_start_ratio": "TCG: container 0.59-0.86 s vs VM 9.7-21 s to first 200, ratio 15-35; "
-    "threshold 3 is a 5x margin under the lowest ratio seen. KVM: 2, from the published gaps.",
-    "r2_min_memory_ratio": "TCG: container 26-28 MiB vs QEMU PSS 443-906 MiB, ratio 17-32; "
-    "threshold 3 (5x margin). KVM: 2.",
-    "r3_min_size_ratio": "TCG: image 163.7 MiB vs disk+kernel+initrd 701 MiB, ratio 4.3; "
-    "threshold 2 (2x margin: sizes vary only with the recipe). KVM: 1.3.",
-    "r4_min_density_ratio": "TCG: 62 vs 4 instances fit by measured footprint, ratio 15.5; "
-    "threshold 3 (5x margin). KVM: 2.",
-    "p1_min_throughput_ratio": "TCG: container/VM req/s 14-25 per endpoint; the claim is 'at "
-    "least as fast', so 0.9 (10 % noise margin), the same in both modes.",
+    "r1_min_start_ratio": "The claim: containers start 'many times faster'. Published: container "
+    "~0.1-0.35 s through the runtime and daemon (van Rijn & Rellermeyer 2021) vs a full "
+    "distribution VM booting in seconds; 'many times' read as >= 3. TCG 3; KVM 2 (KVM boots "
+    "a full guest in 1-3 s, still several times a container).",
+    "r2_min_memory_ratio": "The claim: a container uses 'much' less memory than a VM of the same "
+    "app; a VM carries a guest kernel and OS services (tens to hundreds of MiB, Felter et al. "
+    "2015) on top of the app; 'much' read as >= 2 in both modes.",
+    "r3_min_size_ratio": "The claim: VMs need more storage (a whole OS image vs the app's "
+    "layers); 1.5 = the VM image at least half again the container's. TCG 1.5; KVM 1.3 (same "
+    "images, the mode does not change sizes; kept as it was).",
+    "r4_min_density_ratio": "The claim: 'many more' containers than VMs fit; per-instance "
+    "overhead of a full VM is several times a container's (Felter et al. 2015; LightVM, Manco "
+    "et al. 2017, shows it is the stack, not virtualization); 'many more' read as >= 2.",
+    "p1_min_throughput_ratio": "The claim: containers are 'at least as fast'; container/VM req/s "
+    "per endpoint >= 1.0, no margin (stats.judge_at_least_as_fast): equal speed gives a CI "
+    "around 1 and an honest 'inconclusive'. Same in both modes.",
 }
 DEFAULTS: dict[VirtMode, Thresholds] = {
     "tcg": Thresholds(
         r1_min_start_ratio=3.0,
-        r2_min_memory_ratio=3.0,
-        r3_min_size_ratio=2.0,
-        r4_min_density_ratio=3.0,
-        p1_min_throughput_ratio=0.9,
+        r2_min_memory_ratio=2.0,
+        r3_min_size_ratio=1.5,
+        r4_min_density_ratio=2.0,
+        p1_min_throughput_ratio=1.0,
     ),
     "kvm": Thresholds(
         r1_min_start_ratio=2.0,
         r2_min_memory_ratio=2.0,
         r3_min_size_ratio=1.3,
         r4_min_density_ratio=2.0,
-        p1_min_throughput_ratio=0.9,
+        p1_min_throughput_ratio=1.0,
     ),
 }
 NAMES = tuple(field.name for field in fields(Thresholds))

@@ -158,6 +158,9 @@ class Tally:
         self.records: list[InstanceRecord] = []
         self.stop_reason = ""
         self.stopped_by_kernel = False
+        # Stopped by the run's own bounds (max count, wall clock), not because the budget was
+        # full: the count is then a lower bound of what fits.
+        self.stopped_by_bound = False
         self.holding = False
 
     def may_start(self, elapsed_s: float) -> bool:
@@ -165,12 +168,14 @@ class Tally:
             return False
         limits = self.limits
         if len(self.records) >= limits.max_instances:
+            self.stopped_by_bound = True
             self._stop(
                 f"max instance count {limits.max_instances} reached before the budget was "
                 "exhausted (raise --max-instances for the budget's real capacity)"
             )
             return False
         if elapsed_s + limits.ready_deadline_s + limits.hold_s > limits.wall_clock_s:
+            self.stopped_by_bound = True
             self._stop(
                 f"wall-clock bound {limits.wall_clock_s:g} s: another start (deadline "
                 f"{limits.ready_deadline_s:g} s + hold {limits.hold_s:g} s) could pass it "
@@ -277,6 +282,7 @@ class DensityResult:
     load_avg_start: float
     load_avg_end: float
     leftovers: tuple[str, ...] = ()  # what the cleanup could not remove
+    count_is_lower_bound: bool = False  # stopped by max count or wall clock, budget not full
 
     @property
     def healthy_count(self) -> int:
@@ -304,6 +310,7 @@ class DensityResult:
             f"instance itself; counted if answering and healthy {self.limits.hold_s:g} s after "
             "the last start",
             "stop_reason": self.stop_reason,
+            "count_is_lower_bound": self.count_is_lower_bound,
             "attempted": len(self.instances),
             "answered": len(answered),
             # How many answered together when the last start began: what fitted before the
@@ -582,6 +589,7 @@ def _run_in_budget(
         load_avg_start=load_start,
         load_avg_end=round(os.getloadavg()[0], 2),
         leftovers=tuple(leftovers),
+        count_is_lower_bound=tally.stopped_by_bound,
     )
     emit("done", None, f"{result.healthy_count} healthy; {result.stop_reason}")
     return result

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 
 from scripts.checks.claims import BY_ID
 from scripts.checks.samples import Sample, VariantLabel, write_samples
+from scripts.checks.stats import Summary, summarize
 from scripts.checks.verdicts import ClaimResult, Samples
 
 # One colour per plotted variant, in column order.
@@ -48,46 +49,126 @@ def _mode_note(metadata: Mapping[str, object]) -> str:
     return f"VMs ran with {mode}."
 
 
+# (file, metric, title, group key, metadata filter): each a distribution plot per variant.
+CHARTS: tuple[tuple[str, str, str, str | None, dict[str, str]], ...] = (
+    ("start_time.png", "time_to_first_response_s", "Create to first HTTP 200 (s)", None, {}),
+    ("memory.png", "memory_charged_mib", "Memory charged (MiB)", None, {}),
+    ("size.png", "image_size_mib", "Image / disk size (MiB)", None, {}),
+    ("throughput.png", "requests_per_s", "Closed-loop throughput (req/s)", "endpoint", {}),
+    (
+        "latency_p99.png",
+        "latency_p99_ms",
+        "Open-loop latency p99 at one offered rate (ms)",
+        None,
+        {"loop": "open"},
+    ),
+    (
+        "density.png",
+        "density_time_to_first_200_s",
+        "R4: start to first 200 in the budget (s)",
+        None,
+        {},
+    ),
+)
+# Variants whose medians differ by this factor or more are drawn on a log scale.
+LOG_SCALE_RATIO = 10.0
+
+
+def _distribution_title(summaries: Mapping[str, Summary]) -> str:
+    """'container n=5, CI 0.5-0.7; vm n=5, CI 7-9': what each box rests on."""
+    return "; ".join(
+        f"{name} n={s.n}, 95 % CI {s.ci_low:.3g}-{s.ci_high:.3g}" for name, s in summaries.items()
+    )
+
+
+def _wants_log_scale(summaries: Mapping[str, Summary]) -> bool:
+    medians = [s.median for s in summaries.values() if s.median > 0]
+    return len(medians) > 1 and max(medians) / min(medians) >= LOG_SCALE_RATIO
+
+
 def _plots(samples: Samples, out_dir: Path) -> list[str]:
-    """Bar charts comparing both variants; returns the file names written."""
-    charts = [
-        ("start_time.png", "time_to_first_response_s", "Create to first HTTP 200 (s)", None),
-        ("memory.png", "memory_charged_mib", "Memory charged (MiB)", None),
-        ("size.png", "image_size_mib", "Image / disk size (MiB)", None),
-        ("throughput.png", "requests_per_s", "Throughput (req/s)", "endpoint"),
-        ("latency_p99.png", "latency_p99_ms", "Latency p99 (ms)", "endpoint"),
-    ]
+    """Per chart, one panel per group (endpoint): every sample as a dot over a box per variant,
+    n and the 95 % CI of each median in the panel's title, log scale where the variants'
+    medians differ by LOG_SCALE_RATIO or more. Returns the file names written."""
     written = []
-    for file_name, metric, title, group_key in charts:
-        groups = sorted(
-            {
-                str(s.metadata.get(group_key, "")) if group_key else ""
-                for s in samples.all
-                if s.metric == metric
-            }
-        )
-        variants = samples.variants()
-        if not groups or not variants:
+    variants = samples.variants()
+    for file_name, metric, title, group_key, where in CHARTS:
+        chosen = [
+            s
+            for s in samples.all
+            if s.metric == metric and all(s.metadata.get(k) == v for k, v in where.items())
+        ]
+        groups = sorted({str(s.metadata.get(group_key, "")) if group_key else "" for s in chosen})
+        if not chosen or not variants:
             continue
-        fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-        width = 0.8 / max(1, len(variants))
-        for index, label in enumerate(variants):
-            offset = (index - (len(variants) - 1) / 2) * width
-            heights = []
-            for group in groups:
-                where = {group_key: group} if group_key else {}
-                heights.append(samples.median(metric, variant=label.name, **where) or 0.0)
-            positions = [place + offset for place in range(len(groups))]
-            colour = COLOURS[index % len(COLOURS)]
-            ax.bar(positions, heights, width, label=column(label), color=colour)
-        ax.set_xticks(range(len(groups)), groups or [""])
-        ax.set_title(title)
-        ax.legend()
+        fig, axes = plt.subplots(
+            1, len(groups), figsize=(4.2 * len(groups) + 1.5, 3.8), dpi=100, squeeze=False
+        )
+        for ax, group in zip(axes[0], groups, strict=True):
+            values: dict[str, list[float]] = {}
+            for label in variants:
+                found = [
+                    float(s.value)
+                    for s in chosen
+                    if s.variant == label.name
+                    and (group_key is None or str(s.metadata.get(group_key, "")) == group)
+                    and isinstance(s.value, int | float)
+                ]
+                if found:
+                    values[label.name] = found
+            if not values:
+                ax.set_visible(False)
+                continue
+            summaries = {name: summarize(found) for name, found in values.items()}
+            names = list(values)
+            ax.boxplot([values[n] for n in names], widths=0.5, showfliers=False)
+            for index, name in enumerate(names, start=1):
+                colour = COLOURS[(index - 1) % len(COLOURS)]
+                found = values[name]
+                # Spread the dots sideways a little (deterministic) so equal values stay visible.
+                offsets = [((k % 5) - 2) * 0.04 for k in range(len(found))]
+                ax.scatter([index + o for o in offsets], found, s=14, color=colour, zorder=3)
+            ax.set_xticks(range(1, len(names) + 1), names)
+            if _wants_log_scale(summaries):
+                ax.set_yscale("log")
+            heading = f"{title}{': ' + group if group else ''}"
+            ax.set_title(f"{heading}\n{_distribution_title(summaries)}", fontsize=8)
         fig.tight_layout()
         fig.savefig(out_dir / file_name)
         plt.close(fig)
         written.append(file_name)
     return written
+
+
+def _ratio_text(result: ClaimResult) -> str:
+    if result.ratio is None:
+        return ""
+    if result.ratio_ci is None:
+        return f"{result.ratio:.3g}"
+    low, high = result.ratio_ci
+    return f"{result.ratio:.3g} (95 % CI {low:.3g}-{high:.3g})"
+
+
+def distribution_lines(results: Sequence[ClaimResult]) -> list[str]:
+    """Markdown: per claim and variant, n, median, 95 % CI and CV of the figure judged."""
+    lines = [
+        "## Distributions",
+        "",
+        "Every figure a verdict rests on: n repeats, median, 95 % bootstrap CI of the median, "
+        "coefficient of variation and range. A verdict holds only when the whole CI of the ratio "
+        "of medians clears the threshold.",
+        "",
+        "| claim | variant | n | median | 95 % CI | CV | range |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        for name, s in result.summaries.items():
+            cv = "n/a" if s.cv is None else f"{100 * s.cv:.1f} %"
+            lines.append(
+                f"| {result.claim} | {name} | {s.n} | {s.median:.4g} | "
+                f"{s.ci_low:.4g}-{s.ci_high:.4g} | {cv} | {s.minimum:.4g}-{s.maximum:.4g} |"
+            )
+    return lines
 
 
 def render_markdown(
@@ -111,7 +192,7 @@ def render_markdown(
         "|" + "---|" * (len(headings) + 5),
     ]
     for result in results:
-        ratio = "" if result.ratio is None else f"{result.ratio:.2f}"
+        ratio = _ratio_text(result)
         cells = [
             result.claim,
             f"**{result.verdict}**",
@@ -121,7 +202,26 @@ def render_markdown(
             reference(result.claim),
         ]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    lines += ["", *distribution_lines(results)]
     return "\n".join(lines) + "\n"
+
+
+def distribution_rows(results: Sequence[ClaimResult]) -> str:
+    rows = []
+    for result in results:
+        for name, s in result.summaries.items():
+            cv = "n/a" if s.cv is None else f"{100 * s.cv:.1f} %"
+            cells = [
+                result.claim,
+                name,
+                str(s.n),
+                f"{s.median:.4g}",
+                f"{s.ci_low:.4g}-{s.ci_high:.4g}",
+                cv,
+                f"{s.minimum:.4g}-{s.maximum:.4g}",
+            ]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return "\n".join(rows)
 
 
 def render_html(
@@ -134,7 +234,7 @@ def render_html(
     headings = [column(label) for label in variants]
     rows = []
     for result in results:
-        ratio = "" if result.ratio is None else f"{result.ratio:.2f}"
+        ratio = _ratio_text(result)
         cells = [*[result.cell(label.name) for label in variants], ratio, result.summary]
         rows.append(
             f"<tr><td><b>{html.escape(result.claim)}</b></td>"
@@ -163,6 +263,13 @@ img {{ margin: 8px; border: 1px solid #d0d7de; }}
 <table><tr><th>claim</th><th>verdict</th>{heading_cells}<th>ratio</th>
 <th>detail</th><th>published reference</th></tr>
 {"".join(rows)}
+</table>
+<h2>Distributions</h2>
+<p>n repeats, median, 95 % bootstrap CI of the median, CV and range of every figure a verdict
+rests on; a verdict holds only when the whole CI of the ratio of medians clears the threshold.</p>
+<table><tr><th>claim</th><th>variant</th><th>n</th><th>median</th><th>95 % CI</th><th>CV</th>
+<th>range</th></tr>
+{distribution_rows(results)}
 </table>
 <h2>Plots</h2>{images}
 </body></html>

@@ -23,6 +23,8 @@ from components.thresholds import Thresholds
 from components.virt_mode import load_record
 from scripts.checks.claims import evaluate
 from scripts.checks.deployed import ROOT, DeployedStack
+from scripts.checks.latency import REPEATS as OPEN_LOOP_REPEATS
+from scripts.checks.latency import Server, measure_latency
 from scripts.checks.libvirt_domains import Virsh
 from scripts.checks.load import HttpTarget, LoadPlan, run_load
 from scripts.checks.meters import Instance
@@ -30,26 +32,30 @@ from scripts.checks.probes import attack_surface, host_baseline, run_isolation, 
 from scripts.checks.report import write_run
 from scripts.checks.resource_errors import InstanceNotFoundError
 from scripts.checks.resources import CHECKS as RESOURCE_CHECKS
-from scripts.checks.resources import run_resource_checks
+from scripts.checks.resources import DEFAULT_BUDGET_MIB, DensityBounds, run_resource_checks
 from scripts.checks.run_tags import new_run_id
 from scripts.checks.samples import Sample, VariantLabel
+from scripts.checks.start_time import DEFAULT_REPEATS as DEFAULT_START_REPEATS
 from scripts.checks.targets import DockerTarget, LocalTarget, Target, parse_target
 from scripts.checks.verdicts import ClaimResult
 from scripts.checks.weakened import WEAKENED_METADATA, weakened_container
 
 CHECK_GROUPS = ("isolation", "load", "resources")
-# Sized so that a full run stays within about 5 minutes on 2 cores under TCG.
-RUN_ALL_LOAD = LoadPlan(duration_s=5, warmup_s=1, repeats=2)
+# n >= 5 per figure (stats.MIN_N); runs of 3 s keep a full run under 10 minutes on 2 cores
+# under TCG (3 endpoints x 5 repeats x each variant).
+RUN_ALL_LOAD = LoadPlan(duration_s=3, warmup_s=1, repeats=5)
 
 
 @dataclass(frozen=True)
 class RunOptions:
     groups: tuple[str, ...] = CHECK_GROUPS
     load_plan: LoadPlan = RUN_ALL_LOAD
+    open_loop_repeats: int = OPEN_LOOP_REPEATS  # P1 latency at one rate, after the wrk runs
     resource_checks: tuple[str, ...] = RESOURCE_CHECKS
-    start_repeats: int = 3
+    start_repeats: int = DEFAULT_START_REPEATS  # R1, interleaved across the variants
     idle_window_s: float = 10.0
-    density_budget_mib: float = 1536.0
+    density_budget_mib: float = DEFAULT_BUDGET_MIB  # R4: one kernel-enforced budget per kind
+    density: DensityBounds = field(default_factory=DensityBounds)
     weakened: bool = True
     thresholds: Thresholds | None = None  # None: the stack's, else the mode's defaults
     results_dir: Path = field(default_factory=lambda: ROOT / "results")
@@ -217,7 +223,7 @@ def _load(
     if not https:
         raise TwinlabError("load: no target has an app URL (give --http with --target)")
     console.print(f"[bold]load[/] (P1): {options.load_plan}")
-    return run_load(
+    closed = run_load(
         https,
         options.load_plan,
         run_id=run_id,
@@ -226,6 +232,25 @@ def _load(
             f"  wrk {http.variant} {endpoint} " + ("warm-up" if repeat < 0 else f"run {repeat + 1}")
         ),
     )
+    console.print("[bold]latency[/] (P1): open loop (vegeta) at one rate for every variant")
+    servers = [
+        Server(http, subject.instance_name)
+        for http, subject in zip(https, [s for s in subjects.items if s.url], strict=True)
+    ]
+    opened = measure_latency(
+        servers,
+        closed,
+        run_id=run_id,
+        virt_mode=virt_mode,
+        repeats=options.open_loop_repeats,
+        on_run=lambda http, rate, repeat: console.print(
+            f"  vegeta {http.variant} {rate} req/s run {repeat + 1}"
+        ),
+    )
+    for sample in opened:
+        if sample.metric == "open_loop_unavailable":
+            console.print(f"  [yellow]no open-loop run for {sample.variant}:[/] {sample.value}")
+    return closed + opened
 
 
 def _resources(
@@ -249,6 +274,7 @@ def _resources(
         repeats=options.start_repeats,
         idle_window_s=options.idle_window_s,
         budget_mib=options.density_budget_mib,
+        density=options.density,
         run_id=run_id,
         console=console,
         virt_mode=_virt_mode(subjects),

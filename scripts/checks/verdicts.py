@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from scripts.checks.samples import HOST, Sample, Value, VariantLabel
+from scripts.checks.stats import MIN_N, Summary, judge_ratio, summarize
 
 Verdict = Literal["holds", "does not hold", "inconclusive"]
 
@@ -30,6 +31,9 @@ class ClaimResult:
     cells: Mapping[str, str] = field(default_factory=dict)  # variant name -> what it showed
     ratio: float | None = None
     problems: tuple[str, ...] = field(default_factory=tuple)
+    ratio_ci: tuple[float, float] | None = None  # 95 % bootstrap CI of `ratio`
+    # variant name -> the distribution its cell describes (ratio claims)
+    summaries: Mapping[str, Summary] = field(default_factory=dict)
 
     def cell(self, variant: str) -> str:
         return self.cells.get(variant, "")
@@ -63,6 +67,11 @@ class Samples:
     def one(self, metric: str, **where: str | Value | None) -> Value | None:
         found = self.values(metric, **where)  # type: ignore[arg-type]
         return found[-1] if found else None
+
+    def numbers(self, metric: str, **where: str | Value | None) -> list[float]:
+        """The numeric values of `metric` (booleans and text left out)."""
+        found = self.values(metric, **where)  # type: ignore[arg-type]
+        return [float(v) for v in found if isinstance(v, int | float) and not isinstance(v, bool)]
 
     def median(self, metric: str, **where: str | Value | None) -> float | None:
         found = [float(v) for v in self.values(metric, **where)]  # type: ignore[arg-type]
@@ -111,6 +120,20 @@ def need_primary(samples: Samples, kind: str) -> str:
     return name
 
 
+def summary_cells(
+    samples: Samples, metric: str, unit: str, **where: Value
+) -> tuple[dict[str, str], dict[str, Summary]]:
+    """Every variant's `metric` as a distribution: the cell text ("median (95 % CI lo-hi, n,
+    CV, range)") and the Summary, for the variants that have values."""
+    summaries: dict[str, Summary] = {}
+    for label in samples.variants():
+        values = samples.numbers(metric, variant=label.name, **where)
+        if values:
+            summaries[label.name] = summarize(values, name=f"{label.name} {metric}")
+    cells = {name: summary.describe(unit) for name, summary in summaries.items()}
+    return cells, summaries
+
+
 def ratio_claim(
     claim: str,
     samples: Samples,
@@ -119,31 +142,40 @@ def ratio_claim(
     minimum: float,
     *,
     vm_over_container: bool,
+    min_n: int = MIN_N,
+    note: str = "",
     **where: Value,
 ) -> ClaimResult:
-    """The median of `metric` on every variant; the verdict from the primary container's and
-    the primary VM's medians: VM/container (or container/VM) must be at least `minimum`."""
-    medians = {
-        label.name: samples.median(metric, variant=label.name, **where)
-        for label in samples.variants()
-    }
-    cells = {name: f"{value:.4g} {unit}" for name, value in medians.items() if value is not None}
+    """`metric` on every variant as a distribution; the verdict from the ratio of the primary
+    VM's and the primary container's medians (VM/container, or container/VM), which must be at
+    least `minimum`: "holds" only when its whole 95 % CI is at or above it, "does not hold" when
+    wholly below, "inconclusive" otherwise or with fewer than `min_n` values a side (stats.py).
+    `note` is added to the reason (e.g. why n=1 is enough)."""
+    cells, summaries = summary_cells(samples, metric, unit, **where)
     container_name, vm_name = samples.primary("container"), samples.primary("vm")
-    container = medians.get(container_name) if container_name else None
-    vm = medians.get(vm_name) if vm_name else None
-    if container is None or vm is None or min(container, vm) <= 0:
-        return ClaimResult(claim, "inconclusive", f"{metric}: missing or zero values", cells)
-    ratio = vm / container if vm_over_container else container / vm
-    verdict: Verdict = "holds" if ratio >= minimum else "does not hold"
-    direction = (
-        f"{vm_name}/{container_name}" if vm_over_container else f"{container_name}/{vm_name}"
+    if container_name is None or vm_name is None:
+        missing = "container" if container_name is None else "vm"
+        return ClaimResult(
+            claim, "inconclusive", f"{metric}: no variant of kind {missing} measured", cells
+        )
+    container = samples.numbers(metric, variant=container_name, **where)
+    vm = samples.numbers(metric, variant=vm_name, **where)
+    a, b, a_name, b_name = (
+        (vm, container, vm_name, container_name)
+        if vm_over_container
+        else (container, vm, container_name, vm_name)
     )
+    judgement = judge_ratio(a, b, minimum, "at least", min_n, a_name=a_name, b_name=b_name)
+    ratio = judgement.ratio
+    reason = f"{metric} {judgement.reason}" + (f"; {note}" if note else "")
     return ClaimResult(
         claim,
-        verdict,
-        f"{metric} {direction} = {ratio:.2f} (threshold >= {minimum:g})",
+        judgement.verdict,
+        reason,
         cells,
-        ratio=ratio,
+        ratio=ratio.value if ratio else None,
+        ratio_ci=(ratio.ci_low, ratio.ci_high) if ratio else None,
+        summaries=summaries,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,13 @@ def claim_run(
     stack = deployed_stack["stack"]
     deployed = parse_outputs(stack, deployed_stack, write_private_keys(stack, deployed_stack))
     results_dir: Path = tmp_path_factory.mktemp("results")
+    started = time.monotonic()
     outcome = run_checks(Subjects.of_stack(deployed), RunOptions(results_dir=results_dir))
-    print(f"claim run written to {outcome.run_dir}")
+    # The same options as `fab run-all`: this is how long a run-all takes on this stack.
+    print(
+        f"claim run written to {outcome.run_dir} in {time.monotonic() - started:.0f} s "
+        f"(load average {os.getloadavg()[0]:.2f})"
+    )
     return outcome
 
 

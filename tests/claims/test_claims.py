@@ -5,7 +5,7 @@ every variant.
 The verdicts come from scripts.checks.claims, the same code the Fabric tasks and the report
 use; thresholds come from the stack (defaults in components/thresholds.py with their origin).
 The negative controls at the end show that these assertions fail when a claim is absent: on a
-deliberately weakened container, and with a threshold past the measured value.
+deliberately weakened container, and with the two kinds' measurements swapped.
 """
 
 from __future__ import annotations
@@ -81,9 +81,9 @@ def test_every_variant_is_measured_by_every_check_group(
 ) -> None:
     kind = deployed_kind(deployed_stack, variant)
     assert {s.kind for s in samples.all if s.variant == variant} == {kind}
-    assert len(samples.values("time_to_first_response_s", variant=variant)) >= 3
-    for metric in ("memory_charged_mib", "idle_cpu_percent", "image_size_mib", "instances_fit"):
-        assert samples.values(metric, variant=variant), f"{variant}: no {metric}"
+    for metric in ("time_to_first_response_s", "memory_charged_mib", "idle_cpu_percent"):
+        assert len(samples.values(metric, variant=variant)) >= 5, f"{variant}: n < 5 {metric}"
+    assert samples.values("image_size_mib", variant=variant), f"{variant}: no image_size_mib"
     for metric in ("kernel_release", "same_boot_id_as_host", "host_processes_visible"):
         assert samples.one(metric, variant=variant) is not None, f"{variant}: no {metric}"
     endpoints = {
@@ -130,8 +130,8 @@ def test_A2_container_packages_the_app_vm_a_full_os(
 
 def test_R1_containers_start_many_times_faster(samples: Samples, thresholds: Thresholds) -> None:
     result = assert_holds(samples, "R1", thresholds)
-    assert len(samples.values("time_to_first_response_s", variant=samples.primary("vm"))) >= 3
-    assert result.ratio is not None and result.ratio >= thresholds.r1_min_start_ratio
+    assert len(samples.values("time_to_first_response_s", variant=samples.primary("vm"))) >= 5
+    assert result.ratio_ci is not None and result.ratio_ci[0] >= thresholds.r1_min_start_ratio
 
 
 def test_R2_containers_use_much_less_memory(samples: Samples, thresholds: Thresholds) -> None:
@@ -146,6 +146,12 @@ def test_R3_vms_need_more_storage(samples: Samples, thresholds: Thresholds) -> N
 
 def test_R4_many_more_containers_fit(samples: Samples, thresholds: Thresholds) -> None:
     assert_holds(samples, "R4", thresholds)
+    for kind in ("container", "vm"):
+        variant = samples.primary(kind)
+        (count,) = samples.values("instances_healthy_in_budget", variant=variant)
+        # Instances actually started under the kernel-enforced budget: one start time each.
+        starts = samples.values("density_time_to_first_200_s", variant=variant)
+        assert isinstance(count, int) and 0 < count <= len(starts), (variant, count, starts)
 
 
 def test_P1_containers_at_least_as_fast_on_every_endpoint(
@@ -191,14 +197,30 @@ def test_negative_control_isolation_assertion_fails_on_the_weakened_container(
     assert "full capability set" in str(failure.value)
 
 
-def test_negative_control_threshold_past_the_measured_value_fails(
-    samples: Samples, thresholds: Thresholds
+def swapped_kinds(samples: Samples) -> Samples:
+    """The run with the primary container's and the primary VM's samples exchanged."""
+    container, vm = samples.primary("container"), samples.primary("vm")
+    assert container is not None and vm is not None
+    swap = {container: (vm, "vm"), vm: (container, "container")}
+    return Samples(
+        dataclasses.replace(s, variant=swap[s.variant][0], kind=swap[s.variant][1])
+        if s.variant in swap
+        else s
+        for s in samples.all
+    )
+
+
+@pytest.mark.parametrize("claim", ["R1", "R2", "P1"])
+def test_negative_control_the_claim_fails_with_the_kinds_swapped(
+    samples: Samples, thresholds: Thresholds, claim: str
 ) -> None:
-    measured = judge(samples, "R1", thresholds).ratio
-    assert measured is not None
-    too_strict = dataclasses.replace(thresholds, r1_min_start_ratio=measured * 2)
-    with pytest.raises(AssertionError, match=r"R1 does not hold: time_to_first_response_s"):
-        assert_holds(samples, "R1", too_strict)
+    """With the container's and the VM's measurements exchanged, each claim must come out
+    "does not hold": the measured distributions are far enough apart, on the claim's threshold
+    (from the literature, not from the data), that their CI says so. Noisy data, too few
+    repeats or a regression that brings the two kinds together make it "inconclusive" and this
+    test fail."""
+    with pytest.raises(AssertionError, match=rf"{claim} does not hold"):
+        assert_holds(swapped_kinds(samples), claim, thresholds)
 
 
 def test_every_claim_is_asserted_here() -> None:

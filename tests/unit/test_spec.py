@@ -11,6 +11,7 @@ from components.errors import ConfigError
 from components.host import HostFacts, memory_mib_from_meminfo, process_from_ss
 from components.registry import VARIANTS, by_name
 from components.spec import config_keys, parse_spec
+from components.thresholds import DEFAULTS
 from components.variant import PortNeed, Variant
 
 KEYS = config_keys(VARIANTS)
@@ -196,7 +197,7 @@ def test_thresholds_are_parsed_once_into_the_spec() -> None:
     raw = {"thresholds": '{"r1_min_start_ratio": 7}'}
     spec = parse_spec(raw, stack="dev", host=fake_host(), registered=VARIANTS)
     assert spec.thresholds.r1_min_start_ratio == 7.0
-    assert spec.thresholds.r2_min_memory_ratio == 3.0  # the TCG default
+    assert spec.thresholds.r2_min_memory_ratio == DEFAULTS["tcg"].r2_min_memory_ratio
 
 
 def test_the_restored_vm_is_deployed_only_when_named() -> None:

@@ -31,6 +31,16 @@ def s(metric: str, value: Value, target: str, **meta: Value) -> Sample:
     return Sample(metric, value, "", target, variant, (), dict(meta), kind=kind)
 
 
+METRIC_R4 = "instances_healthy_in_budget"
+FIVE_STARTS_C = (0.5, 0.55, 0.6, 0.65, 0.7)
+FIVE_STARTS_V = (7.0, 7.5, 8.0, 8.5, 9.0)
+
+
+def spread(median: float, relative: float = 0.04) -> list[float]:
+    """Five repeats around `median`, +-`relative` at the extremes."""
+    return [median * (1 + relative * step / 2) for step in (-2, -1, 0, 1, 2)]
+
+
 def isolated_container(target: str = C, **meta: Value) -> list[Sample]:
     return [
         s("host_processes_visible", False, target, **meta),
@@ -55,16 +65,16 @@ def good_run() -> list[Sample]:
         s("os_service_count", 5, V),
         s("kernel_image_present", False, C),
         s("kernel_image_present", True, V),
-        *[s("time_to_first_response_s", value, C) for value in (0.5, 0.6, 0.7)],
-        *[s("time_to_first_response_s", value, V) for value in (7.0, 8.0, 9.0)],
-        s("memory_charged_mib", 25.0, C),
-        s("memory_charged_mib", 250.0, V),
+        *[s("time_to_first_response_s", value, C) for value in FIVE_STARTS_C],
+        *[s("time_to_first_response_s", value, V) for value in FIVE_STARTS_V],
+        *[s("memory_charged_mib", value, C) for value in spread(25.0)],
+        *[s("memory_charged_mib", value, V) for value in spread(250.0)],
         s("image_size_mib", 150.0, C),
         s("image_size_mib", 330.0, V),
-        s("instances_fit", 60, C),
-        s("instances_fit", 6, V),
-        s("requests_per_s", 900.0, C, endpoint="static"),
-        s("requests_per_s", 100.0, V, endpoint="static"),
+        s("instances_healthy_in_budget", 60, C, stop_reason="budget full"),
+        s("instances_healthy_in_budget", 6, V, stop_reason="budget full"),
+        *[s("requests_per_s", value, C, endpoint="static") for value in spread(900.0)],
+        *[s("requests_per_s", value, V, endpoint="static") for value in spread(100.0)],
         *isolated_container(),
         s("host_processes_visible", True, W, weakened=True),
         s("cap_full", True, W, weakened=True),
@@ -109,8 +119,105 @@ def test_a_contradicting_sample_flips_the_verdict(
 
 def test_ratio_below_threshold_does_not_hold() -> None:
     run = [x for x in good_run() if x.metric != "memory_charged_mib"]
-    run += [s("memory_charged_mib", 100.0, C), s("memory_charged_mib", 150.0, V)]
+    run += [s("memory_charged_mib", v, C) for v in spread(100.0)]
+    run += [s("memory_charged_mib", v, V) for v in spread(150.0)]
     assert verdicts(run)["R2"] == "does not hold"
+
+
+def replaced(metric: str, container: list[float], vm: list[float], **meta: Value) -> list[Sample]:
+    run = [x for x in good_run() if x.metric != metric]
+    return [
+        *run,
+        *[s(metric, value, C, **meta) for value in container],
+        *[s(metric, value, V, **meta) for value in vm],
+    ]
+
+
+# Per ratio claim: (claim, metric, extra metadata, container values, VM values) that make it
+# fail (the whole CI of the ratio on the wrong side of the tcg threshold) ...
+FAILING = [
+    ("R1", "time_to_first_response_s", {}, spread(1.0), spread(2.0)),  # VM only 2x, need 3
+    ("R2", "memory_charged_mib", {}, spread(100.0), spread(120.0)),  # 1.2x, need 2
+    ("R3", "image_size_mib", {}, [300.0], [330.0]),  # 1.1x, need 1.5 (exact sizes)
+    ("R4", "instances_healthy_in_budget", {"stop_reason": "x"}, [6.0], [6.0]),  # 1x, need 2
+    ("P1", "requests_per_s", {"endpoint": "static"}, spread(900.0), spread(1000.0)),  # 0.9x
+]
+# ... and inconclusive (the CI straddles the threshold, too few repeats, or one run too close).
+INCONCLUSIVE = [
+    # ratio 3 +- noise: the CI straddles 3
+    ("R1", "time_to_first_response_s", {}, [1.0, 0.8, 1.2, 0.9, 1.1], [3.0, 2.4, 3.6, 2.7, 3.3]),
+    ("R2", "memory_charged_mib", {}, spread(25.0)[:3], spread(250.0)[:3]),  # n=3 < 5
+    ("R3", "image_size_mib", {}, [200.0], []),  # no VM size
+    ("R4", "instances_healthy_in_budget", {"stop_reason": "x"}, [30.0], [10.0]),  # 3x: < 2x2
+    ("P1", "requests_per_s", {"endpoint": "static"}, spread(1000.0, 0.2), spread(1000.0, 0.2)),
+]
+
+
+@pytest.mark.parametrize(("claim", "metric", "meta", "container", "vm"), FAILING)
+def test_each_ratio_claim_can_fail(
+    claim: str, metric: str, meta: dict[str, Value], container: list[float], vm: list[float]
+) -> None:
+    (result,) = [
+        r for r in evaluate(replaced(metric, container, vm, **meta), T) if r.claim == claim
+    ]
+    assert result.verdict == "does not hold", result.summary
+
+
+@pytest.mark.parametrize(("claim", "metric", "meta", "container", "vm"), INCONCLUSIVE)
+def test_each_ratio_claim_can_be_inconclusive(
+    claim: str, metric: str, meta: dict[str, Value], container: list[float], vm: list[float]
+) -> None:
+    (result,) = [
+        r for r in evaluate(replaced(metric, container, vm, **meta), T) if r.claim == claim
+    ]
+    assert result.verdict == "inconclusive", result.summary
+
+
+def test_a_ratio_claim_says_n_median_ci_and_cv_per_variant() -> None:
+    (r1,) = [r for r in evaluate(good_run(), T) if r.claim == "R1"]
+    assert r1.cell("container").startswith("0.6 s (95 % CI 0.5-0.7, n=5, CV")
+    assert r1.ratio_ci is not None and r1.ratio_ci[0] >= T.r1_min_start_ratio
+    assert "the whole CI is at or above the threshold 3" in r1.summary
+    assert r1.summaries["vm"].n == 5
+
+
+def test_exact_sizes_are_judged_on_one_reading_and_say_so() -> None:
+    (r3,) = [r for r in evaluate(good_run(), T) if r.claim == "R3"]
+    assert r3.verdict == "holds" and "exact sizes" in r3.summary
+
+
+def test_one_density_run_says_n_1_and_holds_only_by_a_wide_margin() -> None:
+    (r4,) = [r for r in evaluate(good_run(), T) if r.claim == "R4"]
+    assert r4.verdict == "holds" and "n=1" in r4.summary and r4.ratio == 10
+
+
+def test_a_lower_bound_container_count_can_hold_but_never_fail() -> None:
+    capped: dict[str, Value] = {"stop_reason": "max 40 reached", "count_is_lower_bound": True}
+    run = [x for x in good_run() if x.metric != "instances_healthy_in_budget"]
+    high = [*run, s(METRIC_R4, 40, C, **capped), s(METRIC_R4, 3, V, stop_reason="oom")]
+    low = [*run, s(METRIC_R4, 4, C, **capped), s(METRIC_R4, 4, V, stop_reason="oom")]
+    assert verdicts(high)["R4"] == "holds"
+    (r4,) = [r for r in evaluate(low, T) if r.claim == "R4"]
+    assert r4.verdict == "inconclusive" and "lower bound" in r4.summary
+
+
+def test_no_vm_in_the_budget_is_inconclusive_not_infinite() -> None:
+    run = replaced("instances_healthy_in_budget", [40.0], [0.0], stop_reason="x")
+    (r4,) = [r for r in evaluate(run, T) if r.claim == "R4"]
+    assert r4.verdict == "inconclusive" and "raise the budget" in r4.summary
+
+
+def test_p1_judges_throughput_and_shows_open_loop_latency_beside_it() -> None:
+    open_loop = [
+        s(metric, value, target, loop="open")
+        for target, base in ((C, 1.0), (V, 20.0))
+        for value in spread(base)
+        for metric in ("latency_p50_ms", "latency_p99_ms", "latency_p99_9_ms")
+    ] + [s("offered_rate_per_s", 50, target, loop="open") for target in (C, V) for _ in range(5)]
+    (p1,) = [r for r in evaluate([*good_run(), *open_loop], T) if r.claim == "P1"]
+    assert p1.verdict == "holds"
+    assert "open-loop at 50 req/s: p50 20 ms" in p1.cell("vm")
+    assert "reported, not judged" in p1.summary
 
 
 def test_weakened_container_that_looks_isolated_fails_i3() -> None:
@@ -123,18 +230,18 @@ def test_claims_compare_the_primary_variant_of_each_kind_and_show_every_variant(
     # primary ("container") with kind vm's ("vm"); both still get their column.
     run = [
         *good_run(),
-        *[s("time_to_first_response_s", value, V2) for value in (0.1, 0.1, 0.1)],
-        *[s("time_to_first_response_s", value, G) for value in (50.0, 50.0, 50.0)],
+        *[s("time_to_first_response_s", value, V2) for value in (0.1,) * 5],
+        *[s("time_to_first_response_s", value, G) for value in (50.0,) * 5],
     ]
     (r1,) = [r for r in evaluate(run, T) if r.claim == "R1"]
     assert r1.verdict == "holds" and r1.ratio == pytest.approx(8.0 / 0.6)
     assert set(r1.cells) == {"container", "vm", "vm-restored", "gvisor"}
-    assert r1.cell("gvisor") == "50 s"
+    assert r1.cell("gvisor").startswith("50 s (95 % CI 50-50, n=5")
 
 
 def test_a_kind_without_its_plain_variant_is_judged_on_its_first() -> None:
     run = [x for x in good_run() if x.target != V] + [
-        s("time_to_first_response_s", value, V2) for value in (7.0, 8.0, 9.0)
+        s("time_to_first_response_s", value, V2) for value in FIVE_STARTS_V
     ]
     (r1,) = [r for r in evaluate(run, T) if r.claim == "R1"]
     assert r1.verdict == "holds" and "vm-restored/container" in r1.summary
@@ -177,7 +284,19 @@ def test_report_is_written_whole(tmp_path: Path) -> None:
     assert "| claim | verdict | container | vm | ratio |" in markdown
     assert "software emulation" in markdown
     assert (out / "start_time.png").stat().st_size > 1000
+    assert "| R1 | vm | 5 | 8 | 7-9 |" in markdown  # n, median, 95 % CI per claim and variant
+    assert "(95 % CI" in markdown and "<h2>Distributions</h2>" in (out / "report.html").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_plots_show_every_sample_with_n_and_ci_and_log_scale_for_10x() -> None:
+    from scripts.checks.report import _distribution_title, _wants_log_scale
+    from scripts.checks.stats import summarize
+
+    far = {"container": summarize(FIVE_STARTS_C), "vm": summarize(FIVE_STARTS_V)}
+    near = {"container": summarize([1.0, 1.1, 1.2]), "vm": summarize([2.0, 2.1, 2.2])}
+    assert _wants_log_scale(far) and not _wants_log_scale(near)
+    assert _distribution_title(far) == "container n=5, 95 % CI 0.5-0.7; vm n=5, 95 % CI 7-9"
 
 
 def test_report_has_one_column_per_variant(tmp_path: Path) -> None:

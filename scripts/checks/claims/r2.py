@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from components.thresholds import Thresholds
 from scripts.checks.claims.claim import Claim
 from scripts.checks.verdicts import ClaimResult, Samples, ratio_claim
@@ -16,9 +18,7 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
         idle = samples.median("idle_cpu_percent", variant=label.name)
         if idle is not None:
             cells[label.name] = f"{cells.get(label.name, '?')}; idle CPU {idle:.2f} %"
-    return ClaimResult(
-        result.claim, result.verdict, result.summary, cells, result.ratio, result.problems
-    )
+    return dataclasses.replace(result, cells=cells)
 
 
 CLAIM = Claim(

@@ -1,0 +1,189 @@
+"""P1 latency: every variant at the same offered rate, from vegeta's open-loop run.
+
+After the closed-loop wrk runs (load.py) have measured each variant's maximum throughput, the
+rate is set to one every variant sustains (openloop.sustainable_rate_per_s: half the slowest
+variant's median req/s on the static endpoint), and each variant gets `repeats` constant-rate
+runs at it, interleaved (container, VM, ..., container, VM, ...). The generator runs pinned to
+the CPUs the servers do not use (pinning.choose_generator_cpus); where the servers are not on
+one core set (docker-proxy floating, an unpinned QEMU thread), the samples say so. The P1
+verdict stays on throughput; these samples are its latency, reported beside it.
+
+When no core is left for the generator (the servers may run on every CPU) or a variant cannot
+sustain the floor rate, no run is made and one `open_loop_unavailable` sample per variant gives
+the reason, so the report shows why the latency is missing instead of leaving it out quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from components.errors import TwinlabError
+from scripts.checks.load import HttpTarget
+from scripts.checks.openloop import OpenLoopPlan, run_open_loop, sustainable_rate_per_s
+from scripts.checks.pinning import (
+    choose_generator_cpus,
+    container_cpuset,
+    docker_proxy_pids,
+    format_cpu_list,
+    host_cpus,
+    process_threads,
+    server_placement_problems,
+)
+from scripts.checks.probes.attack_surface import qemu_pids
+from scripts.checks.samples import Sample, Value
+
+# The closed-loop endpoint whose maximum sets the rate, and the path the open-loop run loads.
+ENDPOINT = "static"
+PATH = "/static"
+REPEATS = 5  # the measurement standard's n >= 5 (stats.MIN_N)
+DURATION_S = 3.0
+
+
+@dataclass(frozen=True)
+class Server:
+    """One variant's app to load, and its instance on this host (None: named by hand)."""
+
+    http: HttpTarget
+    instance_name: str | None
+
+
+RunStarted = Callable[[HttpTarget, int, int], None]  # target, rate, repeat
+
+
+def server_cpus(server: Server) -> frozenset[int]:
+    """The CPUs a variant's server may run on: its container's cpuset, or every thread of its
+    QEMU process; all host CPUs when that cannot be told (unpinned, or named by hand)."""
+    host = host_cpus()
+    name = server.instance_name
+    if name is None:
+        return host
+    if server.http.label.kind == "vm":
+        cpus: set[int] = set()
+        for pid in qemu_pids(name):
+            for thread in process_threads(pid):
+                cpus |= thread.cpus
+        return frozenset(cpus) or host
+    return container_cpuset(name) or host
+
+
+def placement_notes(servers: Sequence[Server]) -> list[str]:
+    """What keeps the servers off one core set (QEMU threads, docker-proxy), in words."""
+    containers = [s for s in servers if s.http.label.kind != "vm" and s.instance_name]
+    reference = container_cpuset(containers[0].instance_name or "") if containers else None
+    qemu = [
+        thread
+        for server in servers
+        if server.http.label.kind == "vm" and server.instance_name
+        for pid in qemu_pids(server.instance_name)
+        for thread in process_threads(pid)
+    ]
+    proxies = [
+        thread
+        for server in containers
+        for pid in docker_proxy_pids(_port(server.http.base_url))
+        for thread in process_threads(pid, qemu=False)
+    ]
+    return server_placement_problems(reference, qemu, proxies)
+
+
+def _port(base_url: str) -> int:
+    return int(base_url.rsplit(":", 1)[1].split("/")[0])
+
+
+def max_throughputs(closed_loop: Sequence[Sample]) -> dict[str, float]:
+    """Each variant's median req/s on ENDPOINT in the closed-loop run."""
+    by_variant: dict[str, list[float]] = {}
+    for sample in closed_loop:
+        if sample.metric == "requests_per_s" and sample.metadata.get("endpoint") == ENDPOINT:
+            by_variant.setdefault(sample.variant, []).append(float(sample.value))
+    return {variant: statistics.median(values) for variant, values in by_variant.items()}
+
+
+def measure_latency(
+    servers: Sequence[Server],
+    closed_loop: Sequence[Sample],
+    *,
+    run_id: str,
+    virt_mode: str,
+    repeats: int = REPEATS,
+    duration_s: float = DURATION_S,
+    on_run: RunStarted | None = None,
+) -> list[Sample]:
+    """P1 latency samples (loop="open") for every server at one sustainable rate."""
+    base: dict[str, Value] = {
+        "loop": "open",
+        "endpoint": ENDPOINT,
+        "path": PATH,
+        "virt_mode": virt_mode,
+        "host_kernel": platform.release(),
+        "run_id": run_id,
+    }
+    try:
+        rate = sustainable_rate_per_s(max_throughputs(closed_loop))
+        servers_on = frozenset().union(*(server_cpus(server) for server in servers))
+        generator = choose_generator_cpus(host_cpus(), servers_on)
+    except TwinlabError as error:
+        return [_unavailable(server, str(error), base) for server in servers]
+    try:
+        notes = placement_notes(servers)
+    except TwinlabError as error:
+        notes = [f"placement not readable: {error}"]
+    plan = OpenLoopPlan(rate_per_s=rate, duration_s=duration_s)
+    base |= {
+        "generator_cpus": format_cpu_list(generator),
+        "server_cpus": format_cpu_list(servers_on),
+        "server_placement_problems": "; ".join(notes) or "none",
+        "duration_s": duration_s,
+        "max_workers": plan.max_workers,
+    }
+    samples: list[Sample] = []
+    for repeat in range(repeats):
+        for server in servers:
+            if on_run is not None:
+                on_run(server.http, rate, repeat)
+            url = server.http.base_url.rstrip("/") + PATH
+            run = run_open_loop(url, plan, generator_cpus=generator, server_cpus=servers_on)
+            metadata: dict[str, Value] = {
+                **server.http.label.metadata(),
+                **base,
+                "url": url,
+                "repeat": repeat,
+                "requests": run.report.requests,
+                "rate_honoured": run.rate_honoured,
+                "p99_9_resolved": run.p99_9_resolved,
+                "wall_s": round(run.wall_s, 3),
+                "load_avg_1m": round(os.getloadavg()[0], 2),
+            }
+            label = server.http.label
+            samples += [
+                Sample(
+                    metric,
+                    value,
+                    unit,
+                    server.http.target,
+                    label.name,
+                    ("P1",),
+                    metadata,
+                    kind=label.kind,
+                )
+                for metric, value, unit in run.metrics()
+            ]
+    return samples
+
+
+def _unavailable(server: Server, reason: str, base: dict[str, Value]) -> Sample:
+    label = server.http.label
+    return Sample(
+        "open_loop_unavailable",
+        reason,
+        "",
+        server.http.target,
+        label.name,
+        ("P1",),
+        {**label.metadata(), **base},
+        kind=label.kind,
+    )

@@ -1,0 +1,52 @@
+"""Which instances the resource checks run on: R4 on the primary container and primary VM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+import pytest
+
+from scripts.checks.meters import Instance, Meter
+from scripts.checks.resources import primary_meters
+from scripts.checks.samples import VariantLabel
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass(frozen=True)
+class Stand:
+    """What primary_meters reads of a meter: its instance."""
+
+    instance: Instance
+
+
+def meters(*labels: tuple[str, str]) -> list[Meter]:
+    return [
+        cast(Meter, Stand(Instance(VariantLabel(name, kind), f"i-{name}", f"t-{name}")))
+        for name, kind in labels
+    ]
+
+
+def names(chosen: list[Meter]) -> list[str]:
+    return [meter.instance.label.name for meter in chosen]
+
+
+def test_density_runs_on_the_variant_named_like_its_kind() -> None:
+    found = meters(
+        ("gvisor", "sandbox"), ("vm-restored", "vm"), ("vm", "vm"), ("container", "container")
+    )
+    assert names(primary_meters(found)) == ["container", "vm"]
+
+
+def test_without_a_plain_variant_the_first_of_its_kind_is_used() -> None:
+    assert names(primary_meters(meters(("vm-restored", "vm"), ("c2", "container")))) == [
+        "c2",
+        "vm-restored",
+    ]
+
+
+def test_a_missing_kind_is_left_out_not_invented() -> None:
+    assert names(primary_meters(meters(("gvisor", "sandbox"), ("container", "container")))) == [
+        "container"
+    ]
