@@ -148,7 +148,12 @@ def load(
 
 
 @task(help={"stack": TARGET_HELP["stack"], "budget_mib": "R4 memory budget in MiB"})
-def resources(c: Context, stack: str = "dev", repeats: int = 3, budget_mib: int = 1536) -> None:
+def resources(
+    c: Context,
+    stack: str = "dev",
+    repeats: int = RunOptions().start_repeats,
+    budget_mib: int = int(RunOptions().density_budget_mib),
+) -> None:
     """Start time (R1), memory and idle CPU (R2), sizes (R3), density (R4) of the stack."""
     options = RunOptions(
         groups=("resources",), start_repeats=repeats, density_budget_mib=float(budget_mib)
