@@ -32,7 +32,7 @@ from typing import Any, Literal
 from components.errors import TwinlabError
 from components.host import free_loopback_ports
 from components.http_wait import require_http_200
-from components.paths import cache_dir
+from components.paths import cache_dir, write_json_record
 from workloads.images import ImageSet, ImagesNotBuiltError, find_images
 
 Platform = Literal["systrap", "ptrace"]
@@ -128,11 +128,7 @@ def load_record() -> GvisorPlatformRecord | None:
 
 
 def save_record(record: GvisorPlatformRecord) -> None:
-    path = record_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_record(record_path(), asdict(record))
 
 
 def unavailable_reason(record: GvisorPlatformRecord | None) -> str | None:

@@ -7,12 +7,22 @@ checks and the tests.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("TWINLAB_CACHE", Path.home() / ".cache" / "twinlab"))
+
+
+def write_json_record(path: Path, record: Any) -> None:
+    """A probe's record as JSON, replaced atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def state_dir() -> Path:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from components.errors import TwinlabError
-from components.paths import cache_dir
+from components.paths import cache_dir, write_json_record
 
 # How the VMs are accelerated; the one definition every module uses.
 VirtMode = Literal["kvm", "tcg"]
@@ -201,11 +201,7 @@ def detect(environment: ProbeEnvironment) -> VirtModeRecord:
 
 
 def save_record(record: VirtModeRecord) -> None:
-    path = record_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_record(record_path(), asdict(record))
 
 
 def main(argv: list[str] | None = None) -> int:
