@@ -21,7 +21,7 @@ from pathlib import Path
 from components import snapshot_restore
 from components.naming import stack_prefix
 from components.paths import state_dir
-from scripts.checks.budget_cgroup import budget_dirs_named, remove_budget_dirs
+from scripts.checks.resources.budget_cgroup import budget_dirs_named, remove_budget_dirs
 
 
 def _lines(command: list[str]) -> list[str]:

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from components.naming import stack_prefix
 from scripts import leftovers
-from scripts.checks.deployed import ROOT
+from scripts.checks.targets.deployed import ROOT
 
 Say = Callable[[str], None]
 

@@ -22,23 +22,23 @@ from components.thresholds import DEFAULTS as THRESHOLD_DEFAULTS
 from components.thresholds import Thresholds
 from components.virt_mode import load_record
 from scripts.checks.claims import evaluate
-from scripts.checks.deployed import ROOT, DeployedStack
-from scripts.checks.latency import REPEATS as OPEN_LOOP_REPEATS
-from scripts.checks.latency import Server, measure_latency
-from scripts.checks.libvirt_domains import Virsh
-from scripts.checks.load import HttpTarget, LoadPlan, run_load
-from scripts.checks.meters import Instance
+from scripts.checks.load.closed_loop import HttpTarget, LoadPlan, run_load
+from scripts.checks.load.latency import REPEATS as OPEN_LOOP_REPEATS
+from scripts.checks.load.latency import Server, measure_latency
 from scripts.checks.probes import attack_surface, host_baseline, run_isolation, run_os_probes
-from scripts.checks.report import write_run
-from scripts.checks.resource_errors import InstanceNotFoundError
-from scripts.checks.resources import CHECKS as RESOURCE_CHECKS
-from scripts.checks.resources import DEFAULT_BUDGET_MIB, DensityBounds, run_resource_checks
-from scripts.checks.run_tags import new_run_id
-from scripts.checks.samples import Sample, VariantLabel
-from scripts.checks.start_time import DEFAULT_REPEATS as DEFAULT_START_REPEATS
-from scripts.checks.targets import DockerTarget, LocalTarget, Target, parse_target
-from scripts.checks.verdicts import ClaimResult
-from scripts.checks.weakened import WEAKENED_METADATA, weakened_container
+from scripts.checks.probes.weakened import WEAKENED_METADATA, weakened_container
+from scripts.checks.resources.errors import InstanceNotFoundError
+from scripts.checks.resources.meters import Instance
+from scripts.checks.resources.runner import CHECKS as RESOURCE_CHECKS
+from scripts.checks.resources.runner import DEFAULT_BUDGET_MIB, DensityBounds, run_resource_checks
+from scripts.checks.resources.start_time import DEFAULT_REPEATS as DEFAULT_START_REPEATS
+from scripts.checks.results.report import write_run
+from scripts.checks.results.run_tags import new_run_id
+from scripts.checks.results.samples import Sample, VariantLabel
+from scripts.checks.results.verdicts import ClaimResult
+from scripts.checks.targets.deployed import ROOT, DeployedStack
+from scripts.checks.targets.libvirt_domains import Virsh
+from scripts.checks.targets.target import DockerTarget, LocalTarget, Target, parse_target
 
 CHECK_GROUPS = ("isolation", "load", "resources")
 # n >= 5 per figure (stats.MIN_N); runs of 3 s keep a full run under 10 minutes on 2 cores

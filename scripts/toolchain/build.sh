@@ -245,7 +245,7 @@ build_provider() { # build_provider PACKAGE VERSION
 build_docker() { build_provider docker "$1"; }
 build_libvirt() { build_provider libvirt "$1"; }
 
-# vegeta: P1's open-loop, constant-rate load generator (scripts/checks/openloop.py).
+# vegeta: P1's open-loop, constant-rate load generator (scripts/checks/load/open_loop.py).
 readonly VEGETA_VERSION=12.13.0
 build_vegeta() {
 	prepare vegeta github.com/tsenart/vegeta/v12

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from components.thresholds import Thresholds
-from scripts.checks.deployed import parse_outputs, stack_thresholds, write_private_keys
+from scripts.checks.results.verdicts import Samples
 from scripts.checks.runall import RunOptions, RunOutcome, Subjects, run_checks
-from scripts.checks.verdicts import Samples
+from scripts.checks.targets.deployed import parse_outputs, stack_thresholds, write_private_keys
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from components import outputs
 from components.registry import VARIANTS
 from components.thresholds import Thresholds
 from scripts.checks.claims import CLAIMS
-from scripts.checks.verdicts import (
+from scripts.checks.results.verdicts import (
     ClaimResult,
     Samples,
     container_isolation_problems,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from components import outputs
-from scripts.checks.density_budget import DensityEvent, DensityResult, find_leftovers, run
-from scripts.checks.run_tags import run_tags
+from scripts.checks.resources.density_budget import DensityEvent, DensityResult, find_leftovers, run
+from scripts.checks.results.run_tags import run_tags
 
 pytestmark = pytest.mark.integration
 

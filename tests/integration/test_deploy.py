@@ -15,8 +15,8 @@ from pulumi import automation as auto
 from components import outputs
 from components.naming import stack_prefix
 from scripts import leftovers
-from scripts.checks.deployed import write_private_key
-from scripts.checks.targets import parse_target
+from scripts.checks.targets.deployed import write_private_key
+from scripts.checks.targets.target import parse_target
 from tests.deploy import PORT_KEYS, ci_stack_config, deployed
 
 pytestmark = pytest.mark.integration

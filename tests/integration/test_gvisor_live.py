@@ -26,9 +26,9 @@ from components.gvisor_platform import (
 )
 from components.http_wait import require_http_200
 from components.virt_mode import load_record as load_virt_mode
-from scripts.checks import verdicts
 from scripts.checks.probes import host_baseline, run_os_probes
-from scripts.checks.targets import parse_target
+from scripts.checks.results import verdicts
+from scripts.checks.targets.target import parse_target
 from workloads.images import ImageSet, ImagesNotBuiltError, find_images
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,5 @@
 """The misconfiguration probes against real containers: each negative control is the stack's
-hardened container configuration weakened in exactly one way (scripts/checks/weakenings.py),
+hardened container configuration weakened in exactly one way (scripts/checks/probes/weakenings.py),
 started here from the project's image and removed whatever happens, and I1's problem list must
 name that weakness with its CIS item. Then a real stack deployment: its container and its VM
 must not be flagged (the VM's findings about its own kernel are guest-only)."""
@@ -13,13 +13,19 @@ import pytest
 
 from components.thresholds import thresholds_for
 from components.virt_mode import load_record
-from scripts.checks import findings, verdicts
 from scripts.checks.claims import i1, i2
-from scripts.checks.deployed import parse_outputs, write_private_keys
-from scripts.checks.probes import attack_surface, host_baseline, run_isolation
-from scripts.checks.samples import VariantLabel
-from scripts.checks.targets import LocalTarget, parse_target
-from scripts.checks.weakenings import CONTROLS, HARDENED, Weakening, control_container, docker
+from scripts.checks.probes import attack_surface, findings, host_baseline, run_isolation
+from scripts.checks.probes.weakenings import (
+    CONTROLS,
+    HARDENED,
+    Weakening,
+    control_container,
+    docker,
+)
+from scripts.checks.results import verdicts
+from scripts.checks.results.samples import VariantLabel
+from scripts.checks.targets.deployed import parse_outputs, write_private_keys
+from scripts.checks.targets.target import LocalTarget, parse_target
 from workloads.images import ImagesNotBuiltError, find_images
 
 pytestmark = pytest.mark.integration

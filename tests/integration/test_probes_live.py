@@ -22,14 +22,14 @@ from components.http_wait import wait_for_http_200
 from components.pids_limit import PIDS_LIMIT
 from components.thresholds import thresholds_for
 from components.virt_mode import load_record
-from scripts.checks import verdicts
 from scripts.checks.claims import i3
-from scripts.checks.load import HttpTarget, LoadPlan, run_load
+from scripts.checks.load.closed_loop import HttpTarget, LoadPlan, run_load
 from scripts.checks.probes import host_baseline, run_isolation, run_os_probes
 from scripts.checks.probes.kernel_writes import SYSCTL_PATH
-from scripts.checks.samples import VariantLabel
-from scripts.checks.targets import Target, parse_target
-from scripts.checks.weakened import start_weakened
+from scripts.checks.probes.weakened import start_weakened
+from scripts.checks.results import verdicts
+from scripts.checks.results.samples import VariantLabel
+from scripts.checks.targets.target import Target, parse_target
 from workloads.images import ImageSet, ImagesNotBuiltError, cmdline_with_ssh_key, find_images
 from workloads.images.boottest import qemu_command, stop_qemu
 

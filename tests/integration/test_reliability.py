@@ -29,7 +29,6 @@ from rich.console import Console
 from components import outputs
 from components.naming import stack_prefix
 from scripts import leftovers
-from scripts.checks.deployed import read_deployed
 from scripts.checks.runall import (
     InstanceMissingError,
     RunOptions,
@@ -37,6 +36,7 @@ from scripts.checks.runall import (
     require_instances,
     run_checks,
 )
+from scripts.checks.targets.deployed import read_deployed
 from tests.deploy import PORT_KEYS, ROOT, deployed
 from tests.deploy import ci_stack_config as stack_config
 

@@ -14,17 +14,17 @@ import pytest
 
 from components import outputs
 from components.naming import clone_prefix
-from scripts.checks.clones import ContainerCloner, VmCloner, remove_clones
-from scripts.checks.docker_engine import DockerEngine
-from scripts.checks.libvirt_domains import Virsh
-from scripts.checks.meters import ContainerMeter, DomainMeter, Instance, Meter, meter_for
 from scripts.checks.parsers.docker_inspect import parse_container
-from scripts.checks.resource_errors import InstanceNotFoundError
-from scripts.checks.run_tags import RunTags, run_tags
-from scripts.checks.samples import VariantLabel
-from scripts.checks.sizes import measure_sizes
-from scripts.checks.start_time import measure_start_times
-from scripts.checks.usage import measure_footprint
+from scripts.checks.resources.clones import ContainerCloner, VmCloner, remove_clones
+from scripts.checks.resources.errors import InstanceNotFoundError
+from scripts.checks.resources.meters import ContainerMeter, DomainMeter, Instance, Meter, meter_for
+from scripts.checks.resources.sizes import measure_sizes
+from scripts.checks.resources.start_time import measure_start_times
+from scripts.checks.resources.usage import measure_footprint
+from scripts.checks.results.run_tags import RunTags, run_tags
+from scripts.checks.results.samples import VariantLabel
+from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.libvirt_domains import Virsh
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,8 @@ from components import outputs
 from components.naming import stack_prefix
 from components.registry import by_name
 from scripts import leftovers
-from scripts.checks.deployed import ROOT, read_deployed
-from scripts.checks.targets import parse_target
+from scripts.checks.targets.deployed import ROOT, read_deployed
+from scripts.checks.targets.target import parse_target
 from tests.deploy import ci_stack_config, deployed
 
 pytestmark = pytest.mark.integration

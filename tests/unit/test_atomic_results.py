@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts.checks import report
-from scripts.checks.report import write_run
-from scripts.checks.samples import Sample, read_samples, write_samples
+from scripts.checks.results import report
+from scripts.checks.results.report import write_run
+from scripts.checks.results.samples import Sample, read_samples, write_samples
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +113,7 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from scripts.checks.samples import Sample, write_samples
+    from scripts.checks.results.samples import Sample, write_samples
 
     def samples():
         for index in range(1000):

@@ -9,7 +9,7 @@ from components.thresholds import NAMES, ORIGINS
 from scripts.checks.claims import CATALOGUE
 from scripts.checks.claims.__main__ import main as catalogue_main
 from scripts.checks.claims.catalogue import CATALOGUE_PATH, render
-from scripts.checks.samples import CLAIM_IDS
+from scripts.checks.results.samples import CLAIM_IDS
 
 pytestmark = pytest.mark.unit
 

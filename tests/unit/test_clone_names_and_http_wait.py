@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from components.http_wait import wait_for_http_200
-from scripts.checks import footprint
-from scripts.checks.clones import Clone, Cloner
+from scripts.checks.resources import footprint
+from scripts.checks.resources.clones import Clone, Cloner
 
 pytestmark = pytest.mark.unit
 

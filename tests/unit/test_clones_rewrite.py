@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from scripts.checks.clones import stack_of
 from scripts.checks.parsers.docker_inspect import (
     CLONE_OF_LABEL,
     InspectError,
@@ -25,7 +24,8 @@ from scripts.checks.parsers.domain_xml import (
     parse_domain,
     parse_hostfwds,
 )
-from scripts.checks.resource_errors import CloneError
+from scripts.checks.resources.clones import stack_of
+from scripts.checks.resources.errors import CloneError
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from scripts.checks import budget_cgroup
-from scripts.checks.budget_cgroup import (
+from scripts.checks.parsers.domain_xml import QEMU_NS, clone_domain_xml, parse_domain
+from scripts.checks.resources import budget_cgroup
+from scripts.checks.resources.budget_cgroup import (
     BudgetCgroup,
     OomKill,
     detect_layout,
@@ -20,18 +21,17 @@ from scripts.checks.budget_cgroup import (
     parse_oom_kill,
     read_counters,
 )
-from scripts.checks.density_budget import (
+from scripts.checks.resources.density_budget import (
     DensityResult,
     InstanceRecord,
     RunLimits,
     Tally,
     validate,
 )
-from scripts.checks.density_placement import BudgetedDockerEngine, budgeted_domain_xml
-from scripts.checks.density_watch import attribute_kills
-from scripts.checks.parsers.domain_xml import QEMU_NS, clone_domain_xml, parse_domain
-from scripts.checks.resource_errors import BudgetError
-from scripts.checks.run_tags import RunTags
+from scripts.checks.resources.density_placement import BudgetedDockerEngine, budgeted_domain_xml
+from scripts.checks.resources.density_watch import attribute_kills
+from scripts.checks.resources.errors import BudgetError
+from scripts.checks.results.run_tags import RunTags
 
 pytestmark = pytest.mark.unit
 

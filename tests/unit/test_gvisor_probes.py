@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from scripts.checks import findings
 from scripts.checks.parsers.sections import split_sections
 from scripts.checks.parsers.virt import (
     GVISOR_LOG_START,
@@ -19,12 +18,13 @@ from scripts.checks.parsers.virt import (
     detect_virtualization,
     kernel_kind,
 )
+from scripts.checks.probes import findings
 from scripts.checks.probes.baseline import HostBaseline, baseline_from_sections
 from scripts.checks.probes.catalog import Reading
 from scripts.checks.probes.system import OS_PROBES
-from scripts.checks.samples import VariantLabel
-from scripts.checks.targets import LocalTarget, parse_target
-from scripts.checks.verdicts import Samples, sandbox_isolation_problems
+from scripts.checks.results.samples import VariantLabel
+from scripts.checks.results.verdicts import Samples, sandbox_isolation_problems
+from scripts.checks.targets.target import LocalTarget, parse_target
 
 pytestmark = pytest.mark.unit
 DATA = Path(__file__).resolve().parent / "data" / "probes"

@@ -10,11 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from scripts.checks import latency
-from scripts.checks.latency import Server, max_throughputs, measure_latency
-from scripts.checks.load import HttpTarget
-from scripts.checks.pinning import host_cpus
-from scripts.checks.samples import Sample, VariantLabel
+from scripts.checks.load import latency
+from scripts.checks.load.closed_loop import HttpTarget
+from scripts.checks.load.latency import Server, max_throughputs, measure_latency
+from scripts.checks.load.pinning import host_cpus
+from scripts.checks.results.samples import Sample, VariantLabel
 
 pytestmark = pytest.mark.unit
 CONTAINER, VM = VariantLabel("container", "container"), VariantLabel("vm", "vm")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.checks.load import (
+from scripts.checks.load.closed_loop import (
     HttpTarget,
     LoadError,
     LoadPlan,
@@ -21,7 +21,7 @@ from scripts.checks.load import (
     run_load,
     run_wrk,
 )
-from scripts.checks.samples import HOST_LABEL, VariantLabel
+from scripts.checks.results.samples import HOST_LABEL, VariantLabel
 
 pytestmark = pytest.mark.unit
 CONTAINER, VM = VariantLabel("container", "container"), VariantLabel("vm", "vm")

@@ -1,6 +1,6 @@
 """The misconfiguration probes' parsers and the verdicts built on them, on output captured from
 real targets (tests/unit/data/probes/control-*/ are containers weakened in exactly one way, see
-scripts/checks/weakenings.py; regenerate with `python -m tests.unit.data.capture_probes
+scripts/checks/probes/weakenings.py; regenerate with `python -m tests.unit.data.capture_probes
 --controls`), plus the parts no capture can show on this host (an LSM, a readable ftrace)."""
 
 from __future__ import annotations
@@ -12,20 +12,20 @@ from pathlib import Path
 import pytest
 
 from components.thresholds import thresholds_for
-from scripts.checks import findings, verdicts
 from scripts.checks.claims import i1
 from scripts.checks.parsers.mountinfo import Mount, host_path, parse_mountinfo
 from scripts.checks.parsers.sections import Section, split_sections
-from scripts.checks.probes import attack_surface, cis, misconfig_lsm, syscall_test
+from scripts.checks.probes import attack_surface, cis, findings, misconfig_lsm, syscall_test
 from scripts.checks.probes.baseline import HostBaseline, baseline_from_sections
 from scripts.checks.probes.catalog import to_sample
 from scripts.checks.probes.finding import finding
 from scripts.checks.probes.misconfig import MISCONFIG_PROBES
 from scripts.checks.probes.misconfig_mounts import exposed, sensitive
 from scripts.checks.probes.misconfig_seccomp import blocked_syscalls
-from scripts.checks.samples import Sample
-from scripts.checks.targets import CommandResult, LocalTarget, Target
-from scripts.checks.weakenings import CONTROLS, Weakening
+from scripts.checks.probes.weakenings import CONTROLS, Weakening
+from scripts.checks.results import verdicts
+from scripts.checks.results.samples import Sample
+from scripts.checks.targets.target import CommandResult, LocalTarget, Target
 
 pytestmark = pytest.mark.unit
 DATA = Path(__file__).resolve().parent / "data"

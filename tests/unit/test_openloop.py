@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.checks.openloop import (
+from scripts.checks.load.open_loop import (
     NotLoopbackError,
     OpenLoopError,
     OpenLoopPlan,
@@ -26,7 +26,7 @@ from scripts.checks.openloop import (
     run_open_loop,
     sustainable_rate_per_s,
 )
-from scripts.checks.pinning import host_cpus
+from scripts.checks.load.pinning import host_cpus
 
 pytestmark = pytest.mark.unit
 DATA = Path(__file__).resolve().parent / "data" / "vegeta"

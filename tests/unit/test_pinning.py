@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.checks.pinning import (
+from scripts.checks.load.pinning import (
     PinningError,
     ThreadPlacement,
     choose_generator_cpus,

@@ -24,8 +24,8 @@ from scripts.checks.probes.kernel_writes import (
     module_load,
     sysctl_write,
 )
-from scripts.checks.samples import Sample, Value
-from scripts.checks.targets import CommandResult, LocalTarget, Target, TargetError
+from scripts.checks.results.samples import Sample, Value
+from scripts.checks.targets.target import CommandResult, LocalTarget, Target, TargetError
 
 pytestmark = pytest.mark.unit
 DATA = Path(__file__).resolve().parent / "data" / "probes"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.checks import footprint
-from scripts.checks.resource_errors import InstanceNotRunningError
+from scripts.checks.resources import footprint
+from scripts.checks.resources.errors import InstanceNotRunningError
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from scripts.checks.libvirt_domains import kvm_device_problem
 from scripts.checks.parsers.proc_resources import (
     CgroupMemory,
     cgroup_v1_cpu_ns,
@@ -24,6 +23,7 @@ from scripts.checks.parsers.proc_resources import (
     qemu_pss_breakdown,
 )
 from scripts.checks.parsers.virsh import parse_name_list, parse_vol_list
+from scripts.checks.targets.libvirt_domains import kvm_device_problem
 
 pytestmark = pytest.mark.unit
 

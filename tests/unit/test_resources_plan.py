@@ -7,9 +7,9 @@ from typing import cast
 
 import pytest
 
-from scripts.checks.meters import Instance, Meter
-from scripts.checks.resources import primary_meters
-from scripts.checks.samples import VariantLabel
+from scripts.checks.resources.meters import Instance, Meter
+from scripts.checks.resources.runner import primary_meters
+from scripts.checks.results.samples import VariantLabel
 
 pytestmark = pytest.mark.unit
 

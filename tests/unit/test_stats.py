@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from scripts.checks.stats import (
+from scripts.checks.results.stats import (
     MIN_N,
     StatsError,
     judge_at_least_as_fast,

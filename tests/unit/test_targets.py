@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.checks.samples import VariantLabel
-from scripts.checks.targets import (
+from scripts.checks.results.samples import VariantLabel
+from scripts.checks.targets.target import (
     TRANSPORTS,
     BadTargetUrlError,
     CommandResult,

@@ -8,8 +8,8 @@ import pytest
 
 from components.thresholds import ThresholdError, Thresholds, thresholds_for
 from scripts.checks.claims import evaluate
-from scripts.checks.report import write_run
-from scripts.checks.samples import Sample, Value, read_samples
+from scripts.checks.results.report import write_run
+from scripts.checks.results.samples import Sample, Value, read_samples
 
 pytestmark = pytest.mark.unit
 C, V, H, W = "docker://app", "ssh://twin@127.0.0.1:12222", "local://", "docker://weak"
@@ -290,8 +290,8 @@ def test_report_is_written_whole(tmp_path: Path) -> None:
 
 
 def test_plots_show_every_sample_with_n_and_ci_and_log_scale_for_10x() -> None:
-    from scripts.checks.report import _distribution_title, _wants_log_scale
-    from scripts.checks.stats import summarize
+    from scripts.checks.results.report import _distribution_title, _wants_log_scale
+    from scripts.checks.results.stats import summarize
 
     far = {"container": summarize(FIVE_STARTS_C), "vm": summarize(FIVE_STARTS_V)}
     near = {"container": summarize([1.0, 1.1, 1.2]), "vm": summarize([2.0, 2.1, 2.2])}

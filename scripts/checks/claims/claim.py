@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from components.thresholds import Thresholds
-from scripts.checks.verdicts import ClaimResult, Samples
+from scripts.checks.results.verdicts import ClaimResult, Samples
 
 Judge = Callable[[Samples, Thresholds], ClaimResult]
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from components.thresholds import Thresholds
-from scripts.checks import findings
 from scripts.checks.claims.claim import Claim
-from scripts.checks.verdicts import (
+from scripts.checks.probes import findings
+from scripts.checks.results.verdicts import (
     ClaimResult,
     Samples,
     container_isolation_problems,

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from components.thresholds import Thresholds
-from scripts.checks import findings
 from scripts.checks.claims.claim import Claim
-from scripts.checks.verdicts import ClaimResult, Samples, isolation_line, vm_isolation_problems
+from scripts.checks.probes import findings
+from scripts.checks.results.verdicts import (
+    ClaimResult,
+    Samples,
+    isolation_line,
+    vm_isolation_problems,
+)
 
 
 def judge(samples: Samples, _t: Thresholds) -> ClaimResult:

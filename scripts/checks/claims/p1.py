@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from components.thresholds import Thresholds
 from scripts.checks.claims.claim import Claim
-from scripts.checks.verdicts import ClaimResult, Samples, Verdict, ratio_claim, summary_cells
+from scripts.checks.results.verdicts import (
+    ClaimResult,
+    Samples,
+    Verdict,
+    ratio_claim,
+    summary_cells,
+)
 
 # Open-loop latency shown beside the throughput verdict (openloop.py metrics).
 LATENCY_METRICS = ("latency_p50_ms", "latency_p99_ms", "latency_p99_9_ms")

@@ -6,7 +6,7 @@ import dataclasses
 
 from components.thresholds import Thresholds
 from scripts.checks.claims.claim import Claim
-from scripts.checks.verdicts import ClaimResult, Samples, ratio_claim
+from scripts.checks.results.verdicts import ClaimResult, Samples, ratio_claim
 
 
 def judge(samples: Samples, t: Thresholds) -> ClaimResult:

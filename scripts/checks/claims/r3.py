@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from components.thresholds import Thresholds
 from scripts.checks.claims.claim import Claim
-from scripts.checks.verdicts import ClaimResult, Samples, ratio_claim
+from scripts.checks.results.verdicts import ClaimResult, Samples, ratio_claim
 
 
 def judge(samples: Samples, t: Thresholds) -> ClaimResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from components.thresholds import Thresholds
 from scripts.checks.claims.claim import Claim
-from scripts.checks.verdicts import ClaimResult, Samples, Verdict, summary_cells
+from scripts.checks.results.verdicts import ClaimResult, Samples, Verdict, summary_cells
 
 METRIC = "instances_healthy_in_budget"
 # One density run per kind (n=1: each run fills a whole memory budget, minutes under TCG), so

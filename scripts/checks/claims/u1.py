@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from components.thresholds import Thresholds
 from scripts.checks.claims.claim import Claim
-from scripts.checks.samples import HOST
-from scripts.checks.verdicts import ClaimResult, Samples, need, need_primary
+from scripts.checks.results.samples import HOST
+from scripts.checks.results.verdicts import ClaimResult, Samples, need, need_primary
 
 
 def judge(samples: Samples, _t: Thresholds) -> ClaimResult:

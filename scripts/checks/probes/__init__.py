@@ -23,8 +23,8 @@ from scripts.checks.probes.baseline import HostBaseline, host_baseline
 from scripts.checks.probes.isolation import READ_ONLY_PROBES
 from scripts.checks.probes.kernel_writes import STATE_CHANGING_PROBES
 from scripts.checks.probes.system import OS_PROBES
-from scripts.checks.samples import Sample, Value
-from scripts.checks.targets import LocalTarget, Target, TargetError
+from scripts.checks.results.samples import Sample, Value
+from scripts.checks.targets.target import LocalTarget, Target, TargetError
 
 Probe = Callable[[Target, HostBaseline], list[Sample]]
 ProbeStarted = Callable[[Target, str], None]

@@ -19,8 +19,8 @@ from rich.table import Table
 from components.errors import TwinlabError
 from components.virt_mode import load_record
 from scripts.checks.probes import ProbesFailedError, host_baseline, run_isolation, run_os_probes
-from scripts.checks.samples import Sample, write_samples
-from scripts.checks.targets import Target, parse_target
+from scripts.checks.results.samples import Sample, write_samples
+from scripts.checks.targets.target import Target, parse_target
 
 VALUE_WIDTH = 36
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.checks.probes.catalog import Reading, to_sample
-from scripts.checks.samples import Sample, Value
-from scripts.checks.targets import Target
+from scripts.checks.results.samples import Sample, Value
+from scripts.checks.targets.target import Target
 
 METRIC = "host_kernel_functions_reached"
 MOUNTED = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")

@@ -15,8 +15,8 @@ from scripts.checks.parsers.sections import Sections
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading, to_sample
 from scripts.checks.probes.shell import run_sections
-from scripts.checks.samples import Sample
-from scripts.checks.targets import Target
+from scripts.checks.results.samples import Sample
+from scripts.checks.targets.target import Target
 
 Interpret = Callable[[Sections, HostBaseline], list[Reading]]
 SEPARATOR = "__"

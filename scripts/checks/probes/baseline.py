@@ -32,7 +32,7 @@ from scripts.checks.probes.shell import (
     optional,
     run_sections,
 )
-from scripts.checks.targets import LocalTarget, Target
+from scripts.checks.targets.target import LocalTarget, Target
 
 MARKER_LIFETIME_S = 1800
 BASELINE_SNIPPETS = {

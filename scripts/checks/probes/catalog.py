@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from scripts.checks.samples import Sample, Value
-from scripts.checks.targets import Target
+from scripts.checks.results.samples import Sample, Value
+from scripts.checks.targets.target import Target
 
 ISOLATION = ("I1", "I2", "I3")
 

@@ -7,12 +7,12 @@ exposes that guest kernel, so its findings are marked "guest-only".
 
 from __future__ import annotations
 
-from scripts.checks import findings
 from scripts.checks.parsers.sections import Sections
+from scripts.checks.probes import findings
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
 from scripts.checks.probes.cis import CisItem
-from scripts.checks.samples import Value
+from scripts.checks.results.samples import Value
 
 
 def on_host_kernel(sections: Sections, baseline: HostBaseline) -> bool:

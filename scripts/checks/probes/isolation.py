@@ -15,7 +15,7 @@ from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
 from scripts.checks.probes.misconfig import MISCONFIG_PROBES
 from scripts.checks.probes.shell import BOOT_ID, MODULES, PROCESS_TABLE, STATUS, UPTIME, optional
-from scripts.checks.samples import Value
+from scripts.checks.results.samples import Value
 
 UPTIME_TOLERANCE_S = 2.0
 # /dev entries that every Linux mount namespace gets anyway and that expose no hardware.

@@ -21,8 +21,8 @@ from scripts.checks.parsers import proc
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading, to_sample
 from scripts.checks.probes.shell import BOOT_ID, MODULES, optional, run_sections
-from scripts.checks.samples import Sample, Value
-from scripts.checks.targets import CommandResult, Target
+from scripts.checks.results.samples import Sample, Value
+from scripts.checks.targets.target import CommandResult, Target
 
 MODULE = "dummy"
 SYSCTL_NAME = "kernel.printk_ratelimit_burst"

@@ -19,7 +19,6 @@ mounts, which a shared network or IPC namespace brings and the namespace probe r
 
 from __future__ import annotations
 
-from scripts.checks.findings import HOST_SCOPE
 from scripts.checks.parsers.mountinfo import Mount, host_path, parse_mountinfo, within
 from scripts.checks.parsers.sections import Sections
 from scripts.checks.parsers.virt import GVISOR_PROC_VERSION
@@ -28,9 +27,10 @@ from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
 from scripts.checks.probes.finding import finding, not_measurable, on_host_kernel, scope
+from scripts.checks.probes.findings import HOST_SCOPE
 from scripts.checks.probes.shell import BOOT_ID, MOUNTINFO, PROC_VERSION
 from scripts.checks.probes.system import kernel_sign
-from scripts.checks.samples import Value
+from scripts.checks.results.samples import Value
 
 METRIC = "sensitive_host_path_mounted"
 # Sensitive with everything below them (CIS 5.6's list plus /root).

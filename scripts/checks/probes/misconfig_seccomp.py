@@ -11,16 +11,15 @@ guards the guest's kernel only: guest-only.
 
 from __future__ import annotations
 
-from scripts.checks import findings
 from scripts.checks.parsers import proc
 from scripts.checks.parsers.sections import Sections
-from scripts.checks.probes import cis, syscall_test
+from scripts.checks.probes import cis, findings, syscall_test
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
 from scripts.checks.probes.finding import finding, not_measurable, scope
 from scripts.checks.probes.shell import BOOT_ID, STATUS
-from scripts.checks.samples import Value
+from scripts.checks.results.samples import Value
 
 METRIC = "seccomp_unconfined"
 COUNT_METRIC = "dangerous_syscalls_blocked"

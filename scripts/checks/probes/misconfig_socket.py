@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import shlex
 
-from scripts.checks import findings
 from scripts.checks.parsers.sections import Sections
 from scripts.checks.parsers.virt import GVISOR_PROC_VERSION
-from scripts.checks.probes import cis
+from scripts.checks.probes import cis, findings
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading

@@ -19,7 +19,7 @@ from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
 from scripts.checks.probes.finding import finding, not_measurable, on_host_kernel, scope
 from scripts.checks.probes.shell import BOOT_ID, NAMESPACES
-from scripts.checks.samples import Value
+from scripts.checks.results.samples import Value
 
 METRIC = "root_without_userns"
 

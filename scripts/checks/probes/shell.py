@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from scripts.checks.parsers.sections import Sections, sectioned_command, split_sections
-from scripts.checks.targets import Target, TargetError
+from scripts.checks.targets.target import Target, TargetError
 
 PROBE_TIMEOUT_S = 60.0
 

@@ -15,7 +15,7 @@ from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
 from scripts.checks.probes.catalog import Reading
 from scripts.checks.probes.shell import BOOT_ID, PROC_VERSION, PROCESS_TABLE, optional
-from scripts.checks.samples import Value
+from scripts.checks.results.samples import Value
 
 # Units of the app itself are not OS services; user@UID is the probe's own SSH login.
 APP_UNIT_PREFIX = "twinlab"

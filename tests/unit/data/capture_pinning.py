@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.checks.pinning import CGROUP_ROOT, PROC, cpuset_file, docker_proxy_pids
+from scripts.checks.load.pinning import CGROUP_ROOT, PROC, cpuset_file, docker_proxy_pids
 
 DATA = Path(__file__).resolve().parent / "pinning"
 

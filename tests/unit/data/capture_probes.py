@@ -3,7 +3,7 @@
     cd /work/main && .venv/bin/python -m tests.unit.data.capture_probes LABEL TARGET_URL [--redact]
     .venv/bin/python -m tests.unit.data.capture_probes --controls
 
---controls captures every one-way weakened container of scripts/checks/weakenings.py (and the
+--controls captures every one-way weakened container of scripts/checks/probes/weakenings.py (and the
 hardened starting point) from the built app image, each started, captured into
 control-<name>/ and removed.
 
@@ -27,8 +27,8 @@ from scripts.checks.probes.baseline import BASELINE_SNIPPETS, host_baseline
 from scripts.checks.probes.isolation import READ_ONLY_PROBES
 from scripts.checks.probes.shell import PROBE_TIMEOUT_S
 from scripts.checks.probes.system import OS_PROBES
-from scripts.checks.targets import parse_target
-from scripts.checks.weakenings import CONTROLS, HARDENED, control_container
+from scripts.checks.probes.weakenings import CONTROLS, HARDENED, control_container
+from scripts.checks.targets.target import parse_target
 from workloads.images import find_images
 
 DATA = Path(__file__).resolve().parent / "probes"

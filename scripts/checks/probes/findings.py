@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from scripts.checks.samples import Sample
+from scripts.checks.results.samples import Sample
 
 CIS_KEY = "cis"
 CIS_TITLE_KEY = "cis_title"

@@ -32,7 +32,7 @@ import invoke
 import paramiko
 
 from components.errors import TwinlabError
-from scripts.checks.samples import HOST_LABEL, VariantLabel
+from scripts.checks.results.samples import HOST_LABEL, VariantLabel
 
 DEFAULT_TIMEOUT_S = 30.0
 # Paramiko's transport thread logs every failed handshake with a traceback (many while a VM

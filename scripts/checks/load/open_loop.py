@@ -9,7 +9,7 @@ requests that can be in flight at once, so it only bounds memory and never delay
 
 Both variants get the same rate (`sustainable_rate_per_s`: half the slower variant's closed-loop
 maximum), so their p50/p90/p99/p99.9 compare like for like. vegeta runs pinned with `taskset` to
-CPUs apart from the servers (scripts.checks.pinning chooses them), and its own CPU time (wait4)
+CPUs apart from the servers (scripts.checks.load.pinning chooses them), and its own CPU time (wait4)
 is reported, because on 2 cores the generator's cost matters.
 
 Every run is bounded: only http:// URLs on a loopback address; rate x duration <= max_requests,
@@ -35,9 +35,9 @@ from pathlib import Path
 from components.errors import TwinlabError
 
 # One loopback rule for every load tool; NotLoopbackError is re-exported for callers.
-from scripts.checks.load import NotLoopbackError as NotLoopbackError
-from scripts.checks.load import loopback_base_url
-from scripts.checks.pinning import format_cpu_list, host_cpus
+from scripts.checks.load.closed_loop import NotLoopbackError as NotLoopbackError
+from scripts.checks.load.closed_loop import loopback_base_url
+from scripts.checks.load.pinning import format_cpu_list, host_cpus
 
 VEGETA_VERSION = "v12.13.0"
 # vegeta gets this long past its duration plus one request timeout before it is killed.

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.http_wait import wait_for_http_200
-from scripts.checks import budget_cgroup
-from scripts.checks.budget_cgroup import BudgetCgroup, CgroupLayout, KernelLog, OomKill
-from scripts.checks.resource_errors import BudgetError, ResourceCheckError
+from scripts.checks.resources import budget_cgroup
+from scripts.checks.resources.budget_cgroup import BudgetCgroup, CgroupLayout, KernelLog, OomKill
+from scripts.checks.resources.errors import BudgetError, ResourceCheckError
 
 HEALTH_INTERVAL_S = 2.0  # how often every admitted instance is probed
 PROBE_TIMEOUT_S = 3.0  # one probe: retries within this before it counts as unanswered

@@ -3,7 +3,7 @@
 A meter reads one instance from the host's side: its memory charged, its CPU time, its memory
 limit, what it stores, and how to clone it (R1, R4). `METERS` maps each kind to its meter; a
 new variant of an existing kind needs nothing here, a new kind one meter class (and its
-cloner, scripts/checks/clones.py) plus one line in `METERS`.
+cloner, scripts/checks/resources/clones.py) plus one line in `METERS`.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
-from scripts.checks import footprint
-from scripts.checks.clones import Cloner, ContainerCloner, VmCloner
-from scripts.checks.docker_engine import DockerEngine
-from scripts.checks.libvirt_domains import Virsh, disk_chain
 from scripts.checks.parsers.docker_inspect import parse_container
 from scripts.checks.parsers.domain_xml import DomainFacts, parse_domain
 from scripts.checks.parsers.proc_resources import MIB
-from scripts.checks.resource_errors import ResourceCheckError
-from scripts.checks.samples import Value, VariantLabel
+from scripts.checks.resources import footprint
+from scripts.checks.resources.clones import Cloner, ContainerCloner, VmCloner
+from scripts.checks.resources.errors import ResourceCheckError
+from scripts.checks.results.samples import Value, VariantLabel
+from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.libvirt_domains import Virsh, disk_chain
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,7 @@ def meter_for(instance: Instance, engine: DockerEngine, virsh: Virsh) -> Meter:
     if kind not in METERS:
         raise ResourceCheckError(
             f"{instance.name}: no resource meter for kind {kind!r} (variant "
-            f"{instance.label.name}); known kinds: {sorted(METERS)} (scripts/checks/meters.py)"
+            f"{instance.label.name}); known kinds: {sorted(METERS)} "
+            "(scripts/checks/resources/meters.py)"
         )
     return METERS[kind](instance, engine, virsh)

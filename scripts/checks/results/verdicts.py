@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from scripts.checks.samples import HOST, Sample, Value, VariantLabel
-from scripts.checks.stats import MIN_N, Summary, judge_ratio, summarize
+from scripts.checks.results.samples import HOST, Sample, Value, VariantLabel
+from scripts.checks.results.stats import MIN_N, Summary, judge_ratio, summarize
 
 Verdict = Literal["holds", "does not hold", "inconclusive"]
 
@@ -185,7 +185,7 @@ def ratio_claim(
 def container_isolation_problems(samples: Samples, target: str) -> list[str]:
     """What breaks I1's "process-level isolation on a shared kernel" for this container: the
     baseline expectations, then every misconfiguration finding, each with its CIS item."""
-    from scripts.checks import findings
+    from scripts.checks.probes import findings
 
     problems = []
     if samples.one("host_processes_visible", target=target) is not False:
@@ -206,7 +206,7 @@ def sandbox_isolation_problems(samples: Samples, target: str) -> list[str]:
     host, so nothing of the host kernel or its processes visible from inside, no capabilities,
     and no misconfiguration reaching the host. Its seccomp and NoNewPrivs readings are the
     application kernel's own view and are not judged here."""
-    from scripts.checks import findings
+    from scripts.checks.probes import findings
 
     problems = []
     kind = samples.one("kernel_kind", target=target)
@@ -224,7 +224,7 @@ def vm_isolation_problems(samples: Samples, target: str) -> list[str]:
     """What breaks I2's "own kernel, nothing of the host kernel visible" for this VM. Findings
     that only expose the guest's own kernel ("guest-only") are not problems; host-scope ones
     (e.g. a host directory shared into the guest) are."""
-    from scripts.checks import findings
+    from scripts.checks.probes import findings
 
     problems = []
     for metric, bad in (
@@ -243,7 +243,7 @@ def vm_isolation_problems(samples: Samples, target: str) -> list[str]:
 
 def weakening_reported(samples: Samples, target: str) -> list[str]:
     """I3: what the checks report as weakened for a (deliberately weakened) container."""
-    from scripts.checks import findings
+    from scripts.checks.probes import findings
 
     reported = []
     if samples.one("host_processes_visible", target=target) is True:

@@ -6,7 +6,7 @@ made before the clock starts; the clock then runs from the create call (checking
 against the saved state, writing the clone's XML into the save image, `virsh restore`) to the
 first HTTP 200.
 
-    python -m scripts.checks.restored_clones --repeats 5 --cold 5
+    python -m scripts.checks.resources.restored_clones --repeats 5 --cold 5
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from components import libvirt_cli, snapshot_restore
 from components.naming import clone_prefix
 from components.snapshot import Snapshot, ensure_snapshot, recipe_for_defaults, vm_images
 from components.snapshot_restore import RestoredClone, restore, restore_domain_xml
-from scripts.checks import footprint
-from scripts.checks.clones import Clone, Cloner
-from scripts.checks.libvirt_domains import Virsh
-from scripts.checks.run_tags import run_tags
-from scripts.checks.samples import Sample, VariantLabel, write_samples
-from scripts.checks.start_time import measure_start_times
-from scripts.checks.stats import summarize
+from scripts.checks.resources import footprint
+from scripts.checks.resources.clones import Clone, Cloner
+from scripts.checks.resources.start_time import measure_start_times
+from scripts.checks.results.run_tags import run_tags
+from scripts.checks.results.samples import Sample, VariantLabel, write_samples
+from scripts.checks.results.stats import summarize
+from scripts.checks.targets.libvirt_domains import Virsh
 
 RESTORED_READY_TIMEOUT_S = 60.0
 COLD_READY_TIMEOUT_S = 300.0
@@ -149,7 +149,7 @@ class ColdBootCloner(RestoredVmCloner):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.checks.restored_clones")
+    parser = argparse.ArgumentParser(prog="python -m scripts.checks.resources.restored_clones")
     parser.add_argument("--repeats", type=int, default=5, help="restored clones, one by one")
     parser.add_argument("--cold", type=int, default=0, help="cold boots of the same domain")
     parser.add_argument("--stack", default="snaptime")

@@ -11,13 +11,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Protocol
 
-from scripts.checks.budget_cgroup import Kind
-from scripts.checks.docker_engine import DockerEngine
-from scripts.checks.libvirt_domains import DEFAULT_URI, Virsh
 from scripts.checks.parsers import domain_xml  # noqa: F401 - registers the qemu: namespace
 from scripts.checks.parsers.docker_inspect import parse_container
 from scripts.checks.parsers.proc_resources import MIB
-from scripts.checks.resource_errors import BudgetError, InstanceNotFoundError, ResourceCheckError
+from scripts.checks.resources.budget_cgroup import Kind
+from scripts.checks.resources.errors import BudgetError, InstanceNotFoundError, ResourceCheckError
+from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.libvirt_domains import DEFAULT_URI, Virsh
 
 
 class BudgetedDockerEngine(DockerEngine):

@@ -1,10 +1,10 @@
 """Resource checks R1-R4 on deployed instances, and their command line.
 
-    python -m scripts.checks.resources --stack dev [--checks r1,r2,r3,r4] [--repeats 5] \\
+    python -m scripts.checks.resources.runner --stack dev [--checks r1,r2,r3,r4] [--repeats 5] \\
         [--idle-window-s 10] [--budget-mib 1536] [--out results/resources.jsonl]
-    python -m scripts.checks.resources --instance container:twinlab-dev-app \\
+    python -m scripts.checks.resources.runner --instance container:twinlab-dev-app \\
         --instance vm:twinlab-dev-vm                     # instances named by hand: KIND:NAME
-    python -m scripts.checks.resources --sweep dev      # remove leftover clones of stack dev
+    python -m scripts.checks.resources.runner --sweep dev      # remove leftover clones of stack dev
 
 - R1 start_time.py: clones of each deployed instance, create call to first HTTP 200, the
   repeats interleaved across the variants.
@@ -31,20 +31,20 @@ from rich.console import Console
 from rich.table import Table
 
 from components.errors import TwinlabError
-from scripts.checks import density_budget
-from scripts.checks.budget_cgroup import Kind
-from scripts.checks.clones import remove_clones
-from scripts.checks.density_budget import DensityEvent
-from scripts.checks.deployed import read_deployed
-from scripts.checks.docker_engine import DockerEngine
-from scripts.checks.libvirt_domains import DEFAULT_URI, Virsh
-from scripts.checks.meters import METERS, DomainMeter, Instance, Meter, meter_for
-from scripts.checks.resource_errors import ResourceCheckError
-from scripts.checks.run_tags import RunTags, run_tags
-from scripts.checks.samples import Sample, VariantLabel, write_samples
-from scripts.checks.sizes import measure_sizes
-from scripts.checks.start_time import DEFAULT_REPEATS, measure_start_times_interleaved
-from scripts.checks.usage import IDLE_WINDOW_S, SETTLE_S, measure_footprint
+from scripts.checks.resources import density_budget
+from scripts.checks.resources.budget_cgroup import Kind
+from scripts.checks.resources.clones import remove_clones
+from scripts.checks.resources.density_budget import DensityEvent
+from scripts.checks.resources.errors import ResourceCheckError
+from scripts.checks.resources.meters import METERS, DomainMeter, Instance, Meter, meter_for
+from scripts.checks.resources.sizes import measure_sizes
+from scripts.checks.resources.start_time import DEFAULT_REPEATS, measure_start_times_interleaved
+from scripts.checks.resources.usage import IDLE_WINDOW_S, SETTLE_S, measure_footprint
+from scripts.checks.results.run_tags import RunTags, run_tags
+from scripts.checks.results.samples import Sample, VariantLabel, write_samples
+from scripts.checks.targets.deployed import read_deployed
+from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.libvirt_domains import DEFAULT_URI, Virsh
 
 __all__ = ["CHECKS", "Instance", "main", "run_resource_checks"]
 
@@ -151,7 +151,7 @@ def measure_density(
     if result.leftovers:
         raise ResourceCheckError(
             f"R4 {instance.label.name}: not removed: {'; '.join(result.leftovers)}; run "
-            f"`python -m scripts.checks.density_budget --leftovers {stack} --remove`"
+            f"`python -m scripts.checks.resources.density_budget --leftovers {stack} --remove`"
         )
     return result.samples(instance.target, tags, instance.label)
 
@@ -201,7 +201,7 @@ def print_samples(samples: list[Sample], console: Console) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.checks.resources",
+        prog="python -m scripts.checks.resources.runner",
         description="Resource checks R1-R4 on deployed instances (run on their host).",
     )
     parser.add_argument("--stack", help="measure every variant of this deployed stack")

@@ -1,8 +1,8 @@
 """R2: memory charged to each deployed instance and its CPU use over an idle window.
 
-Each instance is read by the meter of its kind (scripts/checks/meters.py): a container by its
-cgroup, a VM by its QEMU process. All instances are read over the same window, in READINGS
-slices (a memory reading and the CPU used per slice); no load is sent.
+Each instance is read by the meter of its kind (scripts/checks/resources/meters.py): a
+container by its cgroup, a VM by its QEMU process. All instances are read over the same
+window, in READINGS slices (a memory reading and the CPU used per slice); no load is sent.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from scripts.checks.footprint import MemoryReading
-from scripts.checks.http_wait import progress
-from scripts.checks.meters import Meter
 from scripts.checks.parsers.proc_resources import cpu_percent
-from scripts.checks.resource_errors import ResourceCheckError
-from scripts.checks.run_tags import RunTags
-from scripts.checks.samples import Sample, Value
+from scripts.checks.resources.errors import ResourceCheckError
+from scripts.checks.resources.footprint import MemoryReading
+from scripts.checks.resources.meters import Meter
+from scripts.checks.results.run_tags import RunTags
+from scripts.checks.results.samples import Sample, Value
+from scripts.checks.targets.http_wait import progress
 
 IDLE_WINDOW_S = 10.0
 # A guest goes on starting services after its app answers, and a load run leaves work queued:

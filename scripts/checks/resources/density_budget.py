@@ -1,9 +1,9 @@
 """R4 measured: how many instances of one variant answer and stay healthy inside one memory
 budget the kernel enforces.
 
-    python -m scripts.checks.density_budget --kind container --source twinlab-dev-app \\
+    python -m scripts.checks.resources.density_budget --kind container --source twinlab-dev-app \\
         --budget-mib 1536 [--max-instances 48] [--wall-clock-s 600] [--out r4.jsonl]
-    python -m scripts.checks.density_budget --leftovers dev [--remove]
+    python -m scripts.checks.resources.density_budget --leftovers dev [--remove]
 
 A budget cgroup with the budget as its memory limit is made (budget_cgroup.py): Docker's
 cgroup parent for containers, a libvirt resource partition for VMs. Clones of the deployed
@@ -41,15 +41,17 @@ from rich.table import Table
 from components.errors import TwinlabError
 from components.http_wait import wait_for_http_200
 from components.naming import clone_prefix
-from scripts.checks import budget_cgroup
-from scripts.checks.budget_cgroup import (
+from scripts.checks.parsers import domain_xml
+from scripts.checks.parsers.proc_resources import MIB, meminfo_available_mib
+from scripts.checks.resources import budget_cgroup
+from scripts.checks.resources.budget_cgroup import (
     CGROUP_ROOT,
     BudgetCgroup,
     KernelLog,
     Kind,
     OomKill,
 )
-from scripts.checks.clones import (
+from scripts.checks.resources.clones import (
     CONTAINER_READY_TIMEOUT_S,
     VM_READY_TIMEOUT_S,
     Clone,
@@ -59,7 +61,7 @@ from scripts.checks.clones import (
     remove_clones,
     stack_of,
 )
-from scripts.checks.density_placement import (
+from scripts.checks.resources.density_placement import (
     BudgetedDockerEngine,
     ContainerView,
     InstanceView,
@@ -67,18 +69,16 @@ from scripts.checks.density_placement import (
     VmView,
     check_placement_supported,
 )
-from scripts.checks.density_watch import Watcher
-from scripts.checks.docker_engine import DockerEngine
-from scripts.checks.libvirt_domains import DEFAULT_URI, Virsh
-from scripts.checks.parsers import domain_xml
-from scripts.checks.parsers.proc_resources import MIB, meminfo_available_mib
-from scripts.checks.resource_errors import (
+from scripts.checks.resources.density_watch import Watcher
+from scripts.checks.resources.errors import (
     BudgetError,
     CloneError,
     DaemonUnavailableError,
 )
-from scripts.checks.run_tags import RunTags, run_tags
-from scripts.checks.samples import Sample, Value, VariantLabel, write_samples
+from scripts.checks.results.run_tags import RunTags, run_tags
+from scripts.checks.results.samples import Sample, Value, VariantLabel, write_samples
+from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.libvirt_domains import DEFAULT_URI, Virsh
 
 HOLD_S = 30.0  # the survivors must stay healthy this long after the last start
 DEFAULT_WALL_CLOCK_S = 600.0
@@ -726,7 +726,7 @@ def print_result(result: DensityResult, console: Console) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.checks.density_budget",
+        prog="python -m scripts.checks.resources.density_budget",
         description="R4: instances started one by one inside a kernel-enforced memory budget.",
     )
     parser.add_argument("--kind", choices=("container", "vm"))

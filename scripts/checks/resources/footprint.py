@@ -24,8 +24,8 @@ from scripts.checks.parsers.proc_resources import (
     proc_stat_cpu_ticks,
     qemu_pss_breakdown,
 )
-from scripts.checks.resource_errors import InstanceNotRunningError
-from scripts.checks.samples import Value
+from scripts.checks.resources.errors import InstanceNotRunningError
+from scripts.checks.results.samples import Value
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC = Path("/proc")

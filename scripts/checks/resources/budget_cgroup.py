@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from scripts.checks import footprint
 from scripts.checks.parsers.proc_resources import MIB, parse_flat_keyed
-from scripts.checks.resource_errors import BudgetError
+from scripts.checks.resources import footprint
+from scripts.checks.resources.errors import BudgetError
 
 CGROUP_ROOT = footprint.CGROUP_ROOT
 # twinlab-STACK-budget-RUN: under the stack's own prefix, like everything else of the stack.
@@ -295,7 +295,7 @@ class BudgetCgroup:
         if existing:
             raise BudgetError(
                 f"budget cgroup {existing[0]} exists already (another run, or a leftover: "
-                "python -m scripts.checks.density_budget --leftovers STACK --remove)"
+                "python -m scripts.checks.resources.density_budget --leftovers STACK --remove)"
             )
         for tree in trees:
             self._make(tree)

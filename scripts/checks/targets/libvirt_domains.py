@@ -13,7 +13,7 @@ from pathlib import Path
 from scripts.checks.parsers.domain_xml import DomainDisk
 from scripts.checks.parsers.proc_resources import DiskImage, parse_qemu_img_chain
 from scripts.checks.parsers.virsh import parse_name_list, parse_vol_list
-from scripts.checks.resource_errors import (
+from scripts.checks.resources.errors import (
     CloneError,
     DaemonUnavailableError,
     InstanceNotFoundError,

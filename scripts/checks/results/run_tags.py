@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from scripts.checks.samples import Sample, Value, VariantLabel
+from scripts.checks.results.samples import Sample, Value, VariantLabel
 
 
 @dataclass(frozen=True)

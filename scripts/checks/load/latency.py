@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from components.errors import TwinlabError
-from scripts.checks.load import HttpTarget
-from scripts.checks.openloop import OpenLoopPlan, run_open_loop, sustainable_rate_per_s
-from scripts.checks.pinning import (
+from scripts.checks.load.closed_loop import HttpTarget
+from scripts.checks.load.open_loop import OpenLoopPlan, run_open_loop, sustainable_rate_per_s
+from scripts.checks.load.pinning import (
     choose_generator_cpus,
     container_cpuset,
     docker_proxy_pids,
@@ -34,7 +34,7 @@ from scripts.checks.pinning import (
     server_placement_problems,
 )
 from scripts.checks.probes.attack_surface import qemu_pids
-from scripts.checks.samples import Sample, Value
+from scripts.checks.results.samples import Sample, Value
 
 # The closed-loop endpoint whose maximum sets the rate, and the path the open-loop run loads.
 ENDPOINT = "static"

@@ -13,7 +13,7 @@ import socket
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from scripts.checks.resource_errors import (
+from scripts.checks.resources.errors import (
     CloneError,
     DaemonUnavailableError,
     InstanceNotFoundError,

@@ -20,9 +20,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from scripts.checks.claims import BY_ID
-from scripts.checks.samples import Sample, VariantLabel, write_samples
-from scripts.checks.stats import Summary, summarize
-from scripts.checks.verdicts import ClaimResult, Samples
+from scripts.checks.results.samples import Sample, VariantLabel, write_samples
+from scripts.checks.results.stats import Summary, summarize
+from scripts.checks.results.verdicts import ClaimResult, Samples
 
 # One colour per plotted variant, in column order.
 COLOURS = ("#2b8cbe", "#e34a33", "#31a354", "#756bb1", "#636363")

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 
 from components.naming import clone_prefix
 from components.naming import stack_of as named_stack
-from scripts.checks import footprint
-from scripts.checks.docker_engine import DockerEngine
-from scripts.checks.libvirt_domains import Virsh, disk_chain
 from scripts.checks.parsers.docker_inspect import (
     CLONE_OF_LABEL,
     clone_create_body,
     parse_container,
 )
 from scripts.checks.parsers.domain_xml import clone_domain_xml, parse_domain
-from scripts.checks.resource_errors import CloneError, DaemonUnavailableError
-from scripts.checks.samples import VariantLabel
+from scripts.checks.resources import footprint
+from scripts.checks.resources.errors import CloneError, DaemonUnavailableError
+from scripts.checks.results.samples import VariantLabel
+from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.libvirt_domains import Virsh, disk_chain
 
 CONTAINER_READY_TIMEOUT_S = 30.0
 VM_READY_TIMEOUT_S = 180.0

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 from components.errors import TwinlabError
 from scripts.checks.parsers.wrk import WrkOutputError, WrkResult, parse_wrk_output
-from scripts.checks.samples import Sample, Value, VariantLabel
-from scripts.checks.targets import Target
+from scripts.checks.results.samples import Sample, Value, VariantLabel
+from scripts.checks.targets.target import Target
 
 # Prints wrk's summary as one JSON line (see parsers.wrk); durations in microseconds.
 SUMMARY_LUA = r"""

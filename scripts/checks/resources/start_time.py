@@ -15,12 +15,12 @@ from rich.console import Console
 from rich.progress import Progress
 
 from components.http_wait import POLL_INTERVAL_S, wait_for_http_200
-from scripts.checks.clones import Clone, Cloner
-from scripts.checks.http_wait import progress
-from scripts.checks.libvirt_domains import kvm_device_problem
-from scripts.checks.resource_errors import ReadinessTimeoutError, ResourceCheckError
-from scripts.checks.run_tags import RunTags
-from scripts.checks.samples import Sample
+from scripts.checks.resources.clones import Clone, Cloner
+from scripts.checks.resources.errors import ReadinessTimeoutError, ResourceCheckError
+from scripts.checks.results.run_tags import RunTags
+from scripts.checks.results.samples import Sample
+from scripts.checks.targets.http_wait import progress
+from scripts.checks.targets.libvirt_domains import kvm_device_problem
 
 # The measurement standard's n >= 5 (stats.MIN_N): fewer gives an inconclusive verdict.
 DEFAULT_REPEATS = 5

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from scripts.checks.meters import Meter
-from scripts.checks.run_tags import RunTags
-from scripts.checks.samples import Sample
+from scripts.checks.resources.meters import Meter
+from scripts.checks.results.run_tags import RunTags
+from scripts.checks.results.samples import Sample
 
 
 def measure_sizes(meters: Sequence[Meter], tags: RunTags) -> list[Sample]:
