@@ -6,7 +6,12 @@ from __future__ import annotations
 from components.errors import TwinlabError
 from scripts.checks.lifecycle import RunContext
 from scripts.checks.load.closed_loop import HttpTarget, run_load
-from scripts.checks.load.latency import Server, measure_latency
+from scripts.checks.load.latency import (
+    Server,
+    generator_cpus_for,
+    measure_latency,
+    pin_proxies,
+)
 from scripts.checks.results.samples import Sample
 
 
@@ -20,6 +25,18 @@ def run(context: RunContext) -> list[Sample]:
     if not with_url:
         raise TwinlabError("load: no target has an app URL (give --http with --target)")
     https = [HttpTarget.of(target, subject.url) for target, subject in with_url if subject.url]
+    servers = [
+        Server(http, subject.instance_name)
+        for http, (_, subject) in zip(https, with_url, strict=True)
+    ]
+    # A fair race: each server's networking on its own core set, the generator on the rest.
+    for pinned in pin_proxies(servers):
+        console.print(f"  pinned {pinned}")
+    try:
+        generator: frozenset[int] | None = generator_cpus_for(servers)
+    except TwinlabError as error:
+        generator = None
+        console.print(f"  [yellow]wrk unpinned:[/] {error}")
     console.print(f"[bold]load[/] (P1): {options.load_plan}")
     closed = run_load(
         https,
@@ -29,12 +46,9 @@ def run(context: RunContext) -> list[Sample]:
         on_run=lambda http, endpoint, repeat: console.print(
             f"  wrk {http.variant} {endpoint} " + ("warm-up" if repeat < 0 else f"run {repeat + 1}")
         ),
+        generator_cpus=generator,
     )
     console.print("[bold]latency[/] (P1): open loop (vegeta) at one rate for every variant")
-    servers = [
-        Server(http, subject.instance_name)
-        for http, (_, subject) in zip(https, with_url, strict=True)
-    ]
     opened = measure_latency(
         servers,
         closed,

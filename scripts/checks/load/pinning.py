@@ -252,6 +252,20 @@ def thread_affinity(tid: int) -> frozenset[int]:
     return parse_taskset(result.stdout)[1]
 
 
+def pin_process(pid: int, cpus: frozenset[int]) -> None:
+    """Every thread of `pid` onto `cpus` (`taskset -a`): a server's helper process (the
+    container's docker-proxy) joins the server's core set, as QEMU's threads do."""
+    result = subprocess.run(
+        [_taskset(), "--all-tasks", "--pid", "--cpu-list", format_cpu_list(cpus), str(pid)],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise PinningError(f"taskset -a -p -c {format_cpu_list(cpus)} {pid}: {result.stderr}")
+
+
 def _read_cgroup_cpus(task_dir: Path, cgroup_root: Path) -> frozenset[int] | None:
     try:
         path = cpuset_file((task_dir / "cgroup").read_text(encoding="utf-8"), cgroup_root)
