@@ -105,4 +105,5 @@ VARIANT = Variant(
     declare=declare,
     summary="libvirt/QEMU VM restored from a cached memory snapshot (virsh restore)",
     by_default=False,
+    starts_from_snapshot=True,
 )

@@ -10,6 +10,7 @@ from components.thresholds import ThresholdError, Thresholds, thresholds_for
 from scripts.checks.claims import evaluate
 from scripts.checks.results.report import write_run
 from scripts.checks.results.samples import Sample, Value, read_samples
+from tests.unit.variant_runs import new_variants_run
 
 pytestmark = pytest.mark.unit
 C, V, H, W = "docker://app", "ssh://twin@127.0.0.1:12222", "local://", "docker://weak"
@@ -92,7 +93,7 @@ def verdicts(samples: list[Sample]) -> dict[str, str]:
 
 
 def test_every_claim_holds_on_a_run_where_it_should() -> None:
-    assert set(verdicts(good_run()).values()) == {"holds"}
+    assert set(verdicts([*good_run(), *new_variants_run()]).values()) == {"holds"}
 
 
 def test_no_samples_is_inconclusive_not_holds() -> None:

@@ -260,6 +260,54 @@ def judge_ratio(
     return RatioJudgement(verdict, reason, threshold, direction, sa, sb, ratio)
 
 
+@dataclass(frozen=True)
+class MedianJudgement:
+    """A claim's verdict on one figure's median against a bound, with its evidence."""
+
+    verdict: Verdict
+    reason: str
+    summary: Summary | None  # None when there were no values
+
+
+def judge_median(
+    values: Sequence[float],
+    bound: float,
+    direction: Direction,
+    min_n: int = MIN_N,
+    *,
+    name: str = "values",
+    unit: str = "",
+) -> MedianJudgement:
+    """Judge "the median of `values` is `direction` `bound`" by judge_ratio's rule: "holds"
+    when the whole 95 % CI of the median is on the claimed side, "does not hold" when wholly on
+    the other, "inconclusive" when it straddles the bound or there are fewer than `min_n`."""
+    if direction not in DIRECTIONS:
+        raise StatsError(f"direction {direction!r}: choose from {list(DIRECTIONS)}")
+    suffix = f" {unit}" if unit else ""
+    summary = summarize(values, name=name) if values else None
+    if summary is None or summary.n < min_n:
+        count = "no samples" if summary is None else f"only {summary.n} samples"
+        return MedianJudgement("inconclusive", f"{count} of {name}, need {min_n}", summary)
+    what = f"{name} {summary.describe(unit)}"
+    if direction == "at least":
+        clears, wrong = summary.ci_low >= bound, summary.ci_high < bound
+        claimed, other = "at or above", "below"
+    else:
+        clears, wrong = summary.ci_high <= bound, summary.ci_low > bound
+        claimed, other = "at or below", "above"
+    if clears:
+        return MedianJudgement(
+            "holds", f"{what}: the whole CI is {claimed} {_fmt(bound)}{suffix}", summary
+        )
+    if wrong:
+        return MedianJudgement(
+            "does not hold", f"{what}: the whole CI is {other} {_fmt(bound)}{suffix}", summary
+        )
+    return MedianJudgement(
+        "inconclusive", f"{what}: the CI straddles {_fmt(bound)}{suffix}", summary
+    )
+
+
 def judge_at_least_as_fast(
     candidate: Sequence[float],
     other: Sequence[float],

@@ -187,20 +187,39 @@ def ratio_claim(
     least `minimum`: "holds" only when its whole 95 % CI is at or above it, "does not hold" when
     wholly below, "inconclusive" otherwise or with fewer than `min_n` values a side (stats.py).
     `note` is added to the reason (e.g. why n=1 is enough)."""
-    cells, summaries = summary_cells(samples, metric, unit, **where)
     container_name, vm_name = samples.primary("container"), samples.primary("vm")
     if container_name is None or vm_name is None:
+        cells, _ = summary_cells(samples, metric, unit, **where)
         missing = "container" if container_name is None else "vm"
         return ClaimResult(
             claim, "inconclusive", f"{metric}: no variant of kind {missing} measured", cells
         )
-    container = samples.numbers(metric, variant=container_name, **where)
-    vm = samples.numbers(metric, variant=vm_name, **where)
-    a, b, a_name, b_name = (
-        (vm, container, vm_name, container_name)
-        if vm_over_container
-        else (container, vm, container_name, vm_name)
+    a_name, b_name = (
+        (vm_name, container_name) if vm_over_container else (container_name, vm_name)
     )
+    return variants_ratio_claim(
+        claim, samples, metric, unit, minimum, a_name, b_name, min_n=min_n, note=note, **where
+    )
+
+
+def variants_ratio_claim(
+    claim: str,
+    samples: Samples,
+    metric: str,
+    unit: str,
+    minimum: float,
+    a_name: str,
+    b_name: str,
+    *,
+    min_n: int = MIN_N,
+    note: str = "",
+    **where: Value,
+) -> ClaimResult:
+    """`metric` on every variant as a distribution; the verdict from median(variant a) /
+    median(variant b), which must be at least `minimum` (judge_ratio's rule)."""
+    cells, summaries = summary_cells(samples, metric, unit, **where)
+    a = samples.numbers(metric, variant=a_name, **where)
+    b = samples.numbers(metric, variant=b_name, **where)
     judgement = judge_ratio(a, b, minimum, "at least", min_n, a_name=a_name, b_name=b_name)
     ratio = judgement.ratio
     reason = f"{metric} {judgement.reason}" + (f"; {note}" if note else "")
