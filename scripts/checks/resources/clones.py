@@ -83,6 +83,9 @@ class Cloner(ABC):
     `label` (the deployed variant's name and kind)."""
 
     kind: str  # the kind of instance this cloner copies
+    # How a clone starts: "create" (a container), "boot" (a VM from its kernel), "restore"
+    # (a VM from a memory snapshot); every R1 sample records it (claim S1 reads it).
+    start_method: str
     ready_timeout_s: float
 
     def __init__(self, source_name: str, stack: str | None, label: VariantLabel | None) -> None:
@@ -131,6 +134,7 @@ class Cloner(ABC):
 
 class ContainerCloner(Cloner):
     kind = "container"
+    start_method = "create"
     ready_timeout_s = CONTAINER_READY_TIMEOUT_S
 
     def __init__(
@@ -197,6 +201,7 @@ class ContainerCloner(Cloner):
 
 class VmCloner(Cloner):
     kind = "vm"
+    start_method = "boot"
     ready_timeout_s = VM_READY_TIMEOUT_S
 
     def __init__(

@@ -79,6 +79,7 @@ def measure_start_times_interleaved(
                         order="interleaved" if len(cloners) > 1 else "sequential",
                         clone=clone.name,
                         source=cloner.source_name,
+                        start_method=cloner.start_method,
                         definition=START_DEFINITION,
                         create_call_s=round(clone.create_call_s, 4),
                         storage_prepare_s=round(clone.storage_prepare_s, 4),
