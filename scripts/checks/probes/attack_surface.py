@@ -21,11 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.checks.probes.catalog import Reading, to_sample
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading, to_sample
 from scripts.checks.results.samples import Sample, Value
 from scripts.checks.targets.target import Target
 
 METRIC = "host_kernel_functions_reached"
+METRICS = {METRIC: Metric("functions", ISOLATION)}
 MOUNTED = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 # Already mounted somewhere, else mounted in a mount namespace of its own and read there.
 ACCESS_CHECK = (
