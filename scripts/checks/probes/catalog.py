@@ -33,37 +33,10 @@ class Metric:
 def declaring_modules() -> tuple[ModuleType, ...]:
     """Every probe module that declares METRICS (imported here, not at the top: they import
     Reading from this module)."""
-    from scripts.checks.probes import (
-        attack_surface,
-        isolation,
-        kernel_writes,
-        misconfig_devices,
-        misconfig_kernel_files,
-        misconfig_limits,
-        misconfig_lsm,
-        misconfig_mounts,
-        misconfig_namespaces,
-        misconfig_seccomp,
-        misconfig_socket,
-        misconfig_user,
-        system,
-    )
+    from scripts.checks.probes import attack_surface, isolation, kernel_writes, system
+    from scripts.checks.probes.misconfig import MISCONFIG_MODULES
 
-    return (
-        system,
-        isolation,
-        kernel_writes,
-        misconfig_socket,
-        misconfig_mounts,
-        misconfig_namespaces,
-        misconfig_devices,
-        misconfig_lsm,
-        misconfig_seccomp,
-        misconfig_kernel_files,
-        misconfig_limits,
-        misconfig_user,
-        attack_surface,
-    )
+    return (system, isolation, kernel_writes, *MISCONFIG_MODULES, attack_surface)
 
 
 def collect(modules: tuple[ModuleType, ...]) -> dict[str, Metric]:
