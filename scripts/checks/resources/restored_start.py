@@ -19,7 +19,7 @@ from components.errors import TwinlabError
 from components.registry import VARIANTS
 from components.snapshot import ensure_snapshot, recipe_for_defaults, vm_images
 from scripts.checks.claims.s1 import UNAVAILABLE_METRIC
-from scripts.checks.resources.clones import Cloner
+from scripts.checks.resources.clones import Cloner, stack_of
 from scripts.checks.resources.meters import DomainMeter, Meter
 from scripts.checks.resources.restored_clones import RestoredVmCloner
 from scripts.checks.results.run_tags import RunTags
@@ -92,7 +92,13 @@ def snapshot_cloners(
     snapshot = ensure_snapshot(recipe, images, libvirt_cli.LOCAL_URI)
     return [
         (
-            RestoredVmCloner(snapshot, stack or "", virsh, label, cpuset=facts.cpuset),
+            RestoredVmCloner(
+                snapshot,
+                stack or stack_of(source.instance.name),  # clones named like the VM's own
+                virsh,
+                label,
+                cpuset=facts.cpuset,
+            ),
             target or f"snapshot://{snapshot.key}",
         )
         for label, target in labels
