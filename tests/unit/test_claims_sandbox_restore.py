@@ -170,3 +170,18 @@ def test_judge_median_holds_fails_and_straddles() -> None:
     assert judge_median(spread(1.5), 1.5, "at most").verdict == "inconclusive"
     assert judge_median(spread(2.0), 1.5, "at least").verdict == "holds"
     assert judge_median([1.0] * 4, 1.5, "at most").verdict == "inconclusive"
+
+
+def test_a_stack_deployed_before_g1_and_s1_existed_gets_their_defaults() -> None:
+    from components import outputs
+    from scripts.checks.targets.deployed import stack_thresholds
+
+    exported = {
+        name: value
+        for name, value in thresholds_for("kvm").as_dict().items()
+        if not name.startswith(("g1_", "s1_"))
+    } | {"r1_min_start_ratio": 7.0}
+    raw = {outputs.THRESHOLDS: exported, outputs.VIRT_MODE: "kvm"}
+    found = stack_thresholds(raw)
+    assert found.r1_min_start_ratio == 7.0  # what the stack exported stays
+    assert found.s1_min_restore_speedup == thresholds_for("kvm").s1_min_restore_speedup
