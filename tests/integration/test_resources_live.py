@@ -12,14 +12,18 @@ from typing import Any
 
 import pytest
 
-from components import outputs
+from components import outputs, snapshot_restore
 from components.naming import clone_prefix
 from scripts.checks.parsers.docker_inspect import parse_container
+from scripts.checks.resources import restored_start
 from scripts.checks.resources.clones import ContainerCloner, VmCloner, remove_clones
 from scripts.checks.resources.errors import InstanceNotFoundError
 from scripts.checks.resources.meters import ContainerMeter, DomainMeter, Instance, Meter, meter_for
 from scripts.checks.resources.sizes import measure_sizes
-from scripts.checks.resources.start_time import measure_start_times
+from scripts.checks.resources.start_time import (
+    measure_start_times,
+    measure_start_times_interleaved,
+)
 from scripts.checks.resources.usage import measure_footprint
 from scripts.checks.results.run_tags import RunTags, run_tags
 from scripts.checks.results.samples import VariantLabel
@@ -133,6 +137,25 @@ def test_vm_start_time_on_a_clone(vm: DomainMeter, tags: RunTags, stack: str) ->
     assert 0 < float(sample.value) < cloner.ready_timeout_s
     assert sample.target == vm.instance.target and (sample.variant, sample.kind) == ("vm", "vm")
     assert clone_names(stack) == []
+
+
+def test_r1_restores_clones_of_the_deployed_vm_from_its_snapshot(
+    meters: dict[str, Meter], tags: RunTags, stack: str
+) -> None:
+    """R1's third figure: with no restored variant deployed, clones restored from the deployed
+    VM's snapshot are filed under the registry's restoring variant, each removed after."""
+    cloners, unavailable = restored_start.r1_cloners(list(meters.values()), stack, Virsh())
+    assert unavailable is None
+    restoring = [(c, t) for c, t in cloners if c.start_method == "restore"]
+    assert len(restoring) == 1 and restoring[0][0].variant in restored_start.restoring_names()
+    try:
+        samples = measure_start_times_interleaved(restoring, tags, repeats=2)
+    finally:
+        snapshot_restore.sweep(clone_prefix(stack))
+    assert [s.metadata["start_method"] for s in samples] == ["restore", "restore"]
+    assert all(0 < float(s.value) < restoring[0][0].ready_timeout_s for s in samples)
+    assert {s.kind for s in samples} == {"vm"}
+    assert clone_names(stack) == [] and snapshot_restore.overlays_named(clone_prefix(stack)) == []
 
 
 def test_a_clone_has_the_deployed_definition(container: ContainerMeter, stack: str) -> None:
