@@ -49,6 +49,7 @@ def test_g1_holds_when_the_sandbox_is_several_times_slower(sandbox: Variant) -> 
     assert f"{sandbox.name} ran runsc-ptrace-hostnet (host network" in result.summary
     assert set(result.cells) == {CONTAINERS[0].name, sandbox.name}
     assert "cpu (control, not judged)" in result.cell(sandbox.name)
+    assert {name.split(" (")[0] for name in result.summaries} == set(result.cells)
 
 
 @pytest.mark.parametrize("sandbox", SANDBOXES, ids=lambda v: v.name)

@@ -87,6 +87,7 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
             f"{name} ({label})": figure
             for label, part in zip(labels, parts, strict=True)
             for name, figure in part.summaries.items()
+            if name in shown
         },
     )
 
