@@ -96,6 +96,11 @@ def port_forward_xslt(spec: AppSpec, guest_http_port: int, guest_ssh_port: int) 
       <memballoon model="none"/>
     </xsl:copy>
   </xsl:template>
+  <!-- pulumi-libvirt writes <console> without its type; libvirt takes pty, libvirt's schema
+       (virt-xml-validate) wants it said. -->
+  <xsl:template match="/domain/devices/console[not(@type)]">
+    <console type="pty"><xsl:apply-templates select="@*|node()"/></console>
+  </xsl:template>
 {_features_template(spec)}  <xsl:template match="/domain/vcpu">
     <vcpu placement="static" cpuset="{spec.cpu_set}"><xsl:value-of select="."/></vcpu>
   </xsl:template>

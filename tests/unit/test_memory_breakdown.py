@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.checks.parsers.proc_resources import MemoryMapping, parse_smaps
+from scripts.checks.parsers.proc_resources import MemoryMapping, parse_smaps, parse_smaps_rollup
 from scripts.checks.parsers.qemu_memory import QemuMemoryMapError, qemu_memory_parts
 from scripts.checks.results import memory_breakdown
 from scripts.checks.results.report import write_run
@@ -34,6 +34,18 @@ def test_a_tcg_guest_with_qemus_default_cache() -> None:
     assert parts.tcg_cache_mapped_mib == pytest.approx(1024 - 4 / 1024)
     assert 0 < parts.qemu_other_mib < 200
     assert list(parts.parts()) == ["guest_ram", "tcg_cache", "qemu_other"]
+
+
+def test_a_tcg_guest_with_a_64_mib_cache_set_by_the_stack() -> None:
+    # vm-tcg64.smaps: the same 512 MiB guest deployed with twinlab:tcgCacheMiB=64 (QEMU ran
+    # with -accel tcg,tb-size=64), captured 20 s after `pulumi up` returned.
+    mappings = smaps("vm-tcg64.smaps")
+    parts = qemu_memory_parts(mappings, guest_memory_mib=512)
+    assert parts.tcg_cache_mapped_mib == pytest.approx(64 - 4 / 1024)
+    assert parts.tcg_cache_mib == pytest.approx(64 - 4 / 1024)  # full: the size is a cap
+    assert parts.guest_ram_mib == 164.0
+    rollup = parse_smaps_rollup((DATA / "vm-tcg64.smaps_rollup").read_text())
+    assert parts.total_mib == pytest.approx(rollup["Pss"] / 1024, abs=0.5)
 
 
 def test_no_cache_without_an_executable_mapping_as_under_kvm() -> None:
