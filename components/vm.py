@@ -35,6 +35,12 @@ def libvirt_domain_type(virt_mode: str) -> str:
     return "kvm" if virt_mode == "kvm" else "qemu"
 
 
+def cpu_mode(virt_mode: str) -> str | None:
+    """The guest CPU under KVM: the host's own (host-passthrough); under TCG libvirt's default
+    emulated model (None)."""
+    return "host-passthrough" if virt_mode == "kvm" else None
+
+
 def kernel_cmdline(base: str, ssh_public_key: str, app_env: dict[str, str]) -> list[dict[str, str]]:
     """The guest kernel command line (workloads/images/cmdline.py builds it: the SSH key and the
     app environment in base64, so spaces and quotes survive) in the shape pulumi-libvirt reads
@@ -192,8 +198,8 @@ class VmDeployment(Deployment):
             type=libvirt_domain_type(spec.placement.virt_mode),
             vcpu=spec.vcpus,
             memory=spec.memory_mib,
-            cpu=libvirt.DomainCpuArgs(mode="host-passthrough")
-            if spec.placement.virt_mode == "kvm"
+            cpu=libvirt.DomainCpuArgs(mode=mode)
+            if (mode := cpu_mode(spec.placement.virt_mode))
             else None,
             kernel=kernel.id,
             initrd=initrd.id,
