@@ -79,6 +79,9 @@ def measure_footprint(
             "load_avg_1m": load,
             "settle_s": settle_s,
             "readings": readings,
+            # n counts readings of this one instance, not instances (clones would each need
+            # settle_s of quiet first: minutes more per run).
+            "readings_of": "one instance",
         }
         for reading, (charged, (cpu_s, elapsed)) in enumerate(
             zip(memory[index], cpu_slices[index], strict=True)

@@ -111,7 +111,9 @@ def markdown_lines(bars: list[Bar]) -> list[str]:
         "",
         "Median MiB of the readings with its 95 % CI. A VM's parts come from its QEMU process's "
         "/proc/PID/smaps (PSS: guest RAM touched, TCG's translated-code cache, QEMU itself with "
-        "its devices and libraries); a container is one piece, its cgroup.",
+        "its devices and libraries); a container is one piece, its cgroup. n counts readings "
+        "of one deployed instance over the idle window, not instances: each reading shows how "
+        "steady that instance is, not how instances differ.",
         "",
         "| variant | part | n | median MiB | 95 % CI |",
         "|---|---|---|---|---|",
