@@ -9,8 +9,13 @@ import pytest
 
 from scripts.checks.parsers.proc_resources import MemoryMapping, parse_smaps, parse_smaps_rollup
 from scripts.checks.parsers.qemu_memory import QemuMemoryMapError, qemu_memory_parts
+from scripts.checks.resources.footprint import MemoryReading
+from scripts.checks.resources.meters import Instance
+from scripts.checks.resources.usage import measure_footprint
 from scripts.checks.results import memory_breakdown
+from scripts.checks.results.memory_breakdown import PARTS
 from scripts.checks.results.report import write_run
+from scripts.checks.results.run_tags import run_tags
 from scripts.checks.results.samples import Sample, VariantLabel
 from scripts.checks.results.verdicts import Samples
 
@@ -115,3 +120,38 @@ def test_no_memory_readings_no_breakdown(tmp_path: Path) -> None:
     out = write_run(tmp_path / "run", [], [], {"virt_mode": "tcg"})
     assert "Memory breakdown" not in (out / "report.md").read_text()
     assert not (out / memory_breakdown.FILE_NAME).exists()
+
+
+class FakeMeter:
+    """What measure_footprint reads of a meter, with a fixed reading."""
+
+    cpu_method = "fake"
+    health_check_interval_s = 0.0
+    limit_mib = 512.0
+
+    def __init__(self, label: VariantLabel, reading: MemoryReading) -> None:
+        self.instance = Instance(label, f"twinlab-test-{label.name}", f"{label.kind}://x")
+        self.reading = reading
+
+    def cpu_ns(self) -> int:
+        return 0
+
+    def memory(self) -> MemoryReading:
+        return self.reading
+
+
+def test_each_reading_of_a_vm_gives_one_sample_per_part() -> None:
+    vm = FakeMeter(
+        VM, MemoryReading(560.0, {}, {"guest_ram": 180.0, "tcg_cache": 288.0, "qemu_other": 92.0})
+    )
+    box = FakeMeter(BOX, MemoryReading(40.0))
+    samples = measure_footprint([box, vm], run_tags("tcg"), window_s=0.05, settle_s=0.0)  # type: ignore[list-item]
+    parts = [s for s in samples if s.metric == memory_breakdown.PART_METRIC]
+    assert {(s.variant, s.metadata["part"], s.metadata["reading"]) for s in parts} == {
+        ("vm", part, reading) for part in PARTS for reading in range(5)
+    }
+    assert all(s.claims == ("R2",) and s.unit == "MiB" for s in parts)
+    assert all(s.metadata["readings_of"] == "one instance" for s in samples)
+    bars = {bar.variant: bar for bar in memory_breakdown.breakdown(Samples(samples))}
+    assert bars["vm"].segments["tcg_cache"].median == 288.0 and bars["vm"].total_mib == 560.0
+    assert bars["container"].total_mib == 40.0
