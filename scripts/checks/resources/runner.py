@@ -187,7 +187,7 @@ def print_samples(samples: list[Sample], console: Console) -> None:
             "window_s",
             "raw_usage_mib",
             "guest_ram_pss_mib",
-            "tcg_code_cache_pss_mib",
+            "tcg_cache_pss_mib",
             "base_virtual_mib",
             "reading",
             "stop_reason",
