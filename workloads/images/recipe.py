@@ -148,6 +148,9 @@ Environment={environment}
 ExecStartPre=+/usr/local/sbin/twinlab-app-env
 EnvironmentFile=-/run/twinlab/app.env
 ExecStart={shlex.join(APP_COMMAND)}
+# stderr carries the app's listening mark (and any crash): to the serial console too, where the
+# host stamps it (R1's start stages). The access and error logs go to stdout, journal only.
+StandardError=journal+console
 Restart=on-failure
 
 [Install]

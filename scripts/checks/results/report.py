@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 
 from scripts.checks.claims import BY_ID
 from scripts.checks.results.samples import Sample, VariantLabel, write_samples
+from scripts.checks.results.start_stages import plot_start_stages, stage_html, stage_lines
 from scripts.checks.results.stats import Summary, summarize
 from scripts.checks.results.verdicts import ClaimResult, Samples
 
@@ -229,6 +230,7 @@ def render_html(
     metadata: Mapping[str, object],
     plots: Sequence[str],
     variants: Sequence[VariantLabel],
+    sections_html: str = "",
 ) -> str:
     colour = {"holds": "#1a7f37", "does not hold": "#cf222e", "inconclusive": "#9a6700"}
     headings = [column(label) for label in variants]
@@ -271,6 +273,7 @@ rests on; a verdict holds only when the whole CI of the ratio of medians clears 
 <th>range</th></tr>
 {distribution_rows(results)}
 </table>
+{sections_html}
 <h2>Plots</h2>{images}
 </body></html>
 """
@@ -289,12 +292,14 @@ def write_run(
         write_samples(staging / "samples.jsonl", samples)
         lookup = Samples(samples)
         variants = lookup.variants()
-        plots = _plots(lookup, staging)
+        plots = _plots(lookup, staging) + plot_start_stages(samples, staging)
+        stages = stage_lines(samples)
+        stages_md = "".join(f"\n{line}" for line in stages) + "\n" if stages else ""
         (staging / "report.md").write_text(
-            render_markdown(results, metadata, variants), encoding="utf-8"
+            render_markdown(results, metadata, variants) + stages_md, encoding="utf-8"
         )
         (staging / "report.html").write_text(
-            render_html(results, metadata, plots, variants), encoding="utf-8"
+            render_html(results, metadata, plots, variants, stage_html(samples)), encoding="utf-8"
         )
         if run_dir.exists():
             shutil.rmtree(run_dir)
