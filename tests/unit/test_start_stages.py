@@ -39,7 +39,7 @@ pytestmark = pytest.mark.unit
 def test_the_listening_mark_reads_back_from_docker_logs_and_the_console() -> None:
     line = listening_mark(1764513324.123456)
     assert listening_wall_clock(line) == pytest.approx(1764513324.123456)
-    # journald forwards the app's stderr to the console with its own prefix
+    # a console line may carry a prefix (e.g. a kernel timestamp)
     console = f"[   5.123456] python3[212]: {line}"
     assert listening_wall_clock(console) == pytest.approx(1764513324.123456)
     assert listening_wall_clock("[INFO] Listening at: http://0.0.0.0:8080 (1)") is None

@@ -13,7 +13,7 @@ import time
 
 WORKERS_MAX = 64
 # The app's own "listening" mark, on stderr: docker logs shows it for a container, and the VM's
-# unit sends stderr to the serial console too, where the host stamps each line as it arrives.
+# unit sends stderr to the serial console, where the host stamps each line as it arrives.
 # R1's start stages read it afterwards, so no poller has to be the observer of "listening".
 LISTENING_MARK = "twinlab-webapp: listening at wall clock"
 

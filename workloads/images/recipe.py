@@ -148,9 +148,11 @@ Environment={environment}
 ExecStartPre=+/usr/local/sbin/twinlab-app-env
 EnvironmentFile=-/run/twinlab/app.env
 ExecStart={shlex.join(APP_COMMAND)}
-# stderr carries the app's listening mark (and any crash): to the serial console too, where the
-# host stamps it (R1's start stages). The access and error logs go to stdout, journal only.
-StandardError=journal+console
+# stderr carries the app's listening mark (and any crash) straight to the serial console, where
+# the host stamps it (R1's start stages): not through journald, which starts later than the app
+# on the one vCPU. The access and error logs go to stdout, into the journal.
+StandardError=tty
+TTYPath=/dev/console
 Restart=on-failure
 
 [Install]
