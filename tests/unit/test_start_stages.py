@@ -296,3 +296,19 @@ def test_the_report_stacks_stage_medians_per_variant(tmp_path: Path) -> None:
     lines = stage_lines(samples)
     assert "| vm | first_200 | 5 | 5.02 | 5-5.04 |" in "\n".join(lines)
     assert stage_lines([]) == [] and plot_start_stages([], tmp_path / "none") == []
+
+
+def test_the_vm_image_writes_what_the_console_watch_reads() -> None:
+    from workloads.images import recipe
+    from workloads.images.initramfs import INIT_SCRIPT
+
+    unit = recipe.systemd_app_unit()
+    assert "StandardError=tty" in unit and "TTYPath=/dev/console" in unit
+    script = INIT_SCRIPT.read_text()
+    # the stage() helper's line, filled in as the shell would
+    template = next(line for line in script.splitlines() if "twinlab-stage:" in line)
+    for name in ("initramfs", "init"):
+        assert f"stage {name}\n" in script
+        line = template.replace("$1", name).replace("$uptime", "12.34")
+        stage = guest_stage(line)
+        assert stage is not None and (stage.name, stage.uptime_s) == (name, 12.34)
