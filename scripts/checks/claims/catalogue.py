@@ -50,7 +50,9 @@ emulation) the VM side is far slower, and the report says which mode ran.
   clones must make unique again what they share with their siblings.
 
 Each paper defines "start" differently; twinlab's definition is "create until the first HTTP
-200 from the app", and the report states it.
+200 from the app", and the report states it, with the stages in between (Firecracker's way:
+create call, QEMU running / start call, kernel entry / process exec, init, app listening, first
+200; the main README's "Start-up in stages").
 """
 
 

@@ -160,12 +160,19 @@ def rewrite_hostfwds(arg: str, port_map: Mapping[int, int]) -> str:
 
 
 def clone_domain_xml(
-    xml: str, clone_name: str, disk_paths: Mapping[str, str], port_map: Mapping[int, int]
+    xml: str,
+    clone_name: str,
+    disk_paths: Mapping[str, str],
+    port_map: Mapping[int, int],
+    console_log: str | None = None,
 ) -> str:
     """The same definition under `clone_name`, without UUID, with the disks named in
     `disk_paths` (target dev -> new file) swapped and the host forwards moved to `port_map`
-    (guest port -> new host port). Disks not in `disk_paths` would be shared: refused."""
+    (guest port -> new host port). Disks not in `disk_paths` would be shared: refused.
+    With `console_log`, the first serial port is also written to that file (by virtlogd)."""
     root = ET.fromstring(xml)
+    if console_log is not None:
+        _log_console(root, console_log)
     name = root.find("name")
     if name is None:
         raise DomainXmlError("domain XML without <name>")
@@ -194,6 +201,17 @@ def clone_domain_xml(
         if "hostfwd=" in value:
             arg.set("value", rewrite_hostfwds(value, port_map))
     return ET.tostring(root, encoding="unicode")
+
+
+def _log_console(root: ET.Element, path: str) -> None:
+    """Add <log file=PATH append='off'/> to the first serial port (the guest's console=ttyS0),
+    replacing a log it had; the pty stays, so `virsh console` still works."""
+    serial = root.find("devices/serial")
+    if serial is None:
+        raise DomainXmlError("domain XML without a <serial> port: no console to log")
+    for stale in serial.findall("log"):
+        serial.remove(stale)
+    serial.append(ET.Element("log", {"file": path, "append": "off"}))
 
 
 def _source_index(disk: ET.Element) -> int:

@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             if repeats < 1:
                 continue
             samples = measure_start_times(cloner, label, tags, repeats=repeats)
-            values = [float(sample.value) for sample in samples]
+            values = [float(s.value) for s in samples if s.metric == "time_to_first_response_s"]
             print(f"{label}: create-to-first-200 {summarize(values).describe('s')}")
             print(f"  each: {[round(v, 3) for v in values]}, load avg {os.getloadavg()}")
             if not isinstance(cloner, ColdBootCloner):

@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 from scripts.checks.claims import BY_ID
 from scripts.checks.results import memory_breakdown
 from scripts.checks.results.samples import Sample, VariantLabel, write_samples
+from scripts.checks.results.start_stages import plot_start_stages, stage_html, stage_lines
 from scripts.checks.results.stats import Summary, summarize
 from scripts.checks.results.verdicts import ClaimResult, Samples
 
@@ -294,16 +295,22 @@ def write_run(
         write_samples(staging / "samples.jsonl", samples)
         lookup = Samples(samples)
         variants = lookup.variants()
-        plots = _plots(lookup, staging)
+        plots = _plots(lookup, staging) + plot_start_stages(samples, staging)
         bars = memory_breakdown.breakdown(lookup)
         breakdown_plot = memory_breakdown.plot(bars, staging)
         plots += [breakdown_plot] if breakdown_plot else []
+        sections = [*memory_breakdown.markdown_lines(bars), "", *stage_lines(samples)]
         (staging / "report.md").write_text(
-            render_markdown(results, metadata, variants, memory_breakdown.markdown_lines(bars)),
-            encoding="utf-8",
+            render_markdown(results, metadata, variants, sections), encoding="utf-8"
         )
         (staging / "report.html").write_text(
-            render_html(results, metadata, plots, variants, memory_breakdown.html_table(bars)),
+            render_html(
+                results,
+                metadata,
+                plots,
+                variants,
+                memory_breakdown.html_table(bars) + stage_html(samples),
+            ),
             encoding="utf-8",
         )
         if run_dir.exists():
