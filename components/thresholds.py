@@ -27,6 +27,8 @@ class Thresholds:
     r4_min_density_ratio: float
     # P1: container req/s / VM req/s, per endpoint, must be at least this ("at least as fast").
     p1_min_throughput_ratio: float
+    # N1: container neighbour's slowdown / VM neighbour's slowdown, per stressor, at least this.
+    n1_min_disturbance_ratio: float
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -65,6 +67,11 @@ ORIGINS: dict[str, str] = {
     "p1_min_throughput_ratio": "The claim: containers are 'at least as fast'; container/VM req/s "
     "per endpoint >= 1.0, no margin (stats.judge_at_least_as_fast): equal speed gives a CI "
     "around 1 and an honest 'inconclusive'. Same in both modes.",
+    "n1_min_disturbance_ratio": "The claim: a VM neighbour disturbs the app less than a container "
+    "neighbour (Sharma et al., Middleware 2016: VMs isolate a noisy neighbour better for CPU and "
+    "memory, both suffer on a shared disk); the container's slowdown over the VM's, per "
+    "stressor, >= 1.0 with no margin: neighbours that disturb alike give a CI around 1 and an "
+    "honest 'inconclusive'. Same in both modes.",
 }
 DEFAULTS: dict[VirtMode, Thresholds] = {
     "tcg": Thresholds(
@@ -73,6 +80,7 @@ DEFAULTS: dict[VirtMode, Thresholds] = {
         r3_min_size_ratio=1.5,
         r4_min_density_ratio=2.0,
         p1_min_throughput_ratio=1.0,
+        n1_min_disturbance_ratio=1.0,
     ),
     "kvm": Thresholds(
         r1_min_start_ratio=2.0,
@@ -80,6 +88,7 @@ DEFAULTS: dict[VirtMode, Thresholds] = {
         r3_min_size_ratio=1.3,
         r4_min_density_ratio=2.0,
         p1_min_throughput_ratio=1.0,
+        n1_min_disturbance_ratio=1.0,
     ),
 }
 NAMES = tuple(field.name for field in fields(Thresholds))

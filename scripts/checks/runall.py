@@ -25,6 +25,7 @@ from scripts.checks.claims import evaluate
 from scripts.checks.load.closed_loop import HttpTarget, LoadPlan, run_load
 from scripts.checks.load.latency import REPEATS as OPEN_LOOP_REPEATS
 from scripts.checks.load.latency import Server, measure_latency
+from scripts.checks.neighbours import measure as noisy
 from scripts.checks.probes import attack_surface, host_baseline, run_isolation, run_os_probes
 from scripts.checks.probes.weakened import WEAKENED_METADATA, weakened_container
 from scripts.checks.resources.errors import InstanceNotFoundError
@@ -33,14 +34,14 @@ from scripts.checks.resources.runner import CHECKS as RESOURCE_CHECKS
 from scripts.checks.resources.runner import DEFAULT_BUDGET_MIB, DensityBounds, run_resource_checks
 from scripts.checks.resources.start_time import DEFAULT_REPEATS as DEFAULT_START_REPEATS
 from scripts.checks.results.report import write_run
-from scripts.checks.results.run_tags import new_run_id
+from scripts.checks.results.run_tags import new_run_id, run_tags
 from scripts.checks.results.samples import Sample, VariantLabel
 from scripts.checks.results.verdicts import ClaimResult
 from scripts.checks.targets.deployed import ROOT, DeployedStack
 from scripts.checks.targets.libvirt_domains import Virsh
 from scripts.checks.targets.target import DockerTarget, LocalTarget, Target, parse_target
 
-CHECK_GROUPS = ("isolation", "load", "resources")
+CHECK_GROUPS = ("isolation", "load", "resources", "neighbours")
 # n >= 5 per figure (stats.MIN_N); runs of 3 s keep a full run under 10 minutes on 2 cores
 # under TCG (3 endpoints x 5 repeats x each variant).
 RUN_ALL_LOAD = LoadPlan(duration_s=3, warmup_s=1, repeats=5)
@@ -57,6 +58,8 @@ class RunOptions:
     density_budget_mib: float = DEFAULT_BUDGET_MIB  # R4: one kernel-enforced budget per kind
     density: DensityBounds = field(default_factory=DensityBounds)
     weakened: bool = True
+    # N1: the app beside a noisy sibling (3 stressors x 5 repeats x 3 s per variant)
+    neighbours: noisy.NeighbourPlan = field(default_factory=noisy.NeighbourPlan)
     thresholds: Thresholds | None = None  # None: the stack's, else the mode's defaults
     results_dir: Path = field(default_factory=lambda: ROOT / "results")
 
@@ -144,6 +147,8 @@ def run_checks(
             samples += _load(subjects, targets, run_id, virt_mode, options, console)
         if "resources" in options.groups:
             samples += _resources(subjects, run_id, options, console)
+        if "neighbours" in options.groups:
+            samples += _neighbours(subjects, run_id, virt_mode, options.neighbours, console)
     finally:
         for target in [*targets, *weakened]:
             target.close()
@@ -281,6 +286,26 @@ def _resources(
     )
 
 
+def _neighbours(
+    subjects: Subjects,
+    run_id: str,
+    virt_mode: str,
+    plan: noisy.NeighbourPlan,
+    console: Console,
+) -> list[Sample]:
+    chosen = [
+        noisy.Subject(s.label, s.instance_name, s.target, s.url)
+        for s in subjects.items
+        if s.label is not None and s.instance_name and s.url
+    ]
+    if subjects.stack is None or not chosen:
+        raise TwinlabError("neighbour checks clone the deployed instances: run them on a stack")
+    console.print(f"[bold]noisy neighbours[/] (N1): {plan}")
+    return noisy.measure_neighbours(
+        chosen, plan, stack=subjects.stack, tags=run_tags(virt_mode, run_id), on_event=console.print
+    )
+
+
 def _isolation(
     subjects: Subjects,
     targets: Sequence[Target],
@@ -322,7 +347,10 @@ def _isolation(
                 run_id=run_id,
                 virt_mode=virt_mode,
                 baseline=baseline,
-                target_metadata={**weak_metadata, weak.target: WEAKENED_METADATA},
+                target_metadata={
+                    **weak_metadata,
+                    weak.target: {**WEAKENED_METADATA, "weakening": weak.flags},
+                },
                 on_probe=started,
             )
     return samples

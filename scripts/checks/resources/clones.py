@@ -21,7 +21,7 @@ from scripts.checks.parsers.docker_inspect import (
     clone_create_body,
     parse_container,
 )
-from scripts.checks.parsers.domain_xml import clone_domain_xml, parse_domain
+from scripts.checks.parsers.domain_xml import clone_domain_xml, parse_domain, with_cpu_set
 from scripts.checks.resources import footprint
 from scripts.checks.resources.errors import CloneError, DaemonUnavailableError
 from scripts.checks.results.samples import VariantLabel
@@ -84,6 +84,8 @@ class Cloner(ABC):
 
     kind: str  # the kind of instance this cloner copies
     ready_timeout_s: float
+    # A kernel CPU list to pin clones to instead of the source's CPUs (a noisy neighbour).
+    cpu_set: str | None = None
 
     def __init__(self, source_name: str, stack: str | None, label: VariantLabel | None) -> None:
         self.source_name = source_name
@@ -167,6 +169,8 @@ class ContainerCloner(Cloner):
             for index, volume in enumerate(self.facts.named_volumes)
         }
         body = clone_create_body(self.inspect, port_map, volume_map)
+        if self.cpu_set is not None:
+            body["HostConfig"]["CpusetCpus"] = self.cpu_set
         url = f"http://127.0.0.1:{port_map[self.http_port]}{HEALTH_PATH}"
         prepare_started = time.monotonic()
         clone = Clone(self.variant, name, url, created_at=0.0)
@@ -250,6 +254,8 @@ class VmCloner(Cloner):
                 )
                 clone.volumes.append((pool, volume))
             xml = clone_domain_xml(self.xml, name, disk_paths, port_map)
+            if self.cpu_set is not None:
+                xml = with_cpu_set(xml, self.cpu_set)
             clone.storage_prepare_s = time.monotonic() - prepare_started
             clone.created_at = time.monotonic()
             self.virsh.create_transient(xml)

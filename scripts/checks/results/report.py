@@ -20,6 +20,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from scripts.checks.claims import BY_ID
+from scripts.checks.results import isolation_table, neighbour_table
 from scripts.checks.results.samples import Sample, VariantLabel, write_samples
 from scripts.checks.results.stats import Summary, summarize
 from scripts.checks.results.verdicts import ClaimResult, Samples
@@ -175,6 +176,7 @@ def render_markdown(
     results: Sequence[ClaimResult],
     metadata: Mapping[str, object],
     variants: Sequence[VariantLabel],
+    samples: Samples | None = None,
 ) -> str:
     headings = [column(label) for label in variants]
     lines = [
@@ -203,6 +205,9 @@ def render_markdown(
         ]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
     lines += ["", *distribution_lines(results)]
+    if samples is not None:
+        lines += ["", *isolation_table.markdown(samples)]
+        lines += ["", *neighbour_table.markdown(results, samples)]
     return "\n".join(lines) + "\n"
 
 
@@ -229,6 +234,7 @@ def render_html(
     metadata: Mapping[str, object],
     plots: Sequence[str],
     variants: Sequence[VariantLabel],
+    samples: Samples | None = None,
 ) -> str:
     colour = {"holds": "#1a7f37", "does not hold": "#cf222e", "inconclusive": "#9a6700"}
     headings = [column(label) for label in variants]
@@ -245,6 +251,10 @@ def render_html(
     images = "".join(f'<img src="{html.escape(name)}" alt="{html.escape(name)}">' for name in plots)
     title = "twinlab: " + " vs ".join(headings or ["container", "VM"]) + ", measured"
     heading_cells = "".join(f"<th>{html.escape(heading)}</th>" for heading in headings)
+    sections = ""
+    if samples is not None:
+        sections = isolation_table.html_section(samples)
+        sections += neighbour_table.html_section(results, samples)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -271,6 +281,7 @@ rests on; a verdict holds only when the whole CI of the ratio of medians clears 
 <th>range</th></tr>
 {distribution_rows(results)}
 </table>
+{sections}
 <h2>Plots</h2>{images}
 </body></html>
 """
@@ -291,10 +302,10 @@ def write_run(
         variants = lookup.variants()
         plots = _plots(lookup, staging)
         (staging / "report.md").write_text(
-            render_markdown(results, metadata, variants), encoding="utf-8"
+            render_markdown(results, metadata, variants, lookup), encoding="utf-8"
         )
         (staging / "report.html").write_text(
-            render_html(results, metadata, plots, variants), encoding="utf-8"
+            render_html(results, metadata, plots, variants, lookup), encoding="utf-8"
         )
         if run_dir.exists():
             shutil.rmtree(run_dir)

@@ -34,6 +34,9 @@ class ClaimResult:
     ratio_ci: tuple[float, float] | None = None  # 95 % bootstrap CI of `ratio`
     # variant name -> the distribution its cell describes (ratio claims)
     summaries: Mapping[str, Summary] = field(default_factory=dict)
+    # A claim judged case by case (N1 per stressor): one result per case, the verdict above
+    # combining them.
+    parts: tuple[ClaimResult, ...] = ()
 
     def cell(self, variant: str) -> str:
         return self.cells.get(variant, "")
