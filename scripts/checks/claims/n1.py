@@ -14,7 +14,7 @@ from components.thresholds import Thresholds
 from scripts.checks.claims.claim import Claim
 from scripts.checks.neighbours.slowdown import slowdowns, stressors_run
 from scripts.checks.results.stats import Summary, judge_ratio, summarize
-from scripts.checks.results.verdicts import ClaimResult, Samples, Verdict
+from scripts.checks.results.verdicts import ClaimResult, Samples, Verdict, judged
 
 JUDGED = "p99"
 SHOWN = ("p50", "p99")
@@ -73,16 +73,7 @@ def judge_stressor(samples: Samples, stressor: str, threshold: float) -> ClaimRe
         reason += "; both neighbours slow the app, by amounts the data cannot tell apart"
     if uncovered:
         reason += "; stressed runs left out, stress started late: " + ", ".join(uncovered)
-    ratio = judgement.ratio
-    return ClaimResult(
-        claim,
-        judgement.verdict,
-        reason,
-        cells,
-        ratio=ratio.value if ratio else None,
-        ratio_ci=(ratio.ci_low, ratio.ci_high) if ratio else None,
-        summaries=summaries,
-    )
+    return judged(claim, judgement, reason, cells, summaries)
 
 
 def combined(verdicts: set[Verdict]) -> Verdict:

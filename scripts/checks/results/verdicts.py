@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from scripts.checks.results.samples import HOST, Sample, Value, VariantLabel
-from scripts.checks.results.stats import MIN_N, Summary, judge_ratio, summarize
+from scripts.checks.results.stats import MIN_N, RatioJudgement, Summary, judge_ratio, summarize
 
 Verdict = Literal["holds", "does not hold", "inconclusive"]
 
@@ -169,8 +169,19 @@ def ratio_claim(
         else (container, vm, container_name, vm_name)
     )
     judgement = judge_ratio(a, b, minimum, "at least", min_n, a_name=a_name, b_name=b_name)
-    ratio = judgement.ratio
     reason = f"{metric} {judgement.reason}" + (f"; {note}" if note else "")
+    return judged(claim, judgement, reason, cells, summaries)
+
+
+def judged(
+    claim: str,
+    judgement: RatioJudgement,
+    reason: str,
+    cells: Mapping[str, str],
+    summaries: Mapping[str, Summary],
+) -> ClaimResult:
+    """A claim's result from the judgement of its ratio: verdict, ratio and CI from there."""
+    ratio = judgement.ratio
     return ClaimResult(
         claim,
         judgement.verdict,
