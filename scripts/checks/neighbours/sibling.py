@@ -60,7 +60,8 @@ def sibling_target_url(source_target: str, clone: Clone, cloner: Cloner) -> str:
         guest_port or 22
     )
     host = f"{parts.username}@{parts.hostname}:{clone_port}"
-    query = urlencode([*parse_qsl(parts.query), ("wait", str(SSH_WAIT_S))], safe="/")
+    kept = [(key, value) for key, value in parse_qsl(parts.query) if key != "wait"]
+    query = urlencode([*kept, ("wait", str(SSH_WAIT_S))], safe="/")
     return urlunsplit(parts._replace(netloc=host, query=query))
 
 
