@@ -14,7 +14,10 @@ from components.thresholds import thresholds_for
 from scripts.checks.claims import evaluate, n1
 from scripts.checks.neighbours import placement, stressors
 from scripts.checks.neighbours.measure import NeighbourPlan, schedule
+from scripts.checks.neighbours.sibling import sibling_target_url
 from scripts.checks.neighbours.slowdown import LATENCY_METRIC, slowdowns
+from scripts.checks.parsers.domain_xml import HostForward
+from scripts.checks.resources.errors import ReadinessTimeoutError
 from scripts.checks.results.samples import Sample, Value
 from scripts.checks.results.verdicts import ClaimResult, Samples
 
@@ -178,6 +181,33 @@ def test_an_unknown_stressor_or_duration_is_refused_before_running() -> None:
 def test_a_stressor_without_its_report_line_is_an_error() -> None:
     with pytest.raises(stressors.StressorError, match="no report"):
         stressors.parse_report("Traceback (most recent call last):\nMemoryError\n")
+
+
+# --- the way into the sibling ------------------------------------------------------------------
+
+
+def test_the_siblings_target_is_the_deployed_ones_pointed_at_the_clone() -> None:
+    assert (
+        sibling_target_url("docker://twinlab-dev-app?host=ssh://h", "twinlab-dev-clone-neighbour-1")
+        == "docker://twinlab-dev-clone-neighbour-1?host=ssh://h"
+    )
+    source = [
+        HostForward("tcp", "127.0.0.1", 12222, 22),
+        HostForward("tcp", "127.0.0.1", 18080, 8080),
+    ]
+    clone = [
+        HostForward("tcp", "127.0.0.1", 40001, 8080),
+        HostForward("tcp", "127.0.0.1", 40002, 22),
+    ]
+    url = sibling_target_url(
+        "ssh://twin@127.0.0.1:12222?key=/k/dev.vm.key&wait=5", "n1", source, clone
+    )
+    assert url == "ssh://twin@127.0.0.1:40002?key=/k/dev.vm.key&wait=60"
+
+
+def test_a_vm_sibling_without_the_forward_is_refused_with_the_reason() -> None:
+    with pytest.raises(ReadinessTimeoutError, match="reaches no port the clone forwards"):
+        sibling_target_url("ssh://twin@127.0.0.1:12222", "n1", [], [])
 
 
 # --- slowdowns ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ application kernel), SSH into the sibling VM's guest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from components.http_wait import wait_for_http_200
 from components.naming import resource_name
 from scripts.checks.load.pinning import format_cpu_list
-from scripts.checks.parsers.domain_xml import parse_domain
+from scripts.checks.parsers.domain_xml import HostForward, parse_domain
 from scripts.checks.resources.clones import Clone, Cloner, VmCloner
 from scripts.checks.resources.errors import ReadinessTimeoutError
 from scripts.checks.resources.meters import Instance, meter_for
@@ -46,23 +46,38 @@ class Neighbour:
     ready_s: float  # create call to its first HTTP 200
 
 
-def sibling_target_url(source_target: str, clone: Clone, cloner: Cloner) -> str:
-    """The sibling's target URL: the deployed variant's, pointed at the clone."""
+def sibling_target_url(
+    source_target: str,
+    clone_name: str,
+    source_forwards: Sequence[HostForward] = (),
+    clone_forwards: Sequence[HostForward] = (),
+) -> str:
+    """The sibling's target URL: the deployed variant's, pointed at the clone (a container by
+    its name; a VM at the clone's host port for the guest port the source's URL reaches)."""
     parts = urlsplit(source_target)
     if parts.scheme == "docker":
-        return urlunsplit(parts._replace(netloc=clone.name))
-    if not isinstance(cloner, VmCloner) or parts.port is None:
-        raise ReadinessTimeoutError(f"no way into the neighbour {clone.name} from {source_target}")
-    guest_port = next(
-        (f.guest_port for f in cloner.facts.forwards if f.host_port == parts.port), None
-    )
-    clone_port = parse_domain(cloner.virsh.running_domain_xml(clone.name)).host_port_for(
-        guest_port or 22
-    )
-    host = f"{parts.username}@{parts.hostname}:{clone_port}"
+        return urlunsplit(parts._replace(netloc=clone_name))
+    guest = next((f.guest_port for f in source_forwards if f.host_port == parts.port), None)
+    port = next((f.host_port for f in clone_forwards if f.guest_port == guest), None)
+    if parts.scheme != "ssh" or port is None:
+        raise ReadinessTimeoutError(
+            f"no way into the neighbour {clone_name}: {source_target.split('?')[0]} reaches no "
+            "port the clone forwards"
+        )
     kept = [(key, value) for key, value in parse_qsl(parts.query) if key != "wait"]
     query = urlencode([*kept, ("wait", str(SSH_WAIT_S))], safe="/")
-    return urlunsplit(parts._replace(netloc=host, query=query))
+    return urlunsplit(
+        parts._replace(netloc=f"{parts.username}@{parts.hostname}:{port}", query=query)
+    )
+
+
+def _target_url(source_target: str, clone: Clone, cloner: Cloner) -> str:
+    if not isinstance(cloner, VmCloner):
+        return sibling_target_url(source_target, clone.name)
+    clone_facts = parse_domain(cloner.virsh.running_domain_xml(clone.name))
+    return sibling_target_url(
+        source_target, clone.name, cloner.facts.forwards, clone_facts.forwards
+    )
 
 
 @contextmanager
@@ -88,7 +103,7 @@ def running_neighbour(
                 f"neighbour {clone.name} of {instance.name} gave no HTTP 200 within "
                 f"{cloner.ready_timeout_s:g} s (last: {waited.last_error})"
             )
-        target = parse_target(sibling_target_url(instance.target, clone, cloner), instance.label)
+        target = parse_target(_target_url(instance.target, clone, cloner), instance.label)
         yield Neighbour(clone, target, cpus, waited.seconds)
     finally:
         if target is not None:
