@@ -295,6 +295,13 @@ def test_n1_is_inconclusive_without_neighbour_runs_and_says_why() -> None:
     assert "every CPU" in result.summary
 
 
+def test_a_run_of_the_neighbour_group_alone_leaves_the_isolation_claims_inconclusive() -> None:
+    """Its samples are filed under the variants' targets, which the isolation probes never
+    ran on in that run: I1 and I2 have nothing to judge, they must not "fail"."""
+    results = {r.claim: r.verdict for r in evaluate(all_three(container=1.6, vm=1.05), T)}
+    assert results["I1"] == results["I2"] == "inconclusive"
+
+
 def test_n1_is_part_of_every_evaluation() -> None:
     results = {r.claim: r for r in evaluate(all_three(container=1.6, vm=1.05), T)}
     assert results["N1"].verdict == "holds"

@@ -9,13 +9,14 @@ from scripts.checks.results.verdicts import (
     ClaimResult,
     Samples,
     isolation_line,
+    probed_targets,
     vm_isolation_problems,
 )
 
 
 def judge(samples: Samples, _t: Thresholds) -> ClaimResult:
     vm = samples.primary("vm")
-    targets = samples.targets(vm)
+    targets = probed_targets(samples, vm)
     if vm is None or not targets:
         return ClaimResult("I2", "inconclusive", "no VM probed")
     problems = vm_isolation_problems(samples, targets[0])

@@ -269,6 +269,16 @@ def weakening_reported(samples: Samples, target: str) -> list[str]:
     return reported + findings.weaknesses(samples.all, target)
 
 
+def probed_targets(samples: Samples, variant: str | None) -> list[str]:
+    """The targets of `variant` the isolation probes ran on (a run of other check groups files
+    its samples under the same targets without probing them)."""
+    return [
+        t
+        for t in samples.targets(variant)
+        if samples.one("host_processes_visible", target=t) is not None
+    ]
+
+
 def weakened(samples: Samples, target: str) -> bool:
     return any(s.target == target and s.metadata.get("weakened") is True for s in samples.all)
 
