@@ -31,6 +31,7 @@ from scripts import leftovers  # noqa: E402
 from scripts import recover as recovery  # noqa: E402
 from scripts.checks.lifecycle import RUN_ALL_LOAD, RunOptions  # noqa: E402
 from scripts.checks.load.closed_loop import LoadPlan  # noqa: E402
+from scripts.checks.neighbours.measure import NeighbourPlan  # noqa: E402
 from scripts.checks.results.report import column  # noqa: E402
 from scripts.checks.results.samples import VariantLabel  # noqa: E402
 from scripts.checks.results.verdicts import Samples  # noqa: E402
@@ -154,6 +155,34 @@ def resources(
         groups=("resources",), start_repeats=repeats, density_budget_mib=float(budget_mib)
     )
     _run((stack, [], [], [], []), options)
+
+
+@task(
+    iterable=["stressor"],
+    help={
+        "stack": TARGET_HELP["stack"],
+        "stressor": "cpu, memory or fsync (repeatable; default all three)",
+        "repeats": "runs per stressor, each paired with a baseline run",
+        "duration_s": "seconds per open-loop run",
+        "rate": "the fixed offered rate, requests per second",
+    },
+)
+def neighbours(
+    c: Context,
+    stack: str = "dev",
+    stressor: list[str] | None = None,
+    repeats: int = NeighbourPlan().repeats,
+    duration_s: float = NeighbourPlan().duration_s,
+    rate: int = NeighbourPlan().rate_per_s,
+) -> None:
+    """N1: each variant's latency alone and beside a noisy sibling on other CPUs."""
+    plan = NeighbourPlan(
+        stressors=tuple(stressor or NeighbourPlan().stressors),
+        repeats=repeats,
+        duration_s=duration_s,
+        rate_per_s=rate,
+    )
+    _run((stack, [], [], [], []), RunOptions(groups=("neighbours",), neighbours=plan))
 
 
 @task(name="run-all", help={"stack": TARGET_HELP["stack"]})

@@ -18,6 +18,7 @@ from rich.console import Console
 from components.thresholds import Thresholds
 from scripts.checks.load.closed_loop import LoadPlan
 from scripts.checks.load.latency import REPEATS as OPEN_LOOP_REPEATS
+from scripts.checks.neighbours.measure import NeighbourPlan
 from scripts.checks.resources.runner import CHECKS as RESOURCE_CHECKS
 from scripts.checks.resources.runner import DEFAULT_BUDGET_MIB, DensityBounds
 from scripts.checks.resources.start_time import DEFAULT_REPEATS as DEFAULT_START_REPEATS
@@ -42,6 +43,8 @@ class RunOptions:
     density_budget_mib: float = DEFAULT_BUDGET_MIB  # R4: one kernel-enforced budget per kind
     density: DensityBounds = field(default_factory=DensityBounds)
     weakened: bool = True
+    # N1: the app beside a noisy sibling (3 stressors x 5 repeats x 3 s per variant)
+    neighbours: NeighbourPlan = field(default_factory=NeighbourPlan)
     thresholds: Thresholds | None = None  # None: the stack's, else the mode's defaults
     results_dir: Path = field(default_factory=lambda: ROOT / "results")
 

@@ -25,6 +25,7 @@ from components.virt_mode import load_record
 from scripts.checks.claims import evaluate
 from scripts.checks.lifecycle import CheckGroup, RunContext, RunOptions, stamp
 from scripts.checks.load import group as load_group
+from scripts.checks.neighbours import group as neighbours_group
 from scripts.checks.probes import group as isolation_group
 from scripts.checks.resources import group as resources_group
 from scripts.checks.resources.errors import InstanceNotFoundError
@@ -41,6 +42,7 @@ GROUPS: dict[str, CheckGroup] = {
     "isolation": isolation_group.run,
     "load": load_group.run,
     "resources": resources_group.run,
+    "neighbours": neighbours_group.run,
 }
 CHECK_GROUPS = tuple(GROUPS)
 

@@ -20,6 +20,8 @@ from components import outputs
 from components.registry import VARIANTS
 from components.thresholds import Thresholds
 from scripts.checks.claims import CLAIMS
+from scripts.checks.neighbours.slowdown import slowdowns
+from scripts.checks.neighbours.stressors import STRESSORS
 from scripts.checks.results.verdicts import (
     ClaimResult,
     Samples,
@@ -207,6 +209,25 @@ def test_S1_a_vm_restored_from_its_snapshot_starts_much_faster_than_booted(
 
 
 # --- negative controls ---------------------------------------------------------------------------
+
+
+def test_N1_a_vm_neighbour_disturbs_less_judged_per_stressor_on_measured_slowdowns(
+    samples: Samples, thresholds: Thresholds
+) -> None:
+    """N1 is judged on the data, whichever way it goes (under TCG a VM neighbour may well
+    disturb more, and both share the disk): every variant has n >= 5 paired slowdowns per
+    stressor, every stressor a verdict on the ratio's CI, and a verdict against the claim says
+    so in words. tests/integration/test_neighbour_live.py makes it fail on purpose."""
+    result = judge(samples, "N1", thresholds)
+    assert [part.claim for part in result.parts] == [f"N1 {s}" for s in STRESSORS]
+    for label in samples.variants():
+        for stressor in STRESSORS:
+            found = slowdowns(samples.all, label.name, stressor, "p99")
+            assert len(found.values) >= 5, (label.name, stressor, found)
+    for part in result.parts:
+        assert part.ratio_ci is not None, part.summary
+        if part.verdict == "does not hold":
+            assert "the data says otherwise" in part.summary
 
 
 def test_negative_control_isolation_assertion_fails_on_the_weakened_container(

@@ -186,6 +186,7 @@ class ConsoleCloner(Cloner):
     writes the listening mark (or never, with mark=False)."""
 
     kind = "vm"
+    start_method = "boot"
     ready_timeout_s = 3.0
 
     def __init__(self, url: str, log: Path, mark: bool = True) -> None:

@@ -8,8 +8,10 @@ import pytest
 
 from components.thresholds import ThresholdError, Thresholds, thresholds_for
 from scripts.checks.claims import evaluate
+from scripts.checks.neighbours.stressors import STRESSORS
 from scripts.checks.results.report import write_run
 from scripts.checks.results.samples import Sample, Value, read_samples
+from tests.unit.test_neighbours import neighbour_runs
 from tests.unit.variant_runs import new_variants_run
 
 pytestmark = pytest.mark.unit
@@ -85,6 +87,8 @@ def good_run() -> list[Sample]:
         s("module_load_reached_host", False, V),
         s("sysctl_write_reached_host", False, V),
         s("can_write_sysctl", True, V),
+        *neighbour_runs("container", dict.fromkeys(STRESSORS, 1.6)),
+        *neighbour_runs("vm", dict.fromkeys(STRESSORS, 1.05)),
     ]
 
 
@@ -281,7 +285,7 @@ def test_report_is_written_whole(tmp_path: Path) -> None:
     out = write_run(tmp_path / "run1", run, evaluate(run, T), {"virt_mode": "tcg"})
     assert read_samples(out / "samples.jsonl") == run
     markdown = (out / "report.md").read_text()
-    assert markdown.count("**holds**") == 11
+    assert markdown.count("**holds**") == 12 + 3  # every claim, and N1 per stressor
     assert "| claim | verdict | container | vm | ratio |" in markdown
     assert "software emulation" in markdown
     assert (out / "start_time.png").stat().st_size > 1000

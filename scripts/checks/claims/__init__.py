@@ -12,13 +12,13 @@ import dataclasses
 from collections.abc import Sequence
 
 from components.thresholds import Thresholds
-from scripts.checks.claims import a1, a2, g1, i1, i2, i3, p1, r1, r2, r3, r4, s1, u1
+from scripts.checks.claims import a1, a2, g1, i1, i2, i3, n1, p1, r1, r2, r3, r4, s1, u1
 from scripts.checks.claims.claim import Claim, Judge
 from scripts.checks.results.samples import Sample
 from scripts.checks.results.verdicts import ClaimResult, Missing, Samples
 
 CATALOGUE: tuple[Claim, ...] = tuple(
-    module.CLAIM for module in (a1, a2, r1, r2, r3, r4, p1, i1, i2, i3, u1, g1, s1)
+    module.CLAIM for module in (a1, a2, r1, r2, r3, r4, p1, i1, i2, i3, u1, g1, s1, n1)
 )
 CLAIMS: dict[str, Judge] = {claim.id: claim.judge for claim in CATALOGUE}
 BY_ID: dict[str, Claim] = {claim.id: claim for claim in CATALOGUE}

@@ -9,6 +9,7 @@ from scripts.checks.results.verdicts import (
     ClaimResult,
     Samples,
     isolation_line,
+    probed_targets,
     vm_blind_notes,
     vm_isolation_problems,
 )
@@ -16,7 +17,7 @@ from scripts.checks.results.verdicts import (
 
 def judge(samples: Samples, _t: Thresholds) -> ClaimResult:
     vm = samples.primary("vm")
-    targets = samples.targets(vm)
+    targets = probed_targets(samples, vm)
     if vm is None or not targets:
         return ClaimResult("I2", "inconclusive", "no VM probed")
     problems = vm_isolation_problems(samples, targets[0])

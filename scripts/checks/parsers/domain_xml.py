@@ -214,6 +214,20 @@ def _log_console(root: ET.Element, path: str) -> None:
     serial.append(ET.Element("log", {"file": path, "append": "off"}))
 
 
+def with_cpu_set(xml: str, cpu_set: str) -> str:
+    """The same definition pinned to `cpu_set` (a kernel CPU list): the default placement of
+    the vCPUs and the emulator threads, and any explicit vCPU, emulator or I/O thread pin."""
+    root = ET.fromstring(xml)
+    vcpu = root.find("vcpu")
+    if vcpu is None:
+        raise DomainXmlError("domain XML without <vcpu>: nothing to pin")
+    vcpu.set("cpuset", cpu_set)
+    for pin in root.findall("cputune/*"):
+        if pin.tag in ("vcpupin", "emulatorpin", "iothreadpin"):
+            pin.set("cpuset", cpu_set)
+    return ET.tostring(root, encoding="unicode")
+
+
 def _source_index(disk: ET.Element) -> int:
     """Position after <driver>, where libvirt writes <source>."""
     children = list(disk)

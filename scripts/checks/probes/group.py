@@ -57,7 +57,10 @@ def _probes(context: RunContext) -> list[Sample]:
                 run_id=context.run_id,
                 virt_mode=context.virt_mode,
                 baseline=baseline,
-                target_metadata={**weak_metadata, weak.target: WEAKENED_METADATA},
+                target_metadata={
+                    **weak_metadata,
+                    weak.target: {**WEAKENED_METADATA, "weakening": weak.flags},
+                },
                 on_probe=started,
             )
     return samples

@@ -22,7 +22,7 @@ from scripts.checks.parsers.docker_inspect import (
     clone_create_body,
     parse_container,
 )
-from scripts.checks.parsers.domain_xml import clone_domain_xml, parse_domain
+from scripts.checks.parsers.domain_xml import clone_domain_xml, parse_domain, with_cpu_set
 from scripts.checks.resources import footprint
 from scripts.checks.resources.errors import CloneError, DaemonUnavailableError
 from scripts.checks.resources.start_watch import (
@@ -98,6 +98,8 @@ class Cloner(ABC):
     # (a VM from a memory snapshot); every R1 sample records it (claim S1 reads it).
     start_method: str
     ready_timeout_s: float
+    # A kernel CPU list to pin clones to instead of the source's CPUs (a noisy neighbour).
+    cpu_set: str | None = None
 
     def __init__(self, source_name: str, stack: str | None, label: VariantLabel | None) -> None:
         self.source_name = source_name
@@ -182,6 +184,8 @@ class ContainerCloner(Cloner):
             for index, volume in enumerate(self.facts.named_volumes)
         }
         body = clone_create_body(self.inspect, port_map, volume_map)
+        if self.cpu_set is not None:
+            body["HostConfig"]["CpusetCpus"] = self.cpu_set
         url = f"http://127.0.0.1:{port_map[self.http_port]}{HEALTH_PATH}"
         prepare_started = time.monotonic()
         clone = Clone(self.variant, name, url, created_at=0.0)
@@ -273,6 +277,8 @@ class VmCloner(Cloner):
             console_log = console_log_path(name)
             console_log.unlink(missing_ok=True)  # a removed clone's of the same name
             xml = clone_domain_xml(self.xml, name, disk_paths, port_map, str(console_log))
+            if self.cpu_set is not None:
+                xml = with_cpu_set(xml, self.cpu_set)
             clone.storage_prepare_s = time.monotonic() - prepare_started
             clone.created_wall_s, clone.created_at = time.time(), time.monotonic()
             watch = ConsoleWatch(console_log, clone.created_at)

@@ -20,7 +20,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from scripts.checks.claims import BY_ID
-from scripts.checks.results import memory_breakdown
+from scripts.checks.results import isolation_table, memory_breakdown, neighbour_table
 from scripts.checks.results.samples import Sample, VariantLabel, write_samples
 from scripts.checks.results.start_stages import plot_start_stages, stage_html, stage_lines
 from scripts.checks.results.stats import Summary, summarize
@@ -179,7 +179,8 @@ def render_markdown(
     variants: Sequence[VariantLabel],
     sections: Sequence[str] = (),
 ) -> str:
-    """`sections`: further Markdown lines after the distributions (the memory breakdown)."""
+    """`sections`: further Markdown lines after the distributions (isolation and neighbour
+    tables, memory breakdown, start-up stages)."""
     headings = [column(label) for label in variants]
     lines = [
         "# twinlab: " + " vs ".join(headings or ["container", "VM"]) + ", measured",
@@ -299,7 +300,15 @@ def write_run(
         bars = memory_breakdown.breakdown(lookup)
         breakdown_plot = memory_breakdown.plot(bars, staging)
         plots += [breakdown_plot] if breakdown_plot else []
-        sections = [*memory_breakdown.markdown_lines(bars), "", *stage_lines(samples)]
+        sections = [
+            *isolation_table.markdown(lookup),
+            "",
+            *neighbour_table.markdown(results, lookup),
+            "",
+            *memory_breakdown.markdown_lines(bars),
+            "",
+            *stage_lines(samples),
+        ]
         (staging / "report.md").write_text(
             render_markdown(results, metadata, variants, sections), encoding="utf-8"
         )
@@ -309,7 +318,10 @@ def write_run(
                 metadata,
                 plots,
                 variants,
-                memory_breakdown.html_table(bars) + stage_html(samples),
+                isolation_table.html_section(lookup)
+                + neighbour_table.html_section(results, lookup)
+                + memory_breakdown.html_table(bars)
+                + stage_html(samples),
             ),
             encoding="utf-8",
         )

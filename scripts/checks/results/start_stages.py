@@ -65,7 +65,7 @@ def plot_start_stages(samples: Sequence[Sample], out_dir: Path) -> list[str]:
         return []
     fig, ax = plt.subplots(figsize=(8, 2.2 + 0.6 * len(rows)), dpi=100)
     labelled: set[str] = set()
-    for position, (variant, stages) in enumerate(rows.items()):
+    for position, stages in enumerate(rows.values()):
         bottom = 0.0
         for stage, summary in stages:
             width = max(0.0, summary.median - bottom)

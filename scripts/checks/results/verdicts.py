@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from scripts.checks.results.samples import HOST, Sample, Value, VariantLabel
-from scripts.checks.results.stats import MIN_N, Summary, judge_ratio, summarize
+from scripts.checks.results.stats import MIN_N, RatioJudgement, Summary, judge_ratio, summarize
 
 Verdict = Literal["holds", "does not hold", "inconclusive"]
 
@@ -34,6 +34,9 @@ class ClaimResult:
     ratio_ci: tuple[float, float] | None = None  # 95 % bootstrap CI of `ratio`
     # variant name -> the distribution its cell describes (ratio claims)
     summaries: Mapping[str, Summary] = field(default_factory=dict)
+    # A claim judged case by case (N1 per stressor): one result per case, the verdict above
+    # combining them.
+    parts: tuple[ClaimResult, ...] = ()
 
     def cell(self, variant: str) -> str:
         return self.cells.get(variant, "")
@@ -194,9 +197,7 @@ def ratio_claim(
         return ClaimResult(
             claim, "inconclusive", f"{metric}: no variant of kind {missing} measured", cells
         )
-    a_name, b_name = (
-        (vm_name, container_name) if vm_over_container else (container_name, vm_name)
-    )
+    a_name, b_name = (vm_name, container_name) if vm_over_container else (container_name, vm_name)
     return variants_ratio_claim(
         claim, samples, metric, unit, minimum, a_name, b_name, min_n=min_n, note=note, **where
     )
@@ -221,8 +222,19 @@ def variants_ratio_claim(
     a = samples.numbers(metric, variant=a_name, **where)
     b = samples.numbers(metric, variant=b_name, **where)
     judgement = judge_ratio(a, b, minimum, "at least", min_n, a_name=a_name, b_name=b_name)
-    ratio = judgement.ratio
     reason = f"{metric} {judgement.reason}" + (f"; {note}" if note else "")
+    return judged(claim, judgement, reason, cells, summaries)
+
+
+def judged(
+    claim: str,
+    judgement: RatioJudgement,
+    reason: str,
+    cells: Mapping[str, str],
+    summaries: Mapping[str, Summary],
+) -> ClaimResult:
+    """A claim's result from the judgement of its ratio: verdict, ratio and CI from there."""
+    ratio = judgement.ratio
     return ClaimResult(
         claim,
         judgement.verdict,
@@ -282,7 +294,11 @@ def vm_isolation_problems(samples: Samples, target: str) -> list[str]:
     from scripts.checks.probes import findings
 
     problems = []
-    for metric in ("host_kernel_state_visible", "host_processes_visible", "sysctl_write_reached_host"):
+    for metric in (
+        "host_kernel_state_visible",
+        "host_processes_visible",
+        "sysctl_write_reached_host",
+    ):
         if samples.one(metric, target=target) in (True, None):
             problems.append(f"{metric} is {samples.one(metric, target=target)}")
     # Corroborating evidence: a host without module support has no module list to recognise
@@ -322,6 +338,16 @@ def weakening_reported(samples: Samples, target: str) -> list[str]:
     if samples.one("seccomp_mode", target=target) == 0:
         reported.append("seccomp off")
     return reported + findings.weaknesses(samples.all, target)
+
+
+def probed_targets(samples: Samples, variant: str | None) -> list[str]:
+    """The targets of `variant` the isolation probes ran on (a run of other check groups files
+    its samples under the same targets without probing them)."""
+    return [
+        t
+        for t in samples.targets(variant)
+        if samples.one("host_processes_visible", target=t) is not None
+    ]
 
 
 def weakened(samples: Samples, target: str) -> bool:
