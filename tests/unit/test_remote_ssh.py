@@ -94,6 +94,7 @@ def test_libvirt_provider_uri_gets_key_and_known_hosts() -> None:
     assert query == {
         "keyfile": [KEY],
         "knownhosts": [str(known_hosts_path())],
+        "known_hosts": [str(known_hosts_path())],  # libvirt's own spelling (virsh, libssh)
         "sshauth": ["privkey"],
     }
 
