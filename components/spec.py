@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from components.errors import ConfigError
 from components.fleet import HOSTS_KEY, LOAD_HOST_KEY, FleetHost, parse_hosts
 from components.host import HostFacts
+from components.hosts import transport_problem
 from components.naming import resource_name, stack_prefix
 from components.thresholds import DEFAULTS as THRESHOLD_DEFAULTS
 from components.thresholds import ThresholdError, Thresholds, thresholds_for
@@ -429,4 +430,7 @@ def _parse_placement(raw: Mapping[str, str], host: HostFacts, problems: _Problem
     uses_ssh = docker_host.startswith("ssh://") or libvirt_uri.startswith("qemu+ssh://")
     if key_path is not None and not uses_ssh:
         problems.add("remoteSshKeyPath", key_path, "set, but neither daemon is reached over SSH")
+    transport = transport_problem(docker_host, libvirt_uri)
+    if transport is not None:
+        problems.add("libvirtUri", libvirt_uri, transport)
     return Placement(docker_host, libvirt_uri, virt_mode, pool_dir, key_path)

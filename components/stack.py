@@ -10,6 +10,7 @@ from components import outputs
 from components.daemons import require_docker, require_libvirt
 from components.errors import TwinlabError
 from components.host import probe_host
+from components.hosts import SINGLE_HOST, host_output
 from components.naming import resource_name
 from components.registry import VARIANTS
 from components.spec import NAMESPACE, AppSpec, parse_spec
@@ -91,6 +92,7 @@ def declare() -> None:
         deployed[variant.name] = {
             outputs.NAME: variant.name,
             outputs.KIND: variant.kind,
+            outputs.HOST: SINGLE_HOST,
             **deployment.outputs(),
         }
         if deployment.ssh_private_key is not None:
@@ -108,5 +110,13 @@ def declare() -> None:
     )
     pulumi.export(outputs.DOCKER_HOST, spec.placement.docker_host)
     pulumi.export(outputs.LIBVIRT_URI, spec.placement.libvirt_uri)
+    placement = spec.placement
+    host = host_output(
+        placement.docker_host,
+        placement.libvirt_uri,
+        placement.remote_ssh_key_path,
+        placement.virt_mode,
+    )
+    pulumi.export(outputs.HOSTS, {SINGLE_HOST: host})
     pulumi.export(outputs.RECIPE_HASH, images.recipe_hash)
     pulumi.export(outputs.THRESHOLDS, spec.thresholds.as_dict())
