@@ -25,8 +25,9 @@ from rich.table import Table
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 from components.errors import TwinlabError  # noqa: E402
+from components.fleet import fleet_urls  # noqa: E402
 from components.naming import stack_prefix  # noqa: E402
-from components.remote_ssh import uses_twinlab_sshd  # noqa: E402
+from components.remote_ssh import twinlab_sshd_ports  # noqa: E402
 from scripts import leftovers  # noqa: E402
 from scripts import recover as recovery  # noqa: E402
 from scripts.checks.load.closed_loop import LoadPlan  # noqa: E402
@@ -190,13 +191,16 @@ def _start_twinlab_sshd_if_used(stack: str) -> None:
     )
     config = json.loads(done.stdout or "{}") if done.returncode == 0 else {}
     urls = [str(config.get(f"twinlab:{key}", {}).get("value", "")) for key in DAEMON_KEYS]
-    if not uses_twinlab_sshd(*urls):
+    urls += fleet_urls(str(config.get("twinlab:hosts", {}).get("value", "")))
+    ports = twinlab_sshd_ports(*urls)
+    for port in ports:
+        started = subprocess.run([str(ROOT / "scripts/remote_access.sh"), "start", str(port)])
+        if started.returncode != 0:
+            raise Exit(f"error: scripts/remote_access.sh could not start sshd :{port}", code=1)
+    if not ports:
         return
-    started = subprocess.run([str(ROOT / "scripts/remote_access.sh")], check=False)
-    if started.returncode != 0:
-        raise Exit("error: scripts/remote_access.sh could not start twinlab's sshd", code=1)
     CONSOLE.print(
-        "twinlab's sshd runs for this stack; stop it with `scripts/remote_access.sh stop`"
+        "twinlab's sshd runs for this stack; stop it with `scripts/remote_access.sh stop [PORT]`"
     )
 
 

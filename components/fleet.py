@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from components.errors import DaemonUnavailableError
 from components.host import HostFacts
+from components.hosts import transport_problem
 from components.remote_ssh import remote_command, ssh_client_options, ssh_endpoint
 from components.virt_mode import (
     ProbeEnvironment,
@@ -89,6 +90,19 @@ def with_user(url: str, user: str) -> str:
     if parts.scheme not in SSH_SCHEMES or parts.username or not parts.hostname:
         return url
     return urlunsplit(parts._replace(netloc=f"{user}@{parts.netloc}"))
+
+
+def fleet_urls(hosts_value: str) -> list[str]:
+    """Every dockerHost and libvirtUri named in a `twinlab:hosts` value (unvalidated; [] when
+    it is not a list of objects): which of twinlab's own sshd instances a stack goes through."""
+    try:
+        items = json.loads(hosts_value or "[]")
+    except json.JSONDecodeError:
+        return []
+    if not isinstance(items, list):
+        return []
+    keys = ("dockerHost", "libvirtUri")
+    return [str(i[k]) for i in items if isinstance(i, dict) for k in keys if k in i]
 
 
 def endpoint_of(host: FleetHost) -> tuple[str, str, int] | None:
@@ -178,11 +192,9 @@ def _parse_entry(
     if not libvirt_uri_re.match(libvirt_uri):
         bad(f"libvirtUri {libvirt_uri!r} is not a libvirt QEMU system URI")
     identities = [ssh_identity(docker_host), ssh_identity(libvirt_uri)]
-    if identities[0] != identities[1]:
-        bad(
-            "dockerHost and libvirtUri must both be local or both reach the same "
-            "user@host:port over SSH (one host, one way in)"
-        )
+    one_way_in = transport_problem(docker_host, libvirt_uri)
+    if one_way_in is not None:
+        bad(one_way_in)
     for identity in identities:
         if user and identity is not None and identity[0] != user:
             bad(f"the URLs' user {identity[0]!r} differs from sshUser {user!r}")

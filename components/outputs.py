@@ -27,6 +27,7 @@ APP_VERSION = "appVersion"
 DOCKER_HOST = "dockerHost"
 LIBVIRT_URI = "libvirtUri"
 RECIPE_HASH = "imageRecipeHash"
+LOAD_HOST = "loadHost"  # `twinlab:loadHost`: host that generates load; "": each host itself
 HOSTS = "hosts"  # {host name: {HOST_DOCKER_HOST, HOST_LIBVIRT_URI, HOST_SSH, HOST_VIRT_MODE}}
 THRESHOLDS = "thresholds"  # the claim thresholds in force: defaults for the mode + overrides
 

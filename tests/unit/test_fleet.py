@@ -93,7 +93,7 @@ def test_the_fleet_stack_file_is_valid() -> None:
         ([entry("A-1", 2222)], "lower-case letters and digits"),
         ([entry("a", 2222, dockerHost="http://x")], "is not a Docker host URL"),
         ([entry("a", 2222, libvirtUri="qemu+ssh://root@h/session")], "not a libvirt QEMU"),
-        ([entry("a", 2222, libvirtUri="qemu:///system")], "one host, one way in"),
+        ([entry("a", 2222, libvirtUri="qemu:///system")], "the same SSH user@host:port"),
         ([entry("a", 2222, sshKey="/nope")], "sshKey /nope is not a readable file"),
         ([entry("a", 2222, virtMode="fast")], "virtMode 'fast'"),
         ([entry("a", 2222, sshUser="ops")], "differs from sshUser 'ops'"),
