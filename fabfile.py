@@ -30,6 +30,7 @@ from components.naming import stack_prefix  # noqa: E402
 from components.remote_ssh import twinlab_sshd_ports  # noqa: E402
 from scripts import leftovers  # noqa: E402
 from scripts import recover as recovery  # noqa: E402
+from scripts.checks.fleet import run_fleet  # noqa: E402
 from scripts.checks.load.closed_loop import LoadPlan  # noqa: E402
 from scripts.checks.results.report import column  # noqa: E402
 from scripts.checks.results.samples import VariantLabel  # noqa: E402
@@ -162,10 +163,31 @@ def resources(
     _run((stack, [], [], [], []), options)
 
 
-@task(name="run-all", help={"stack": TARGET_HELP["stack"]})
-def run_all(c: Context, stack: str = "dev") -> None:
-    """Every check against the stack, then the side-by-side report."""
-    _run((stack, [], [], [], []), RunOptions())
+@task(
+    name="run-all",
+    help={
+        "stack": TARGET_HELP["stack"],
+        "serial_hosts": "a stack with several hosts: measure them one after another (fair "
+        "numbers when hosts share a machine) instead of all at once",
+    },
+)
+def run_all(c: Context, stack: str = "dev", serial_hosts: bool = False) -> None:
+    """Every check against the stack (on every host), then the side-by-side report."""
+    try:
+        deployed = read_deployed(stack)
+    except TwinlabError as error:
+        raise Exit(f"error: {error}", code=1) from None
+    if len(deployed.hosts) < 2:
+        _run((stack, [], [], [], []), RunOptions())
+        return
+    try:
+        fleet = run_fleet(deployed, RunOptions(), CONSOLE, serial=serial_hosts)
+    except TwinlabError as error:
+        raise Exit(f"error: {error}", code=1) from None
+    for host, outcome in fleet.outcomes.items():
+        CONSOLE.print(f"[bold]host {host}[/]")
+        _print(outcome)
+    Console().print(f"fleet report: {fleet.run_dir / 'report.md'}")
 
 
 @task(help={"stack": "stack to recover (a crashed or interrupted `pulumi up`)"})

@@ -53,6 +53,7 @@ class DeployedStack:
     thresholds: Thresholds
     skipped_variants: Mapping[str, str]
     hosts: dict[str, HostHandle] = field(default_factory=dict)  # by host name
+    load_host: str | None = None  # `twinlab:loadHost`; None: each host loads itself
 
     def host_of(self, variant: DeployedVariant) -> HostHandle:
         return self.hosts.get(variant.host) or local_host(variant.host)
@@ -132,6 +133,7 @@ def parse_outputs(
         thresholds=stack_thresholds(raw),
         skipped_variants=raw.get(outputs.SKIPPED_VARIANTS) or {},
         hosts=host_handles(raw),
+        load_host=raw.get(outputs.LOAD_HOST) or None,
     )
 
 
