@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -31,7 +30,7 @@ from scripts.checks.results.fleet_report import HOST_KEY
 from scripts.checks.results.samples import read_samples
 from scripts.checks.runall import RunOptions
 from scripts.checks.targets.deployed import read_deployed
-from tests.deploy import ROOT, ci_stack_config, deployed
+from tests.deploy import ROOT, ci_stack_config, deployed, start_twinlab_sshd
 
 HOSTS = {"a": 2222, "b": 2223}
 # Short and few: enough for every group to produce figures on both hosts within minutes.
@@ -67,14 +66,7 @@ def version_of(url: str) -> str:
 
 @pytest.fixture(scope="module")
 def sshd_instances() -> None:
-    for port in HOSTS.values():
-        done = subprocess.run(
-            [str(ROOT / "scripts/remote_access.sh"), "start", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
+    start_twinlab_sshd(*HOSTS.values())
 
 
 @pytest.mark.integration

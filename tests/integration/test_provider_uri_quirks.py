@@ -18,7 +18,7 @@ from components.errors import ConfigError, DaemonUnavailableError
 from components.libvirt_ssh_quirks import key_problem, provider_uri_problems
 from components.paths import state_dir
 from components.remote_ssh import known_hosts_path, libvirt_provider_uri
-from tests.deploy import ROOT
+from tests.deploy import start_twinlab_sshd
 
 pytestmark = pytest.mark.integration
 PORTS = (2222, 2223)
@@ -28,14 +28,7 @@ REAL_STATE = state_dir()  # before a test moves TWINLAB_STATE
 @pytest.fixture(scope="module")
 def client_key() -> Path:
     """The twinlab client key, both sshd instances started (idempotent)."""
-    for port in PORTS:
-        done = subprocess.run(
-            [str(ROOT / "scripts/remote_access.sh"), "start", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
+    start_twinlab_sshd(*PORTS)
     return REAL_STATE / "remote_ed25519"
 
 
