@@ -3,7 +3,8 @@
 to this machine's daemons), as stacks/Pulumi.fleet.yaml. `up` declares one Docker and one
 libvirt provider per host, with the provider's own SSH client on each URI; the container and
 the VM answer on both hosts under names and ports of their own; `fab run-all`'s fleet runner
-(reduced plan) reports both hosts side by side; destroy leaves nothing on either."""
+(reduced plan) reports both hosts side by side; destroy leaves nothing on either; and after a
+SIGKILL of `up`, `fab recover`'s recovery sweeps both hosts."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ from scripts.checks.results.fleet_report import HOST_KEY
 from scripts.checks.results.samples import read_samples
 from scripts.checks.runall import RunOptions
 from scripts.checks.targets.deployed import read_deployed
-from tests.deploy import ROOT, ci_stack_config, deployed, start_twinlab_sshd
+from scripts.recover import names_prefix, recover
+from tests.deploy import ROOT, ci_stack_config, deployed, new_stack_name, start_twinlab_sshd
+from tests.integration.test_recovery import domain_defined, kill_group, start_up, wait_until
 
 HOSTS = {"a": 2222, "b": 2223}
 # Short and few: enough for every group to produce figures on both hosts within minutes.
@@ -130,3 +133,34 @@ def test_two_hosts_deploy_report_side_by_side_and_leave_nothing(
         f"fleet of 2 hosts: up {up_s:.0f} s, run-all (reduced) {run_all_s:.0f} s, destroy "
         f"{destroy_s:.0f} s, load average {os.getloadavg()[0]:.2f}; key files left {keys}"
     )
+
+
+@pytest.mark.integration
+def test_recover_after_sigkill_of_a_fleet_up_sweeps_every_host(sshd_instances: None) -> None:
+    """`fab recover` on a fleet: `up` killed outright while host b's VM is being defined;
+    the recovery sweeps each host through its own SSH endpoint and leaves nothing on either."""
+    name = new_stack_name()
+    stack = auto.create_stack(stack_name=name, work_dir=str(ROOT))
+    stack.set_all_config(
+        {f"twinlab:{key}": auto.ConfigValue(value) for key, value in fleet_config().items()}
+    )
+    prefix = {host: stack_prefix(name, host) + "-" for host in HOSTS}
+    try:
+        up = start_up(name)
+        try:
+            wait_until(domain_defined, prefix["b"], up)
+        finally:
+            kill_group(up)
+        assert leftovers.find(prefix["b"]).count() > 0, "the kill left resources on host b"
+        log: list[str] = []
+        recovered = recover(name, say=log.append)
+        assert recovered.locks_cleared, "\n".join(log)
+        swept_hosts = [line for line in log if "removed by name on host" in line]
+        for port in HOSTS.values():
+            assert any(f"127.0.0.1:{port}" in line for line in swept_hosts), log
+        assert recovered.remaining.count() == 0, recovered.remaining.describe()
+        for host in HOSTS:
+            assert leftovers.find(prefix[host]).count() == 0, host
+    finally:
+        leftovers.remove(names_prefix(name))
+        stack.workspace.remove_stack(name, force=True)
