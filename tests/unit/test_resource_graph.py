@@ -219,7 +219,7 @@ def test_a_fleet_declares_one_provider_of_each_per_host_and_names_that_never_mee
     ]
     app = spec(variants="container,vm", hosts=json.dumps(hosts))
     RECORDER.resources.clear()
-    declared = []
+    declared: list[ContainerDeployment | VmDeployment] = []
     for fleet_host in app.fleet:
         on_host = app.on_host(fleet_host, "tcg")
         declared += [
