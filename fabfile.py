@@ -31,19 +31,14 @@ from components.remote_ssh import twinlab_sshd_ports  # noqa: E402
 from scripts import leftovers  # noqa: E402
 from scripts import recover as recovery  # noqa: E402
 from scripts.checks.fleet import run_fleet  # noqa: E402
+from scripts.checks.lifecycle import RUN_ALL_LOAD, RunOptions  # noqa: E402
 from scripts.checks.load.closed_loop import LoadPlan  # noqa: E402
 from scripts.checks.results.report import column  # noqa: E402
 from scripts.checks.results.samples import VariantLabel  # noqa: E402
 from scripts.checks.results.verdicts import Samples  # noqa: E402
-from scripts.checks.runall import (  # noqa: E402
-    RUN_ALL_LOAD,
-    RunOptions,
-    RunOutcome,
-    Subject,
-    Subjects,
-    run_checks,
-)
+from scripts.checks.runall import RunOutcome, run_checks  # noqa: E402
 from scripts.checks.targets.deployed import ROOT, read_deployed  # noqa: E402
+from scripts.checks.targets.subjects import Subject, Subjects  # noqa: E402
 
 CONSOLE = Console(stderr=True)
 DAEMON_KEYS = ("dockerHost", "libvirtUri")

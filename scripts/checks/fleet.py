@@ -22,11 +22,13 @@ from rich.markup import escape
 from components.errors import TwinlabError
 from components.fleet import LOOPBACK
 from components.naming import host_scope
+from scripts.checks.lifecycle import RunOptions
 from scripts.checks.results.fleet_report import HostRun, write_fleet_report
 from scripts.checks.results.run_tags import new_run_id
-from scripts.checks.runall import RunOptions, RunOutcome, Subjects, run_checks
+from scripts.checks.runall import RunOutcome, run_checks
 from scripts.checks.targets.deployed import DeployedStack
 from scripts.checks.targets.host import HostHandle
+from scripts.checks.targets.subjects import Subjects
 
 RunChecks = Callable[[Subjects, RunOptions, Console], RunOutcome]
 
@@ -52,6 +54,7 @@ def host_views(deployed: DeployedStack) -> dict[str, DeployedStack]:
                 deployed,
                 stack=host_scope(deployed.stack, name),
                 variants=variants,
+                virt_mode=deployed.host_virt_modes.get(name, deployed.virt_mode),
                 hosts={name: handle},
             )
     return views

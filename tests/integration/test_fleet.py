@@ -26,10 +26,10 @@ from components.naming import stack_prefix
 from components.paths import state_dir
 from scripts import leftovers
 from scripts.checks.fleet import run_fleet
+from scripts.checks.lifecycle import RunOptions
 from scripts.checks.load.closed_loop import LoadPlan
 from scripts.checks.results.fleet_report import HOST_KEY
 from scripts.checks.results.samples import read_samples
-from scripts.checks.runall import RunOptions
 from scripts.checks.targets.deployed import read_deployed
 from scripts.recover import names_prefix, recover
 from tests.deploy import ROOT, ci_stack_config, deployed, new_stack_name, start_twinlab_sshd

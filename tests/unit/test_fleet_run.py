@@ -15,13 +15,15 @@ from rich.console import Console
 from components.errors import TwinlabError
 from components.thresholds import thresholds_for
 from scripts.checks.fleet import FleetRunError, host_views, run_fleet
+from scripts.checks.lifecycle import RunOptions
 from scripts.checks.results.fleet_report import HOST_KEY, HostRun, overlap, render_markdown, spread
 from scripts.checks.results.samples import Sample, read_samples
 from scripts.checks.results.stats import summarize
 from scripts.checks.results.verdicts import ClaimResult
-from scripts.checks.runall import RunOptions, RunOutcome, Subjects
+from scripts.checks.runall import RunOutcome
 from scripts.checks.targets.deployed import DeployedStack, DeployedVariant
 from scripts.checks.targets.host import HostHandle, SshAccess
+from scripts.checks.targets.subjects import Subjects
 
 pytestmark = pytest.mark.unit
 
@@ -53,6 +55,7 @@ def fleet_stack() -> DeployedStack:
         thresholds=thresholds_for("tcg"),
         skipped_variants={},
         hosts={"a": handle("a", 2222), "b": handle("b", 2223)},
+        host_virt_modes={"a": "tcg", "b": "kvm"},
     )
 
 
@@ -117,6 +120,7 @@ def test_each_host_is_checked_as_a_stack_of_its_own() -> None:
     assert views["b"].stack == "f-b"  # so clones are twinlab-f-b-clone-N, budgets f-b too
     assert [v.host for v in views["b"].variants] == ["b", "b"]
     assert list(views["b"].hosts) == ["b"]
+    assert (views["a"].virt_mode, views["b"].virt_mode) == ("tcg", "kvm")  # each host's own
 
 
 def test_hosts_run_in_parallel_and_the_report_has_both_side_by_side(tmp_path: Path) -> None:

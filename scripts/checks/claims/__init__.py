@@ -8,6 +8,7 @@ from these modules; tests/unit/test_claims_catalogue.py checks the committed fil
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from components.thresholds import Thresholds
@@ -26,12 +27,23 @@ __all__ = ["BY_ID", "CATALOGUE", "CLAIMS", "Claim", "evaluate"]
 
 
 def evaluate(samples: Sequence[Sample], thresholds: Thresholds) -> list[ClaimResult]:
-    """One result per claim of the catalogue; a judge missing a sample says inconclusive."""
-    lookup = Samples(samples)
+    """One result per claim of the catalogue. A judge missing a sample says inconclusive; so
+    does a verdict that read a probe which could not tell on this host (a blind probe), with
+    the verdict it would have given."""
     results = []
     for claim in CATALOGUE:
+        lookup = Samples(samples)
         try:
-            results.append(claim.judge(lookup, thresholds))
+            result = claim.judge(lookup, thresholds)
         except Missing as missing:
-            results.append(ClaimResult(claim.id, "inconclusive", f"missing sample: {missing}"))
+            result = ClaimResult(claim.id, "inconclusive", f"missing sample: {missing}")
+        blind = lookup.blind_reasons()
+        if blind and result.verdict != "inconclusive":
+            result = dataclasses.replace(
+                result,
+                verdict="inconclusive",
+                summary=f"rests on probes blind on this host ({'; '.join(blind)}); "
+                f"without them: {result.verdict}: {result.summary}",
+            )
+        results.append(result)
     return results

@@ -9,6 +9,7 @@ from scripts.checks.results.verdicts import (
     ClaimResult,
     Samples,
     isolation_line,
+    vm_blind_notes,
     vm_isolation_problems,
 )
 
@@ -22,6 +23,11 @@ def judge(samples: Samples, _t: Thresholds) -> ClaimResult:
     summary = "; ".join(problems) or (
         "nothing of the host kernel visible; guest root changes only its own kernel"
     )
+    not_measured = vm_blind_notes(samples, targets[0]) + findings.unmeasurable(
+        samples.all, targets[0]
+    )
+    if not_measured:
+        summary += "; " + "; ".join(not_measured)
     guest_only = findings.weaknesses(samples.all, targets[0], scope=findings.GUEST_ONLY)
     if guest_only:
         summary += "; guest-only (expose the guest's own kernel, not the host's): " + "; ".join(

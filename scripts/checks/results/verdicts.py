@@ -39,13 +39,25 @@ class ClaimResult:
         return self.cells.get(variant, "")
 
 
+def blind(sample: Sample) -> bool:
+    """A reading by a probe that could not tell on this host (its metadata says why)."""
+    return sample.metadata.get("inconclusive") is True or sample.value == "inconclusive"
+
+
 class Samples:
-    """Lookup over one run's samples by variant, kind, target and metric."""
+    """Lookup over one run's samples by variant, kind, target and metric.
+
+    Every blind sample a judge reads (`one`, `values`, `numbers`) is remembered in `blind_read`:
+    a verdict resting on a probe that could not see is inconclusive (claims.evaluate). A judge
+    reads with `shown` what it only displays, and with `optional` what it treats as optional
+    evidence and reports itself when blind.
+    """
 
     def __init__(self, samples: Iterable[Sample]) -> None:
         self.all = list(samples)
+        self.blind_read: dict[tuple[str, str], Sample] = {}
 
-    def values(
+    def matching(
         self,
         metric: str,
         *,
@@ -53,9 +65,9 @@ class Samples:
         kind: str | None = None,
         target: str | None = None,
         **meta: Value,
-    ) -> list[Value]:
+    ) -> list[Sample]:
         return [
-            s.value
+            s
             for s in self.all
             if s.metric == metric
             and (variant is None or s.variant == variant)
@@ -64,17 +76,41 @@ class Samples:
             and all(s.metadata.get(k) == v for k, v in meta.items())
         ]
 
+    def values(self, metric: str, **where: str | Value | None) -> list[Value]:
+        found = self.matching(metric, **where)  # type: ignore[arg-type]
+        for sample in found:
+            if blind(sample):
+                self.blind_read[(sample.metric, sample.variant)] = sample
+        return [s.value for s in found]
+
     def one(self, metric: str, **where: str | Value | None) -> Value | None:
-        found = self.values(metric, **where)  # type: ignore[arg-type]
+        found = self.values(metric, **where)
         return found[-1] if found else None
+
+    def optional(self, metric: str, **where: str | Value | None) -> Sample | None:
+        """The last matching sample, blind or not, without marking the verdict."""
+        found = self.matching(metric, **where)  # type: ignore[arg-type]
+        return found[-1] if found else None
+
+    def shown(self, metric: str, **where: str | Value | None) -> Value | None:
+        """A value a judge only displays in a cell."""
+        found = self.optional(metric, **where)
+        return found.value if found else None
+
+    def blind_reasons(self) -> list[str]:
+        return [
+            f"{metric} on {variant}: "
+            f"{sample.metadata.get('reason') or sample.metadata.get('detail') or 'no reading'}"
+            for (metric, variant), sample in self.blind_read.items()
+        ]
 
     def numbers(self, metric: str, **where: str | Value | None) -> list[float]:
         """The numeric values of `metric` (booleans and text left out)."""
-        found = self.values(metric, **where)  # type: ignore[arg-type]
+        found = self.values(metric, **where)
         return [float(v) for v in found if isinstance(v, int | float) and not isinstance(v, bool)]
 
     def median(self, metric: str, **where: str | Value | None) -> float | None:
-        found = [float(v) for v in self.values(metric, **where)]  # type: ignore[arg-type]
+        found = [float(v) for v in self.values(metric, **where)]
         return statistics.median(found) if found else None
 
     def variants(self) -> list[VariantLabel]:
@@ -227,18 +263,32 @@ def vm_isolation_problems(samples: Samples, target: str) -> list[str]:
     from scripts.checks.probes import findings
 
     problems = []
-    for metric, bad in (
-        ("host_kernel_state_visible", True),
-        ("host_processes_visible", True),
-        ("kernel_modules_visible", True),
-        ("module_load_reached_host", True),
-        ("sysctl_write_reached_host", True),
-    ):
-        if samples.one(metric, target=target) in (bad, None):
+    for metric in ("host_kernel_state_visible", "host_processes_visible", "sysctl_write_reached_host"):
+        if samples.one(metric, target=target) in (True, None):
             problems.append(f"{metric} is {samples.one(metric, target=target)}")
+    # Corroborating evidence: a host without module support has no module list to recognise
+    # (the probe says so); the verdict then rests on the three readings above (vm_blind_notes).
+    for metric in VM_OPTIONAL_EVIDENCE:
+        sample = samples.optional(metric, target=target)
+        if sample is not None and not blind(sample) and sample.value is not False:
+            problems.append(f"{metric} is {sample.value}")
     if samples.one("can_write_sysctl", target=target) is not True:
         problems.append("root in the guest cannot change its own kernel settings")
     return problems + findings.weaknesses(samples.all, target, scope=findings.HOST_SCOPE)
+
+
+VM_OPTIONAL_EVIDENCE = ("kernel_modules_visible", "module_load_reached_host")
+
+
+def vm_blind_notes(samples: Samples, target: str) -> list[str]:
+    """The corroborating VM readings this host could not take, with the probe's reason."""
+    notes = []
+    for metric in VM_OPTIONAL_EVIDENCE:
+        sample = samples.optional(metric, target=target)
+        if sample is not None and blind(sample):
+            reason = sample.metadata.get("reason") or sample.metadata.get("detail") or "no reading"
+            notes.append(f"{metric} not measurable on this host ({reason})")
+    return notes
 
 
 def weakening_reported(samples: Samples, target: str) -> list[str]:
@@ -261,4 +311,4 @@ def weakened(samples: Samples, target: str) -> bool:
 
 def isolation_line(samples: Samples, target: str) -> str:
     names = ("host_processes_visible", "cap_eff_count", "seccomp_mode", "no_new_privs")
-    return ", ".join(f"{name}={samples.one(name, target=target)}" for name in names)
+    return ", ".join(f"{name}={samples.shown(name, target=target)}" for name in names)

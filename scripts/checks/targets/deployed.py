@@ -54,6 +54,7 @@ class DeployedStack:
     skipped_variants: Mapping[str, str]
     hosts: dict[str, HostHandle] = field(default_factory=dict)  # by host name
     load_host: str | None = None  # `twinlab:loadHost`; None: each host loads itself
+    host_virt_modes: Mapping[str, str] = field(default_factory=dict)  # by host name
 
     def host_of(self, variant: DeployedVariant) -> HostHandle:
         return self.hosts.get(variant.host) or local_host(variant.host)
@@ -134,6 +135,10 @@ def parse_outputs(
         skipped_variants=raw.get(outputs.SKIPPED_VARIANTS) or {},
         hosts=host_handles(raw),
         load_host=raw.get(outputs.LOAD_HOST) or None,
+        host_virt_modes={
+            name: str(item.get(outputs.HOST_VIRT_MODE, "?"))
+            for name, item in (raw.get(outputs.HOSTS) or {}).items()
+        },
     )
 
 
