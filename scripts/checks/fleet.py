@@ -73,6 +73,8 @@ def run_fleet(
     views = host_views(deployed)
     if not views:
         raise TwinlabError(f"stack {deployed.stack!r} has no variant on any host")
+    if deployed.load_host is not None:
+        require_load_host_reaches(deployed.load_host, deployed.hosts, list(views))
     run_dir = options.results_dir / f"{new_run_id()}-fleet"
     printing = threading.Lock()
 
@@ -119,6 +121,33 @@ def run_fleet(
             + (f" (the other hosts' report: {run_dir / 'report.md'})" if runs else "")
         )
     return FleetOutcome(run_dir, outcomes, failures)
+
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def require_load_host_reaches(
+    load_host: str, hosts: Mapping[str, HostHandle], names: list[str]
+) -> None:
+    """`twinlab:loadHost` is honoured only where it can be: every app port is published on
+    its host's loopback (test traffic never leaves 127.0.0.1), so a load host reaches the
+    apps of the hosts on its own machine only. Same machine = same boot id (one kernel);
+    then the generator each host's checks run is on the load host's machine."""
+    if load_host not in hosts:
+        raise FleetRunError(f"twinlab:loadHost {load_host!r} is not a host of the stack")
+    try:
+        own = hosts[load_host].read_text(BOOT_ID).strip()
+        others = {name: hosts[name].read_text(BOOT_ID).strip() for name in names}
+    except (OSError, TwinlabError) as error:
+        raise FleetRunError(f"twinlab:loadHost: cannot read a host's boot id ({error})") from None
+    elsewhere = [name for name, boot_id in others.items() if boot_id != own]
+    if elsewhere:
+        raise FleetRunError(
+            f"twinlab:loadHost {load_host!r} is another machine than host(s) "
+            f"{', '.join(elsewhere)} (their boot ids differ): their apps listen on their own "
+            "127.0.0.1 only, which it cannot reach; leave loadHost empty to load each host "
+            "from itself"
+        )
 
 
 def host_run(name: str, handle: HostHandle, outcome: RunOutcome) -> HostRun:

@@ -76,12 +76,12 @@ def sshd_instances() -> None:
 def test_two_hosts_deploy_report_side_by_side_and_leave_nothing(
     sshd_instances: None, tmp_path: Path
 ) -> None:
-    config = fleet_config()
+    config = fleet_config() | {"loadHost": "a"}  # one machine: a reaches b's loopback
     started = time.monotonic()
     with deployed(config) as (stack, out):
         up_s = time.monotonic() - started
         hosts = out[outputs.HOSTS]
-        assert sorted(hosts) == ["a", "b"]
+        assert sorted(hosts) == ["a", "b"] and out[outputs.LOAD_HOST] == "a"
         for name, port in HOSTS.items():
             ssh = hosts[name][outputs.HOST_SSH]
             assert (ssh[outputs.SSH_HOST], ssh[outputs.SSH_PORT]) == ("127.0.0.1", port)
@@ -113,6 +113,7 @@ def test_two_hosts_deploy_report_side_by_side_and_leave_nothing(
         report = (fleet.run_dir / "report.md").read_text()
         assert "| a: verdict | a: ratio (95 % CI) | b: verdict |" in report
         assert "## Spread across hosts" in report and "--serial-hosts" in report
+        assert "on the machine of host a (`twinlab:loadHost`)" in report
         samples = read_samples(fleet.run_dir / "samples.jsonl")
         by_host = {s.metadata[HOST_KEY] for s in samples}
         assert by_host == {"a", "b"}

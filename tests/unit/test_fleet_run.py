@@ -14,7 +14,13 @@ from rich.console import Console
 
 from components.errors import TwinlabError
 from components.thresholds import thresholds_for
-from scripts.checks.fleet import FleetRunError, host_views, run_fleet
+from scripts.checks.fleet import (
+    BOOT_ID,
+    FleetRunError,
+    host_views,
+    require_load_host_reaches,
+    run_fleet,
+)
 from scripts.checks.lifecycle import RunOptions
 from scripts.checks.results.fleet_report import HOST_KEY, HostRun, overlap, render_markdown, spread
 from scripts.checks.results.samples import Sample, read_samples
@@ -185,3 +191,26 @@ def test_one_machine_measured_in_parallel_is_said_in_the_report() -> None:
     assert "disturb" not in render_markdown(
         apart, stack="f", serial=False, load_host="x", failures={}
     )
+
+
+class OtherMachine(HostHandle):
+    """A host whose boot id differs from this machine's."""
+
+    def read_text(self, path: str) -> str:
+        return "00000000-0000-0000-0000-000000000000\n" if path == BOOT_ID else ""
+
+
+def test_a_load_host_must_share_the_machine_of_every_host(tmp_path: Path) -> None:
+    local = {
+        name: HostHandle(name, "unix:///var/run/docker.sock", "qemu:///system") for name in "ab"
+    }
+    require_load_host_reaches("a", local, ["a", "b"])  # one machine: one boot id
+    apart = {**local, "b": OtherMachine("b", "ssh://root@h", "qemu+ssh://root@h/system")}
+    with pytest.raises(FleetRunError, match=r"another machine than host\(s\) b"):
+        require_load_host_reaches("a", apart, ["a", "b"])
+    stack = fleet_stack()
+    stack = DeployedStack(**{**stack.__dict__, "hosts": apart, "load_host": "a"})
+    recorder = Recorder()
+    with pytest.raises(FleetRunError, match="leave loadHost empty"):
+        run_fleet(stack, RunOptions(results_dir=tmp_path), Console(), run_checks_on=recorder)
+    assert recorder.seen == {}, "refused before any check ran"
