@@ -248,3 +248,10 @@ def up_and_check(c: Context, stack: str = "dev", keep: bool = False) -> None:
             removed = leftovers.remove(f"{stack_prefix(stack)}-")
             if removed.count():
                 CONSOLE.print(f"removed what destroy could not see: {removed.describe()}")
+            for host in recovery.fleet_hosts(stack):  # each host of a fleet, through its SSH
+                removed = leftovers.remove(
+                    f"{stack_prefix(stack)}-", host.virsh_uri, run=recovery.on_host(host)
+                )
+                host.close()
+                if removed.count():
+                    CONSOLE.print(f"removed on host {host}: {removed.describe()}")
