@@ -3,6 +3,7 @@ anything is created; per-host specs whose names and ports never collide."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -15,21 +16,17 @@ from components.fleet import FleetHost, record_from_host_output, resolve_virt_mo
 from components.host import HostFacts
 from components.registry import VARIANTS
 from components.spec import AppSpec, parse_spec
+from tests.unit.test_remote_ssh import KEY
+from tests.unit.test_remote_ssh import host as remote_ssh_host
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "/keys/remote_ed25519"
 
 
 def facts(held: frozenset[int] = frozenset()) -> HostFacts:
-    return HostFacts(
-        cpu_count=2,
-        memory_mib=24000,
-        is_root=True,
-        detected_virt_mode="tcg",
-        built_app_version="1.0.0",
-        port_holder=lambda port: "nginx (pid 1)" if port in held else None,
-        readable=lambda path: path == KEY,
+    """The remote-SSH tests' host (KEY readable), with `held` ports taken on 127.0.0.1."""
+    return dataclasses.replace(
+        remote_ssh_host(KEY), port_holder=lambda port: "nginx (pid 1)" if port in held else None
     )
 
 
