@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from rich.console import Console
 
 from components.errors import TwinlabError
 from components.thresholds import thresholds_for
+from scripts.checks.claims import evaluate
 from scripts.checks.fleet import (
     BOOT_ID,
     FleetRunError,
@@ -23,6 +25,7 @@ from scripts.checks.fleet import (
 )
 from scripts.checks.lifecycle import RunOptions
 from scripts.checks.results.fleet_report import HOST_KEY, HostRun, overlap, render_markdown, spread
+from scripts.checks.results.report import write_run
 from scripts.checks.results.samples import Sample, read_samples
 from scripts.checks.results.stats import summarize
 from scripts.checks.results.verdicts import ClaimResult
@@ -30,6 +33,7 @@ from scripts.checks.runall import RunOutcome
 from scripts.checks.targets.deployed import DeployedStack, DeployedVariant
 from scripts.checks.targets.host import HostHandle, SshAccess
 from scripts.checks.targets.subjects import Subjects
+from tests.unit.test_verdicts import good_run
 
 pytestmark = pytest.mark.unit
 
@@ -214,3 +218,17 @@ def test_a_load_host_must_share_the_machine_of_every_host(tmp_path: Path) -> Non
     with pytest.raises(FleetRunError, match="leave loadHost empty"):
         run_fleet(stack, RunOptions(results_dir=tmp_path), Console(), run_checks_on=recorder)
     assert recorder.seen == {}, "refused before any check ran"
+
+
+def test_hosts_write_their_reports_from_parallel_threads(tmp_path: Path) -> None:
+    """pyplot is not thread-safe (a fleet run once failed in its mathtext parser with two
+    hosts plotting log-scale charts at once): write_run plots under one lock."""
+    run = good_run()
+    results = evaluate(run, thresholds_for("tcg"))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [
+            pool.submit(write_run, tmp_path / f"run{i}", run, results, {"virt_mode": "tcg"})
+            for i in range(8)
+        ]
+        written = [future.result() for future in futures]
+    assert all((out / "start_time.png").stat().st_size > 1000 for out in written)
