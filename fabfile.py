@@ -25,10 +25,12 @@ from rich.table import Table
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 from components.errors import TwinlabError  # noqa: E402
+from components.fleet import fleet_urls  # noqa: E402
 from components.naming import stack_prefix  # noqa: E402
-from components.remote_ssh import uses_twinlab_sshd  # noqa: E402
+from components.remote_ssh import twinlab_sshd_ports  # noqa: E402
 from scripts import leftovers  # noqa: E402
 from scripts import recover as recovery  # noqa: E402
+from scripts.checks.fleet import run_fleet  # noqa: E402
 from scripts.checks.lifecycle import RUN_ALL_LOAD, RunOptions  # noqa: E402
 from scripts.checks.load.closed_loop import LoadPlan  # noqa: E402
 from scripts.checks.neighbours.measure import NeighbourPlan  # noqa: E402
@@ -185,10 +187,31 @@ def neighbours(
     _run((stack, [], [], [], []), RunOptions(groups=("neighbours",), neighbours=plan))
 
 
-@task(name="run-all", help={"stack": TARGET_HELP["stack"]})
-def run_all(c: Context, stack: str = "dev") -> None:
-    """Every check against the stack, then the side-by-side report."""
-    _run((stack, [], [], [], []), RunOptions())
+@task(
+    name="run-all",
+    help={
+        "stack": TARGET_HELP["stack"],
+        "serial_hosts": "a stack with several hosts: measure them one after another (fair "
+        "numbers when hosts share a machine) instead of all at once",
+    },
+)
+def run_all(c: Context, stack: str = "dev", serial_hosts: bool = False) -> None:
+    """Every check against the stack (on every host), then the side-by-side report."""
+    try:
+        deployed = read_deployed(stack)
+    except TwinlabError as error:
+        raise Exit(f"error: {error}", code=1) from None
+    if len(deployed.hosts) < 2:
+        _run((stack, [], [], [], []), RunOptions())
+        return
+    try:
+        fleet = run_fleet(deployed, RunOptions(), CONSOLE, serial=serial_hosts)
+    except TwinlabError as error:
+        raise Exit(f"error: {error}", code=1) from None
+    for host, outcome in fleet.outcomes.items():
+        CONSOLE.print(f"[bold]host {host}[/]")
+        _print(outcome)
+    Console().print(f"fleet report: {fleet.run_dir / 'report.md'}")
 
 
 @task(help={"stack": "stack to recover (a crashed or interrupted `pulumi up`)"})
@@ -214,13 +237,16 @@ def _start_twinlab_sshd_if_used(stack: str) -> None:
     )
     config = json.loads(done.stdout or "{}") if done.returncode == 0 else {}
     urls = [str(config.get(f"twinlab:{key}", {}).get("value", "")) for key in DAEMON_KEYS]
-    if not uses_twinlab_sshd(*urls):
+    urls += fleet_urls(str(config.get("twinlab:hosts", {}).get("value", "")))
+    ports = twinlab_sshd_ports(*urls)
+    for port in ports:
+        started = subprocess.run([str(ROOT / "scripts/remote_access.sh"), "start", str(port)])
+        if started.returncode != 0:
+            raise Exit(f"error: scripts/remote_access.sh could not start sshd :{port}", code=1)
+    if not ports:
         return
-    started = subprocess.run([str(ROOT / "scripts/remote_access.sh")], check=False)
-    if started.returncode != 0:
-        raise Exit("error: scripts/remote_access.sh could not start twinlab's sshd", code=1)
     CONSOLE.print(
-        "twinlab's sshd runs for this stack; stop it with `scripts/remote_access.sh stop`"
+        "twinlab's sshd runs for this stack; stop it with `scripts/remote_access.sh stop [PORT]`"
     )
 
 
@@ -251,3 +277,10 @@ def up_and_check(c: Context, stack: str = "dev", keep: bool = False) -> None:
             removed = leftovers.remove(f"{stack_prefix(stack)}-")
             if removed.count():
                 CONSOLE.print(f"removed what destroy could not see: {removed.describe()}")
+            for host in recovery.fleet_hosts(stack):  # each host of a fleet, through its SSH
+                removed = leftovers.remove(
+                    f"{stack_prefix(stack)}-", host.virsh_uri, run=recovery.on_host(host)
+                )
+                host.close()
+                if removed.count():
+                    CONSOLE.print(f"removed on host {host}: {removed.describe()}")

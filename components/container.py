@@ -13,7 +13,6 @@ import pulumi_docker as docker
 
 from components.deployment import Deployment
 from components.host import HostFacts
-from components.naming import resource_name
 from components.pids_limit import PidsLimit
 from components.remote_ssh import ssh_client_options
 from components.variant import PortNeed, Variant
@@ -55,7 +54,7 @@ class ContainerDeployment(Deployment):
     ) -> None:
         super().__init__("twinlab:deploy:ContainerDeployment", name, None, opts)
         http_port = spec.port(http_port_key)
-        instance = resource_name(spec.stack, instance_suffix)
+        instance = spec.resource_name(instance_suffix)
         provider = docker.Provider(
             f"{name}-docker",
             host=spec.placement.docker_host,
@@ -72,7 +71,7 @@ class ContainerDeployment(Deployment):
         )
         data = docker.Volume(
             f"{name}-data",
-            name=resource_name(spec.stack, volume_suffix),
+            name=spec.resource_name(volume_suffix),
             labels=[docker.VolumeLabelArgs(label="twinlab.stack", value=spec.stack)],
             opts=child,
         )

@@ -16,7 +16,9 @@ import time
 from urllib.parse import urlsplit
 
 from components.errors import DaemonUnavailableError
+from components.libvirt_ssh_quirks import require_usable_provider_uri
 from components.remote_ssh import (
+    libvirt_provider_uri,
     libvirt_socket,
     remote_command,
     ssh_client_options,
@@ -77,6 +79,8 @@ def require_libvirt(libvirt_uri: str, key_path: str | None = None) -> None:
         raise DaemonUnavailableError(
             f"libvirtd at {libvirt_uri} does not answer ({message}); {hint}"
         )
+    # The provider's own SSH client reads the URI differently from ssh (its quirks).
+    require_usable_provider_uri(libvirt_provider_uri(libvirt_uri, key_path))
 
 
 def _libvirt_through_ssh_channel(uri: str, key_path: str | None) -> tuple[bool, str]:

@@ -13,12 +13,14 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from components import tcg_cache
 from components.errors import ConfigError
+from components.fleet import HOSTS_KEY, LOAD_HOST_KEY, FleetHost, parse_hosts
 from components.host import HostFacts
-from components.naming import stack_prefix
+from components.hosts import transport_problem
+from components.naming import resource_name, stack_prefix
 from components.thresholds import DEFAULTS as THRESHOLD_DEFAULTS
 from components.thresholds import ThresholdError, Thresholds, thresholds_for
 from components.variant import Variant
@@ -74,9 +76,32 @@ class AppSpec:
     # Registered variants left out because this host cannot run them: name -> why.
     skipped_variants: Mapping[str, str] = field(default_factory=dict)
 
+    # The host these deployments go to, in a stack with several hosts (`twinlab:hosts`,
+    # components/fleet.py); None: the one host of dockerHost/libvirtUri.
+    host: str | None = None
+    fleet: tuple[FleetHost, ...] = ()  # the hosts of `twinlab:hosts`; () for one host
+    load_host: str | None = None  # `twinlab:loadHost`: where load is generated from
+
+    def on_host(self, fleet_host: FleetHost, virt_mode: VirtMode) -> AppSpec:
+        """This spec for the deployments on one host of the fleet: its daemons, key, mode,
+        its ports (shifted by its offset) and its names (twinlab-STACK-HOST-*)."""
+        placement = Placement(
+            fleet_host.docker_host,
+            fleet_host.libvirt_uri,
+            virt_mode,
+            self.placement.pool_dir,
+            fleet_host.ssh_key_path,
+        )
+        ports = {key: port + fleet_host.port_offset for key, port in self.ports.items()}
+        return replace(self, placement=placement, ports=ports, host=fleet_host.name, fleet=())
+
     @property
     def name_prefix(self) -> str:
-        return stack_prefix(self.stack)
+        return stack_prefix(self.stack, self.host)
+
+    def resource_name(self, suffix: str) -> str:
+        """twinlab-STACK-SUFFIX (twinlab-STACK-HOST-SUFFIX on one host of several)."""
+        return resource_name(self.stack, suffix, self.host)
 
     def port(self, config_key: str) -> int:
         return self.ports[config_key]
@@ -148,6 +173,18 @@ COMMON_KEYS: tuple[Key, ...] = (
         "",
         "empty, or a readable private key file",
         "key for ssh:// Docker hosts and qemu+ssh:// URIs",
+    ),
+    Key(
+        HOSTS_KEY,
+        "",
+        "a JSON list of {name, dockerHost, libvirtUri[, sshUser, sshKey, virtMode, portOffset]}",
+        "several hosts in one stack, the variants on each (components/fleet.py)",
+    ),
+    Key(
+        LOAD_HOST_KEY,
+        "",
+        "empty, or the name of a host of twinlab:hosts",
+        "where load is generated from; empty: each host loads itself",
     ),
 )
 
@@ -240,6 +277,16 @@ def parse_spec(
     except ThresholdError as error:
         problems.items.append(f"{error} (accepted: {problems.keys['thresholds'].accepted})")
 
+    fleet = parse_hosts(
+        raw,
+        facts=host,
+        ports=ports,
+        docker_host_re=DOCKER_HOST_RE,
+        libvirt_uri_re=LIBVIRT_URI_RE,
+        owned_names=owned_names,
+        problems=problems,
+    )
+
     if problems.items:
         raise ConfigError(problems.items)
     return AppSpec(
@@ -255,6 +302,8 @@ def parse_spec(
         env=env,
         tcg_cache_mib=tcg_cache_mib,
         skipped_variants=skipped,
+        fleet=fleet,
+        load_host=(raw.get(LOAD_HOST_KEY) or "").strip() or None,
     )
 
 
@@ -406,4 +455,7 @@ def _parse_placement(raw: Mapping[str, str], host: HostFacts, problems: _Problem
     uses_ssh = docker_host.startswith("ssh://") or libvirt_uri.startswith("qemu+ssh://")
     if key_path is not None and not uses_ssh:
         problems.add("remoteSshKeyPath", key_path, "set, but neither daemon is reached over SSH")
+    transport = transport_problem(docker_host, libvirt_uri)
+    if transport is not None:
+        problems.add("libvirtUri", libvirt_uri, transport)
     return Placement(docker_host, libvirt_uri, virt_mode, pool_dir, key_path)

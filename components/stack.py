@@ -8,9 +8,11 @@ import pulumi
 
 from components import outputs
 from components.daemons import require_docker, require_libvirt
-from components.errors import TwinlabError
+from components.errors import ConfigError, DaemonUnavailableError, TwinlabError
+from components.fleet import resolve_virt_mode
 from components.host import probe_host
-from components.naming import resource_name
+from components.hosts import SINGLE_HOST, host_output
+from components.naming import stack_prefix
 from components.registry import VARIANTS
 from components.spec import NAMESPACE, AppSpec, parse_spec
 from components.virt_mode import load_record
@@ -32,7 +34,8 @@ def own_port_markers(stack: str) -> tuple[str, ...]:
     QEMU names its domain (guest=NAME); docker-proxy names the container's IP, which is looked up
     from the containers of this stack that exist.
     """
-    markers = [f"guest={resource_name(stack, 'vm')},"]
+    # Every domain of the stack (twinlab-STACK-vm, or twinlab-STACK-HOST-vm on several hosts).
+    markers = [f"guest={stack_prefix(stack)}-"]
     try:
         listed = subprocess.run(
             ["docker", "ps", "-q", "--filter", f"label=twinlab.stack={stack}"],
@@ -67,16 +70,39 @@ def load_spec(stack: str, raw: dict[str, str], images: ImageSet | None) -> AppSp
     )
 
 
+def host_specs(spec: AppSpec) -> dict[str, AppSpec]:
+    """The spec of each host's deployments: the one host "local", or each host of
+    `twinlab:hosts` with its daemons, key, virtualization mode, ports and names."""
+    if not spec.fleet:
+        return {SINGLE_HOST: spec}
+    return {host.name: spec.on_host(host, resolve_virt_mode(host)) for host in spec.fleet}
+
+
+def require_daemons(specs: dict[str, AppSpec]) -> None:
+    """Every host's daemons answer, the way its providers reach them (components/daemons.py)."""
+    for name, host_spec in specs.items():
+        placement = host_spec.placement
+        try:
+            require_docker(placement.docker_host, placement.remote_ssh_key_path)
+            require_libvirt(placement.libvirt_uri, placement.remote_ssh_key_path)
+        except ConfigError as error:
+            if len(specs) == 1:
+                raise
+            raise ConfigError([f"host {name}: {problem}" for problem in error.problems]) from None
+        except DaemonUnavailableError as error:
+            if len(specs) == 1:
+                raise
+            raise DaemonUnavailableError(f"host {name}: {error}") from None
+
+
 def declare() -> None:
     """The Pulumi program. Every check runs before the first resource is declared."""
     stack = pulumi.get_stack()
     try:
         images = find_images()
         spec = load_spec(stack, raw_config(), images)
-        # Over SSH the checks take the providers' path, with the same key (components/daemons.py).
-        key_path = spec.placement.remote_ssh_key_path
-        require_docker(spec.placement.docker_host, key_path)
-        require_libvirt(spec.placement.libvirt_uri, key_path)
+        specs = host_specs(spec)
+        require_daemons(specs)
     except (TwinlabError, ImagesNotBuiltError, BuildError) as error:
         # RunError: Pulumi prints the message alone, without a Python stack trace.
         raise pulumi.RunError(str(error)) from None
@@ -86,27 +112,46 @@ def declare() -> None:
 
     deployed: dict[str, dict[str, object]] = {}
     ssh_keys: dict[str, pulumi.Output[str]] = {}
-    for variant in spec.variants:
-        deployment = variant.declare(variant.name, spec, images)
-        deployed[variant.name] = {
-            outputs.NAME: variant.name,
-            outputs.KIND: variant.kind,
-            **deployment.outputs(),
-        }
-        if deployment.ssh_private_key is not None:
-            ssh_keys[variant.name] = deployment.ssh_private_key
+    for host_name, host_spec in specs.items():
+        for variant in host_spec.variants:
+            # One host: keys and Pulumi names as before; several: "vm@a" and "vm-a".
+            key = f"{variant.name}@{host_name}" if spec.fleet else variant.name
+            logical = f"{variant.name}-{host_name}" if spec.fleet else variant.name
+            deployment = variant.declare(logical, host_spec, images)
+            deployed[key] = {
+                outputs.NAME: variant.name,
+                outputs.KIND: variant.kind,
+                outputs.HOST: host_name,
+                **deployment.outputs(),
+            }
+            if deployment.ssh_private_key is not None:
+                ssh_keys[key] = deployment.ssh_private_key
 
+    # The first host stands for the stack where one value is exported (virtMode, dockerHost,
+    # libvirtUri); `hosts` has every host's own.
+    first = next(iter(specs.values())).placement
     pulumi.export(outputs.VARIANTS, deployed)
     pulumi.export(outputs.SKIPPED_VARIANTS, dict(spec.skipped_variants))
     # Apart from the variants' outputs: a secret anywhere in an output hides all of it.
     pulumi.export(outputs.SSH_PRIVATE_KEYS, pulumi.Output.secret(ssh_keys))
-    pulumi.export(outputs.VIRT_MODE, spec.placement.virt_mode)
+    pulumi.export(outputs.VIRT_MODE, first.virt_mode)
     pulumi.export(outputs.APP_VERSION, spec.app_version)
     pulumi.export(
         outputs.LIMITS,
         {"vcpus": spec.vcpus, "memoryMib": spec.memory_mib, "cpuSet": spec.cpu_set},
     )
-    pulumi.export(outputs.DOCKER_HOST, spec.placement.docker_host)
-    pulumi.export(outputs.LIBVIRT_URI, spec.placement.libvirt_uri)
+    pulumi.export(outputs.DOCKER_HOST, first.docker_host)
+    pulumi.export(outputs.LIBVIRT_URI, first.libvirt_uri)
+    hosts = {
+        name: host_output(
+            placement.docker_host,
+            placement.libvirt_uri,
+            placement.remote_ssh_key_path,
+            placement.virt_mode,
+        )
+        for name, placement in ((n, s.placement) for n, s in specs.items())
+    }
+    pulumi.export(outputs.HOSTS, hosts)
+    pulumi.export(outputs.LOAD_HOST, spec.load_host or "")
     pulumi.export(outputs.RECIPE_HASH, images.recipe_hash)
     pulumi.export(outputs.THRESHOLDS, spec.thresholds.as_dict())

@@ -10,7 +10,6 @@ import pulumi_libvirt as libvirt
 
 from components.deployment import Deployment
 from components.host import HostFacts
-from components.naming import resource_name
 from components.remote_ssh import libvirt_provider_uri
 from components.ssh_key import SshKeyPair
 from components.tcg_cache import tb_cache_feature
@@ -188,7 +187,7 @@ class VmDeployment(Deployment):
         kernel = volume("vmlinuz", "raw", source=str(images.vm_kernel))
         initrd = volume("initrd.img", "raw", source=str(images.vm_initrd))
 
-        domain_name = resource_name(spec.stack, "vm")
+        domain_name = spec.resource_name("vm")
         key = SshKeyPair(
             f"{name}-ssh-key", comment=domain_name, opts=pulumi.ResourceOptions(parent=self)
         )

@@ -16,7 +16,6 @@ import pulumi
 
 from components import vm
 from components.deployment import Deployment
-from components.naming import resource_name
 from components.restored_domain import RestoredDomain
 from components.snapshot import SnapshotRecipe
 from components.ssh_key import SshKeyPair
@@ -47,7 +46,7 @@ class RestoredVmDeployment(Deployment):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("twinlab:deploy:RestoredVmDeployment", name, None, opts)
-        domain_name = resource_name(spec.stack, "vm-restored")
+        domain_name = spec.resource_name("vm-restored")
         key = SshKeyPair(
             f"{name}-ssh-key", comment=domain_name, opts=pulumi.ResourceOptions(parent=self)
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +24,12 @@ from components.naming import stack_prefix
 from components.paths import state_dir
 from scripts.checks.resources.budget_cgroup import budget_dirs_named, remove_budget_dirs
 
+# Runs a command where the stack's daemons are and returns its output lines: this machine by
+# default, another host of a fleet through its HostHandle (scripts/recover.py).
+Run = Callable[[list[str]], list[str]]
 
-def _lines(command: list[str]) -> list[str]:
+
+def _local(command: list[str]) -> list[str]:
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
@@ -54,61 +59,63 @@ class Leftovers:
         return "; ".join(parts) or "nothing"
 
 
-def find(prefix: str, uri: str = "qemu:///system", ports: tuple[int, ...] = ()) -> Leftovers:
+def find(
+    prefix: str, uri: str = "qemu:///system", ports: tuple[int, ...] = (), run: Run = _local
+) -> Leftovers:
     """Everything whose name starts with `prefix` (e.g. 'twinlab-dev' or 'twinlab-t'), and
-    which of `ports` still have a listener on 127.0.0.1."""
+    which of `ports` still have a listener on 127.0.0.1; on another host with its `run`
+    (density budget cgroups and snapshot overlays are this machine's only)."""
     starts = [f"name=^{prefix}"]
-    listening = _lines(["ss", "-Hltn"])
+    local = run is _local
+    listening = run(["ss", "-Hltn"])
     return Leftovers(
-        containers=_lines(["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", *starts]),
-        docker_volumes=_lines(["docker", "volume", "ls", "-q", "--filter", *starts]),
-        docker_networks=_lines(
+        containers=run(["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", *starts]),
+        docker_volumes=run(["docker", "volume", "ls", "-q", "--filter", *starts]),
+        docker_networks=run(
             ["docker", "network", "ls", "--format", "{{.Name}}", "--filter", *starts]
         ),
         domains=[
-            d
-            for d in _lines(["virsh", "-c", uri, "list", "--all", "--name"])
-            if d.startswith(prefix)
+            d for d in run(["virsh", "-c", uri, "list", "--all", "--name"]) if d.startswith(prefix)
         ],
         pools=[
             p
-            for p in _lines(["virsh", "-c", uri, "pool-list", "--all", "--name"])
+            for p in run(["virsh", "-c", uri, "pool-list", "--all", "--name"])
             if p.startswith(prefix)
         ],
         qemu_processes=[
-            line
-            for line in _lines(["pgrep", "-a", "-f", f"guest={prefix}"])
-            if "qemu-system" in line
+            line for line in run(["pgrep", "-a", "-f", f"guest={prefix}"]) if "qemu-system" in line
         ],
         ports_in_use=[
             str(port)
             for port in ports
             if any(f"127.0.0.1:{port} " in f"{row} " for row in listening)
         ],
-        cgroups=[str(path) for path in budget_dirs_named(prefix)],
-        snapshot_overlays=[str(path) for path in snapshot_restore.overlays_named(prefix)],
+        cgroups=[str(path) for path in budget_dirs_named(prefix)] if local else [],
+        snapshot_overlays=[str(p) for p in snapshot_restore.overlays_named(prefix)]
+        if local
+        else [],
     )
 
 
-def remove(prefix: str, uri: str = "qemu:///system") -> Leftovers:
+def remove(prefix: str, uri: str = "qemu:///system", run: Run = _local) -> Leftovers:
     """Remove everything `find` lists; returns what was found before removal."""
-    found = find(prefix, uri)
+    found = find(prefix, uri, run=run)
     virsh = ["virsh", "-q", "-c", uri]
     for container in found.containers:
-        _lines(["docker", "rm", "-f", "-v", container])
+        run(["docker", "rm", "-f", "-v", container])
     for volume in found.docker_volumes:
-        _lines(["docker", "volume", "rm", "-f", volume])
+        run(["docker", "volume", "rm", "-f", volume])
     for network in found.docker_networks:
-        _lines(["docker", "network", "rm", network])
+        run(["docker", "network", "rm", network])
     for domain in found.domains:
-        _lines([*virsh, "destroy", domain])
-        _lines([*virsh, "undefine", domain, "--nvram"])
+        run([*virsh, "destroy", domain])
+        run([*virsh, "undefine", domain, "--nvram"])
     for pool in found.pools:
-        for volume in _pool_volumes(uri, pool):
-            _lines([*virsh, "vol-delete", volume, "--pool", pool])
-        _lines([*virsh, "pool-destroy", pool])
-        _lines([*virsh, "pool-delete", pool])
-        _lines([*virsh, "pool-undefine", pool])
+        for volume in _pool_volumes(uri, pool, run):
+            run([*virsh, "vol-delete", volume, "--pool", pool])
+        run([*virsh, "pool-destroy", pool])
+        run([*virsh, "pool-delete", pool])
+        run([*virsh, "pool-undefine", pool])
     remove_budget_dirs(budget_dirs_named(prefix))
     for overlay in found.snapshot_overlays:
         Path(overlay).unlink(missing_ok=True)
@@ -126,16 +133,16 @@ def remove_key_files(stack_glob: str) -> list[str]:
     return removed
 
 
-def sweep_stack(stack: str, uri: str = "qemu:///system") -> Leftovers:
-    """Remove everything of `stack` on this machine (by name) and its key files; returns what
-    was found before removal."""
-    found = remove(f"{stack_prefix(stack)}-", uri)
+def sweep_stack(stack: str, uri: str = "qemu:///system", run: Run = _local) -> Leftovers:
+    """Remove everything of `stack` on this machine (or where `run` runs: another host) by name,
+    and its key files; returns what was found before removal."""
+    found = remove(f"{stack_prefix(stack)}-", uri, run)
     remove_key_files(stack)
     return found
 
 
-def _pool_volumes(uri: str, pool: str) -> list[str]:
-    rows = _lines(["virsh", "-q", "-c", uri, "vol-list", pool])
+def _pool_volumes(uri: str, pool: str, run: Run = _local) -> list[str]:
+    rows = run(["virsh", "-q", "-c", uri, "vol-list", pool])
     return [row.split()[0] for row in rows]
 
 

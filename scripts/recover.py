@@ -16,7 +16,9 @@ order, and says what each step found:
    longer exist, is emptied (`pulumi state delete --all`; a refresh cannot do it: the docker
    provider fails to read a volume that is gone instead of dropping it);
 4. the sweep: everything still named after the stack (containers, volumes, networks, domains,
-   pools and their volumes, QEMU processes) is removed, and listed.
+   pools and their volumes, QEMU processes) is removed, and listed: on this machine, and on
+   every host of a fleet stack (`twinlab:hosts`, read from the stack's config: its outputs may
+   never have been written), through that host's SSH handle.
 
     python -m scripts.recover STACK            (also: fab recover --stack STACK)
 """
@@ -34,9 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from components.fleet import with_user
+from components.hosts import host_output
 from components.naming import stack_prefix
 from scripts import leftovers
 from scripts.checks.targets.deployed import ROOT
+from scripts.checks.targets.host import HostHandle, HostUnreachableError, host_handle
 
 Say = Callable[[str], None]
 
@@ -130,6 +135,51 @@ def stack_exists(stack: str) -> bool:
     return any(item.get("name") == stack for item in json.loads(done.stdout or "[]"))
 
 
+def fleet_hosts(stack: str) -> list[HostHandle]:
+    """The hosts of a fleet stack, from its `twinlab:hosts` config; [] for other stacks."""
+    done = subprocess.run(
+        ["pulumi", "config", "--json", "--stack", stack],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    config = json.loads(done.stdout or "{}") if done.returncode == 0 else {}
+    return hosts_of_config(str(config.get("twinlab:hosts", {}).get("value", "")))
+
+
+def hosts_of_config(value: str) -> list[HostHandle]:
+    """A HostHandle for each well-formed entry of a `twinlab:hosts` value."""
+    try:
+        items = json.loads(value or "[]")
+    except json.JSONDecodeError:
+        return []
+    keys = ("name", "dockerHost", "libvirtUri")
+    entries = [i for i in items if isinstance(i, dict) and all(k in i for k in keys)]
+    return [
+        host_handle(
+            str(i["name"]),
+            host_output(
+                with_user(str(i["dockerHost"]), str(i.get("sshUser") or "root")),
+                with_user(str(i["libvirtUri"]), str(i.get("sshUser") or "root")),
+                str(i.get("sshKey") or "") or None,
+                "tcg",  # not used by the sweep
+            ),
+        )
+        for i in (entries if isinstance(items, list) else [])
+    ]
+
+
+def on_host(handle: HostHandle) -> leftovers.Run:
+    """leftovers' command runner for one host (a lost host raises HostUnreachableError)."""
+
+    def run(argv: list[str]) -> list[str]:
+        done = handle.run(argv)
+        return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+    return run
+
+
 def recover(stack: str, say: Say = print, uri: str = "qemu:///system") -> Recovery:
     """Bring `stack` back to "nothing deployed, state unlocked"; raises RecoveryError when a
     live process still holds the stack or something could not be removed."""
@@ -152,6 +202,14 @@ def recover(stack: str, say: Say = print, uri: str = "qemu:///system") -> Recove
         say(f"  no stack {stack!r} in the state backend; sweeping by name only")
     _sweep(stack, uri, result, say)
     result.remaining = leftovers.find(names_prefix(stack), uri)
+    for host in fleet_hosts(stack):
+        try:
+            found = leftovers.find(names_prefix(stack), host.virsh_uri, run=on_host(host))
+        except HostUnreachableError as error:
+            raise RecoveryError(f"cannot check host {host.name}: {error}") from None
+        finally:
+            host.close()
+        _merge(result.remaining, found)
     if result.remaining.count():
         raise RecoveryError(f"still present after recovery: {result.remaining.describe()}")
     return result
@@ -160,8 +218,21 @@ def recover(stack: str, say: Say = print, uri: str = "qemu:///system") -> Recove
 def _sweep(stack: str, uri: str, result: Recovery, say: Say) -> None:
     removed = leftovers.sweep_stack(stack, uri)
     say(f"  removed by name: {removed.describe()}")
-    for name, items in vars(removed).items():
-        getattr(result.swept, name).extend(items)
+    _merge(result.swept, removed)
+    for host in fleet_hosts(stack):
+        try:
+            removed = leftovers.sweep_stack(stack, host.virsh_uri, run=on_host(host))
+        except HostUnreachableError as error:
+            raise RecoveryError(f"cannot sweep host {host.name}: {error}") from None
+        finally:
+            host.close()
+        say(f"  removed by name on host {host}: {removed.describe()}")
+        _merge(result.swept, removed)
+
+
+def _merge(into: leftovers.Leftovers, found: leftovers.Leftovers) -> None:
+    for name, items in vars(found).items():
+        getattr(into, name).extend(items)
 
 
 def _clear_dead_locks(stack: str, result: Recovery, say: Say) -> None:

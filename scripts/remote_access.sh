@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # A dedicated sshd for twinlab's `remote` stack: Docker (ssh://) and libvirt (qemu+ssh://) are
 # reached through it on 127.0.0.1:2222, as they would be on another machine. Idempotent.
-#   scripts/remote_access.sh          make keys and config, start sshd if needed, wait for it
-#   scripts/remote_access.sh status   say whether it runs and answers
-#   scripts/remote_access.sh stop     stop it (keys and config stay)
+#   scripts/remote_access.sh [start] [PORT]   make keys and config, start sshd if needed, wait
+#   scripts/remote_access.sh status [PORT]    say whether it runs and answers
+#   scripts/remote_access.sh stop [PORT]      stop it (keys and config stay)
+# PORT (default 2222) picks one of several instances, each with its own host key, e.g. 2223 for
+# the second "host" of the `fleet` stack: both lead to this machine's daemons.
 # The system's sshd, port 22, /etc/ssh and ~/.ssh are never touched: everything lives under
-# ${TWINLAB_STATE}/sshd/, plus the client key pair and known_hosts next to it.
+# ${TWINLAB_STATE}/sshd/ (sshd-PORT/ for other ports), plus the client key pair and
+# known_hosts next to it.
 set -euo pipefail
 
 STATE="${TWINLAB_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/twinlab}"
+PORT="${2:-2222}"
+case "$PORT" in *[!0-9]* | "") echo "remote_access: port '$PORT' is not a number" >&2; exit 1 ;; esac
 DIR="$STATE/sshd"
-PORT=2222
+[ "$PORT" = 2222 ] || DIR="$STATE/sshd-$PORT"
 ADDRESS=127.0.0.1
 KEY="$STATE/remote_ed25519"          # the client key (stack config: remoteSshKeyPath)
 KNOWN_HOSTS="$STATE/remote_known_hosts" # our own, never the user's known_hosts

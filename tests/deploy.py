@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_PREFIX = stack_prefix("ci-")
 # Every registered variant's port keys: a free port for each, whichever variants deploy.
 PORT_KEYS = tuple(need.config_key for variant in VARIANTS for need in variant.ports)
+
+
+def start_twinlab_sshd(*ports: int) -> None:
+    """twinlab's loopback sshd instances (scripts/remote_access.sh start PORT), idempotent."""
+    for port in ports:
+        done = subprocess.run(
+            [str(ROOT / "scripts/remote_access.sh"), "start", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
 
 
 def new_stack_name() -> str:

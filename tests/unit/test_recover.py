@@ -6,7 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scripts.recover import LockHolder, holder_alive, lock_files, names_prefix, read_lock
+from scripts import leftovers
+from scripts.recover import (
+    LockHolder,
+    holder_alive,
+    hosts_of_config,
+    lock_files,
+    names_prefix,
+    read_lock,
+)
 
 # The shape Pulumi's file backend writes (pkg/backend/diy/lock.go: lockContent).
 LOCK = {
@@ -51,3 +59,38 @@ def test_a_holder_on_another_host_is_never_declared_dead() -> None:
 def test_prefix_does_not_reach_other_stacks() -> None:
     assert names_prefix("dev") == "twinlab-dev-"
     assert not "twinlab-dev2-app".startswith(names_prefix("dev"))
+
+
+def test_a_fleet_stacks_hosts_come_from_its_config() -> None:
+    value = json.dumps(
+        [
+            {
+                "name": "a",
+                "dockerHost": "ssh://127.0.0.1:2222",
+                "libvirtUri": "qemu+ssh://127.0.0.1:2222/system",
+                "sshUser": "ops",
+                "sshKey": "/k",
+            },
+            {"name": "b", "dockerHost": "unix:///var/run/docker.sock"},  # incomplete: skipped
+        ]
+    )
+    (host,) = hosts_of_config(value)
+    assert host.name == "a" and host.ssh is not None
+    assert (host.ssh.user, host.ssh.port, host.ssh.key_path) == ("ops", 2222, "/k")
+    assert host.virsh_uri == "qemu:///system"  # virsh runs on the host itself
+    assert hosts_of_config("") == [] and hosts_of_config("not json") == []
+
+
+def test_the_sweep_on_a_host_goes_through_its_runner() -> None:
+    seen: list[list[str]] = []
+
+    def run(argv: list[str]) -> list[str]:
+        seen.append(argv)
+        if argv[:2] == ["docker", "ps"]:
+            return ["twinlab-f-a-app"]
+        return []
+
+    found = leftovers.find("twinlab-f-", "qemu:///system", run=run)
+    assert found.containers == ["twinlab-f-a-app"]
+    assert found.cgroups == [] and found.snapshot_overlays == []  # this machine's only
+    assert ["virsh", "-c", "qemu:///system", "list", "--all", "--name"] in seen

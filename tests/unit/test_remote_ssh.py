@@ -94,6 +94,7 @@ def test_libvirt_provider_uri_gets_key_and_known_hosts() -> None:
     assert query == {
         "keyfile": [KEY],
         "knownhosts": [str(known_hosts_path())],
+        "known_hosts": [str(known_hosts_path())],  # libvirt's own spelling (virsh, libssh)
         "sshauth": ["privkey"],
     }
 
@@ -110,6 +111,7 @@ def test_key_path_tilde_is_expanded() -> None:
     expanded = str(Path.home() / ".local/state/twinlab/remote_ed25519")
     raw = {
         "dockerHost": "ssh://root@h",
+        "libvirtUri": "qemu+ssh://root@h/system",
         "remoteSshKeyPath": "~/.local/state/twinlab/remote_ed25519",
     }
     spec = parse_spec(raw, stack="remote", host=host(readable=expanded), registered=VARIANTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -320,3 +321,41 @@ def test_the_xslt_gives_what_the_provider_sent_with_the_console_type_it_left_out
         assert schema_problems(ours) is None
 
     return registered(vm).apply(check)
+
+
+@pulumi.runtime.test
+def test_a_fleet_declares_one_provider_of_each_per_host_and_names_that_never_meet() -> Any:
+    """Two "hosts" that are one machine behind two SSH endpoints (stacks/Pulumi.fleet.yaml):
+    each gets its own Docker and libvirt provider, and names, pools and ports of their own."""
+    hosts = [
+        {
+            "name": name,
+            "dockerHost": f"ssh://root@127.0.0.1:{port}",
+            "libvirtUri": f"qemu+ssh://root@127.0.0.1:{port}/system",
+        }
+        for name, port in (("a", 2222), ("b", 2223))
+    ]
+    app = spec(variants="container,vm", hosts=json.dumps(hosts))
+    RECORDER.resources.clear()
+    declared: list[ContainerDeployment | VmDeployment] = []
+    for fleet_host in app.fleet:
+        on_host = app.on_host(fleet_host, "tcg")
+        declared += [
+            ContainerDeployment(f"container-{fleet_host.name}", on_host, images()),
+            VmDeployment(f"vm-{fleet_host.name}", on_host, images()),
+        ]
+
+    def check(resolved: list[Any]) -> None:
+        for name, port in (("a", 2222), ("b", 2223)):
+            assert inputs(f"container-{name}-docker")["host"] == f"ssh://root@127.0.0.1:{port}"
+            uri = inputs(f"vm-{name}-libvirt")["uri"]
+            assert uri == f"qemu+ssh://root@127.0.0.1:{port}/system"
+            assert inputs(f"container-{name}-app")["name"] == f"twinlab-test-{name}-app"
+            assert inputs(f"vm-{name}-domain")["name"] == f"twinlab-test-{name}-vm"
+            assert inputs(f"vm-{name}-pool")["path"].endswith(f"/twinlab-test-{name}")
+        urls = resolved[len(declared) :]
+        assert len(set(urls)) == len(urls) == 4, urls
+        slirp = [inputs(f"vm-{n}-domain")["xml"]["xslt"] for n in "ab"]
+        assert "127.0.0.1:18081-" in slirp[0] and "127.0.0.1:18091-" in slirp[1]
+
+    return registered(*declared).apply(check)

@@ -74,6 +74,7 @@ BAD_INPUTS = [
         "not a readable file",
     ),
     ({"remoteSshKeyPath": "/keys/id_ed25519"}, "twinlab:remoteSshKeyPath", "neither daemon"),
+    ({"dockerHost": "ssh://root@127.0.0.1:2222"}, "twinlab:libvirtUri", "same SSH"),
     ({"env": "[1, 2]"}, "twinlab:env", "must be an object"),
     ({"env": "{not json"}, "twinlab:env", "not JSON"),
     ({"env": '{"TWINLAB_WORKERS": "9"}'}, "twinlab:env", "set by twinlab"),

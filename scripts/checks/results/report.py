@@ -11,6 +11,7 @@ import html
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -86,6 +87,11 @@ def _distribution_title(summaries: Mapping[str, Summary]) -> str:
 def _wants_log_scale(summaries: Mapping[str, Summary]) -> bool:
     medians = [s.median for s in summaries.values() if s.median > 0]
     return len(medians) > 1 and max(medians) / min(medians) >= LOG_SCALE_RATIO
+
+
+# pyplot keeps global state (current figure, mathtext parser) and is not thread-safe: the hosts
+# of a fleet (scripts/checks/fleet.py) write their reports from parallel threads.
+PLOTTING = threading.Lock()
 
 
 def _plots(samples: Samples, out_dir: Path) -> list[str]:
@@ -296,9 +302,10 @@ def write_run(
         write_samples(staging / "samples.jsonl", samples)
         lookup = Samples(samples)
         variants = lookup.variants()
-        plots = _plots(lookup, staging) + plot_start_stages(samples, staging)
-        bars = memory_breakdown.breakdown(lookup)
-        breakdown_plot = memory_breakdown.plot(bars, staging)
+        with PLOTTING:
+            plots = _plots(lookup, staging) + plot_start_stages(samples, staging)
+            bars = memory_breakdown.breakdown(lookup)
+            breakdown_plot = memory_breakdown.plot(bars, staging)
         plots += [breakdown_plot] if breakdown_plot else []
         sections = [
             *isolation_table.markdown(lookup),

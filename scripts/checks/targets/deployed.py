@@ -12,15 +12,17 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from components import outputs
 from components.errors import TwinlabError
+from components.hosts import SINGLE_HOST
 from components.paths import state_dir
 from components.thresholds import DEFAULTS, Thresholds, thresholds_for
 from components.virt_mode import VirtMode
+from scripts.checks.targets.host import HostHandle, host_handles, local_host
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +40,7 @@ class DeployedVariant:
     instance_name: str
     instance_id: str
     ready_s: float | None
+    host: str = SINGLE_HOST  # the key of its host in DeployedStack.hosts
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,12 @@ class DeployedStack:
     limits: dict[str, Any]
     thresholds: Thresholds
     skipped_variants: Mapping[str, str]
+    hosts: dict[str, HostHandle] = field(default_factory=dict)  # by host name
+    load_host: str | None = None  # `twinlab:loadHost`; None: each host loads itself
+    host_virt_modes: Mapping[str, str] = field(default_factory=dict)  # by host name
+
+    def host_of(self, variant: DeployedVariant) -> HostHandle:
+        return self.hosts.get(variant.host) or local_host(variant.host)
 
     def variant(self, name: str) -> DeployedVariant:
         for variant in self.variants:
@@ -114,6 +123,7 @@ def parse_outputs(
             instance_name=item[outputs.INSTANCE_NAME],
             instance_id=item[outputs.INSTANCE_ID],
             ready_s=item.get(outputs.READY_S),
+            host=item.get(outputs.HOST, SINGLE_HOST),
         )
 
     return DeployedStack(
@@ -124,6 +134,12 @@ def parse_outputs(
         limits=raw.get(outputs.LIMITS, {}),
         thresholds=stack_thresholds(raw),
         skipped_variants=raw.get(outputs.SKIPPED_VARIANTS) or {},
+        hosts=host_handles(raw),
+        load_host=raw.get(outputs.LOAD_HOST) or None,
+        host_virt_modes={
+            name: str(item.get(outputs.HOST_VIRT_MODE, "?"))
+            for name, item in (raw.get(outputs.HOSTS) or {}).items()
+        },
     )
 
 
