@@ -60,10 +60,10 @@ Event = Callable[[str], None]
 class NeighbourPlan:
     stressors: tuple[str, ...] = STRESSORS
     repeats: int = 5  # the measurement standard's n >= 5
-    duration_s: float = 3.0  # each open-loop run
+    duration_s: float = 2.5  # each open-loop run: 125 requests at 50 req/s
     rate_per_s: int = 50  # one fixed offered rate, far below every variant's static maximum
     warmup_s: float = 0.5  # from starting the stressor to starting the load (at least)
-    settle_s: float = 0.5  # after a stressed run, so its after-effects (writeback) pass
+    settle_s: float = 0.3  # after a stressed run, so its after-effects (writeback) pass
     same_cpus: bool = False  # negative control: the neighbour on the app's own CPUs
 
     def problems(self) -> list[str]:
