@@ -61,11 +61,13 @@ def disjoint(deployed: DeployedStack) -> list[Sample]:
 
 @pytest.fixture(scope="module")
 def same_core(deployed: DeployedStack) -> list[Sample]:
-    """The container beside a neighbour pinned to the app's own core."""
+    """The container beside a neighbour pinned to the app's own core with ten times its CPU
+    weight (on this 2-core host a neighbour on the other core slows the app about as much as
+    one on its core with an equal weight: the host's unpinned work moves onto the app's core)."""
     try:
         return measure_neighbours(
             subjects(deployed, "container"),
-            dataclasses.replace(PLAN, same_cpus=True),
+            dataclasses.replace(PLAN, same_cpus=True, neighbour_cpu_shares=10 * 1024),
             stack=deployed.stack,
             tags=run_tags(deployed.virt_mode),
         )
@@ -106,13 +108,13 @@ def test_n1_is_judged_on_the_measured_slowdowns(disjoint: list[Sample]) -> None:
     print(f"N1 cpu (reduced): {part.verdict}: {part.summary}")
 
 
-def test_negative_control_a_neighbour_on_the_apps_core_slows_it_and_fails_n1(
+def test_negative_control_a_heavier_neighbour_on_the_apps_core_slows_it_and_fails_n1(
     disjoint: list[Sample], same_core: list[Sample]
 ) -> None:
     apart = summarize(slowdowns(disjoint, "container", "cpu", "p99").values)
     shared = summarize(slowdowns(same_core, "container", "cpu", "p99").values)
     print(f"container p99 slowdown: disjoint {apart.describe()}, same core {shared.describe()}")
-    assert shared.ci_low > apart.median, (apart, shared)
+    assert shared.ci_low > max(1.0, apart.ci_high), (apart, shared)
     # The same-core runs stand in for the VM's: the container's (disjoint) neighbour now
     # disturbs less than the "VM's", which the judge must call "does not hold".
     as_vm = [

@@ -65,6 +65,9 @@ class NeighbourPlan:
     warmup_s: float = 0.5  # from starting the stressor to starting the load (at least)
     settle_s: float = 0.3  # after a stressed run, so its after-effects (writeback) pass
     same_cpus: bool = False  # negative control: the neighbour on the app's own CPUs
+    # Negative control, containers only: the neighbour's CPU weight (docker --cpu-shares; the
+    # deployed instances have 1024), so on the same CPUs it takes most of them.
+    neighbour_cpu_shares: int | None = None
 
     def problems(self) -> list[str]:
         found = []
@@ -205,9 +208,13 @@ def measure_variant(
         f"{base['app_cpus']}, vegeta on {base['generator_cpus']}"
     )
     samples: list[Sample] = []
-    with running_neighbour(subject.instance, stack, where.neighbour) as neighbour:
+    shares = plan.neighbour_cpu_shares
+    with running_neighbour(
+        subject.instance, stack, where.neighbour, cpu_shares=shares
+    ) as neighbour:
         warmups = _warmups(neighbour, plan)
         base |= {
+            "neighbour_cpu_shares": shares or "as deployed",
             "neighbour": neighbour.clone.name,
             "neighbour_ready_s": round(neighbour.ready_s, 3),
         }
