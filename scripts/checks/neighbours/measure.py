@@ -230,7 +230,7 @@ def measure_variant(
 
 
 def _warmups(neighbour: Neighbour, plan: NeighbourPlan) -> dict[str, float]:
-    """Per stressor, how long to let it start before the load: the plan's warm-up, or 1.5 times
+    """Per stressor, how long to let it start before the load: the plan's warm-up, or twice
     the measured delay from launching it to its working (the way in, python3's start, its
     set-up: seconds through SSH into a guest under emulation), if longer. A short trial of each
     measures it, with the way in (an SSH session) already open, as in the runs."""
@@ -245,7 +245,7 @@ def _warmups(neighbour: Neighbour, plan: NeighbourPlan) -> dict[str, float]:
                 f"{result.stderr.strip()[-300:]}"
             )
         delay_s = time.monotonic() - started - parse_report(result.stdout).work_s
-        found[stressor] = round(max(plan.warmup_s, 1.5 * delay_s), 3)
+        found[stressor] = round(max(plan.warmup_s, 2 * delay_s), 3)
     return found
 
 
