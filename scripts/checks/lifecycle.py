@@ -43,7 +43,7 @@ class RunOptions:
     density_budget_mib: float = DEFAULT_BUDGET_MIB  # R4: one kernel-enforced budget per kind
     density: DensityBounds = field(default_factory=DensityBounds)
     weakened: bool = True
-    # N1: the app beside a noisy sibling (3 stressors x 5 repeats x 3 s per variant)
+    # N1: the app beside a noisy sibling (3 stressors x 5 repeats x 2.5 s per variant)
     neighbours: NeighbourPlan = field(default_factory=NeighbourPlan)
     thresholds: Thresholds | None = None  # None: the stack's, else the mode's defaults
     results_dir: Path = field(default_factory=lambda: ROOT / "results")

@@ -54,3 +54,11 @@ def test_unknown_group_is_refused_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(TwinlabError, match="unknown check groups \\['lod'\\]"):
         runall.run_checks(subjects, RunOptions(groups=("lod",), results_dir=tmp_path))
     assert not any(tmp_path.iterdir())
+
+
+def test_the_project_root_is_where_pulumi_yaml_is() -> None:
+    """Results and Pulumi commands run from the project root, however deep the module sits."""
+    from scripts.checks.targets.deployed import ROOT
+
+    assert (ROOT / "Pulumi.yaml").is_file()
+    assert RunOptions().results_dir == ROOT / "results"

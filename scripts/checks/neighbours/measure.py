@@ -48,6 +48,8 @@ PATH = "/static"
 PERCENTILES = ("p50", "p99")
 # Past the measured window, so the stress outlasts it even if vegeta ends late.
 STRESS_TAIL_S = 0.5
+# The trial run of each stressor that measures its start-up delay.
+TRIAL_S = 0.2
 # Extra time for the stressor's command to return (docker exec, SSH) before it counts as hung.
 STRESSOR_RETURN_S = 30.0
 
@@ -58,11 +60,14 @@ Event = Callable[[str], None]
 class NeighbourPlan:
     stressors: tuple[str, ...] = STRESSORS
     repeats: int = 5  # the measurement standard's n >= 5
-    duration_s: float = 3.0  # each open-loop run
+    duration_s: float = 2.5  # each open-loop run: 125 requests at 50 req/s
     rate_per_s: int = 50  # one fixed offered rate, far below every variant's static maximum
     warmup_s: float = 0.5  # from starting the stressor to starting the load (at least)
-    settle_s: float = 0.5  # after a stressed run, so its after-effects (writeback) pass
+    settle_s: float = 0.3  # after a stressed run, so its after-effects (writeback) pass
     same_cpus: bool = False  # negative control: the neighbour on the app's own CPUs
+    # Negative control, containers only: the neighbour's CPU weight (docker --cpu-shares; the
+    # deployed instances have 1024), so on the same CPUs it takes most of them.
+    neighbour_cpu_shares: int | None = None
 
     def problems(self) -> list[str]:
         found = []
@@ -203,41 +208,45 @@ def measure_variant(
         f"{base['app_cpus']}, vegeta on {base['generator_cpus']}"
     )
     samples: list[Sample] = []
-    with running_neighbour(subject.instance, stack, where.neighbour) as neighbour:
-        launch_s = _launch_s(neighbour)
-        # The stress must be running when the load starts: a slow way in (SSH into a guest
-        # under emulation) gets a longer warm-up; the samples say whether it sufficed.
-        plan = dataclasses.replace(plan, warmup_s=max(plan.warmup_s, 2 * launch_s))
+    shares = plan.neighbour_cpu_shares
+    with running_neighbour(
+        subject.instance, stack, where.neighbour, cpu_shares=shares
+    ) as neighbour:
+        warmups = _warmups(neighbour, plan)
         base |= {
+            "neighbour_cpu_shares": shares or "as deployed",
             "neighbour": neighbour.clone.name,
             "neighbour_ready_s": round(neighbour.ready_s, 3),
-            "stressor_launch_s": round(launch_s, 3),
-            "warmup_s": round(plan.warmup_s, 3),
         }
         say(
-            f"  {neighbour.clone.name} answers after {neighbour.ready_s:.1f} s; python3 starts "
-            f"in it in {launch_s:.2f} s; warm-up {plan.warmup_s:.2f} s"
+            f"  {neighbour.clone.name} answers after {neighbour.ready_s:.1f} s; warm-up per "
+            "stressor " + ", ".join(f"{name} {s:.2f} s" for name, s in warmups.items())
         )
         for repeat, stressor in schedule(plan.stressors, plan.repeats):
             say(f"  {subject.label.name} run {repeat + 1}/{plan.repeats}: stressor {stressor}")
-            samples += _one_run(subject, neighbour, plan, where, repeat, stressor, tags, base)
+            warm = dataclasses.replace(plan, warmup_s=warmups.get(stressor, 0.0))
+            samples += _one_run(subject, neighbour, warm, where, repeat, stressor, tags, base)
     return samples
 
 
-def _launch_s(neighbour: Neighbour) -> float:
-    """Seconds to start python3 inside the neighbour and see it exit, the way in included; the
-    second of two tries, as each stressor finds the connection (an SSH session) already open."""
-    seconds = 0.0
-    for _ in range(2):
+def _warmups(neighbour: Neighbour, plan: NeighbourPlan) -> dict[str, float]:
+    """Per stressor, how long to let it start before the load: the plan's warm-up, or twice
+    the measured delay from launching it to its working (the way in, python3's start, its
+    set-up: seconds through SSH into a guest under emulation), if longer. A short trial of each
+    measures it, with the way in (an SSH session) already open, as in the runs."""
+    neighbour.target.run("true", timeout_s=STRESSOR_RETURN_S)
+    found = {}
+    for stressor in plan.stressors:
         started = time.monotonic()
-        result = neighbour.target.run("exec python3 -c pass", timeout_s=STRESSOR_RETURN_S)
+        result = neighbour.target.run(command(stressor, TRIAL_S), timeout_s=STRESSOR_RETURN_S)
         if result.rc != 0:
             raise NeighbourError(
-                f"python3 does not run in the neighbour {neighbour.clone.name}: "
+                f"stressor {stressor} does not run in the neighbour {neighbour.clone.name}: "
                 f"{result.stderr.strip()[-300:]}"
             )
-        seconds = time.monotonic() - started
-    return seconds
+        delay_s = time.monotonic() - started - parse_report(result.stdout).work_s
+        found[stressor] = round(max(plan.warmup_s, 2 * delay_s), 3)
+    return found
 
 
 def _one_run(
@@ -263,6 +272,7 @@ def _one_run(
         "stressor": stressor,
         "repeat": repeat,
         "requests": run.report.requests,
+        "warmup_s": plan.warmup_s,
         "rate_honoured": run.rate_honoured,
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }

@@ -87,11 +87,15 @@ def running_neighbour(
     cpus: frozenset[int],
     engine: DockerEngine | None = None,
     virsh: Virsh | None = None,
+    cpu_shares: int | None = None,
 ) -> Iterator[Neighbour]:
-    """A sibling of `instance` pinned to `cpus`, answering HTTP 200, for the block; removed
-    afterwards whatever happens."""
+    """A sibling of `instance` pinned to `cpus` (and, a container, with `cpu_shares` as its CPU
+    weight), answering HTTP 200, for the block; removed afterwards whatever happens."""
     cloner = meter_for(instance, engine or DockerEngine(), virsh or Virsh()).cloner(stack)
+    if cpu_shares is not None and isinstance(cloner, VmCloner):
+        raise ReadinessTimeoutError("a neighbour's CPU weight is set for containers only")
     cloner.cpu_set = format_cpu_list(cpus)
+    cloner.cpu_shares = cpu_shares
     used = set(cloner.existing_names())
     index = next(i for i in range(1, 1000) if f"{neighbour_prefix(stack)}{i}" not in used)
     clone = cloner.start(f"{neighbour_prefix(stack)}{index}")

@@ -100,6 +100,8 @@ class Cloner(ABC):
     ready_timeout_s: float
     # A kernel CPU list to pin clones to instead of the source's CPUs (a noisy neighbour).
     cpu_set: str | None = None
+    # Containers only: the clones' CPU weight instead of the source's (docker --cpu-shares).
+    cpu_shares: int | None = None
 
     def __init__(self, source_name: str, stack: str | None, label: VariantLabel | None) -> None:
         self.source_name = source_name
@@ -186,6 +188,8 @@ class ContainerCloner(Cloner):
         body = clone_create_body(self.inspect, port_map, volume_map)
         if self.cpu_set is not None:
             body["HostConfig"]["CpusetCpus"] = self.cpu_set
+        if self.cpu_shares is not None:
+            body["HostConfig"]["CpuShares"] = self.cpu_shares
         url = f"http://127.0.0.1:{port_map[self.http_port]}{HEALTH_PATH}"
         prepare_started = time.monotonic()
         clone = Clone(self.variant, name, url, created_at=0.0)
