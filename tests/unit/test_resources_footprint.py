@@ -85,3 +85,40 @@ def test_qemu_process(host: tuple[Path, Path]) -> None:
 def test_a_gone_process_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InstanceNotRunningError, match="QEMU memory"):
         footprint.qemu_memory(99, tmp_path)
+
+
+def test_a_vm_is_read_from_its_machine_cgroup_like_a_container_with_its_pss_beside(
+    host: tuple[Path, Path],
+) -> None:
+    """R2 like for like: the same cgroup formula as a container's, from the libvirt machine
+    scope QEMU's /proc/PID/cgroup names; its PSS and the PSS's parts in the reading too."""
+    proc, root = host
+    scope = "/machine/qemu-3-twinlab-dev-vm.libvirt-qemu"
+    (proc / str(PID) / "cgroup").write_text(
+        f"4:memory:{scope}\n2:cpuacct:/\n1:cpu:{scope}/emulator\n0::{scope}/emulator\n"
+    )
+    memory = root / "memory" / scope.lstrip("/")
+    memory.mkdir(parents=True)
+    (memory / "memory.usage_in_bytes").write_text(f"{500 * 2**20}\n")
+    (memory / "memory.stat").write_text(f"total_inactive_file {20 * 2**20}\ntotal_rss 1\n")
+    reading = footprint.vm_memory(PID, proc, root, guest_memory_mib=512)
+    assert reading.charged_mib == pytest.approx(480.0)
+    assert str(reading.metadata["method"]).startswith("libvirt machine cgroup")
+    assert reading.metadata["pss_mib"] == pytest.approx(572374 / 1024, abs=1e-3)
+    # smaps and smaps_rollup were captured moments apart: the parts agree within 1 %
+    assert sum(reading.parts_mib.values()) == pytest.approx(572374 / 1024, rel=0.01)
+
+
+def test_a_threaded_v2_leaf_is_accounted_at_its_machine_scope(tmp_path: Path) -> None:
+    """cgroup v2: QEMU sits in the threaded child `emulator`; memory is the scope's."""
+    proc, root = tmp_path / "proc", tmp_path / "cgroup"
+    (proc / "9").mkdir(parents=True)
+    (proc / "9" / "cgroup").write_text("0::/machine.slice/machine-qemu-vm.scope/libvirt/emulator\n")
+    scope = root / "machine.slice" / "machine-qemu-vm.scope" / "libvirt"
+    (scope / "emulator").mkdir(parents=True)
+    (root / "cgroup.controllers").write_text("cpu memory\n")
+    (scope / "emulator" / "cgroup.type").write_text("threaded\n")
+    (scope / "cgroup.type").write_text("domain threaded\n")
+    (scope / "memory.current").write_text(f"{300 * 2**20}\n")
+    (scope / "memory.stat").write_text("anon 1\nfile 1\ninactive_file 0\n")
+    assert footprint.container_memory(9, proc, root).charged_mib == pytest.approx(300.0)

@@ -24,8 +24,10 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
 CLAIM = Claim(
     id="R2",
     statement="Containers use fewer resources (memory, CPU when idle)",
-    measured="memory charged to the instance (container cgroup usage vs QEMU process PSS from "
-    "/proc/PID/smaps_rollup), idle CPU over a fixed window",
+    measured="memory charged to the cgroup that holds all of the instance, by one formula "
+    "(usage minus inactive file): the container's cgroup, the VM's libvirt machine scope (QEMU "
+    "with all its threads); the VM's QEMU PSS (/proc/PID/smaps) and its breakdown beside it; "
+    "idle CPU over a fixed window",
     expected="container much smaller",
     reference="Firecracker: < 5 MiB memory overhead per microVM (Agache et al. 2020).",
     judge=judge,

@@ -304,7 +304,7 @@ class VmCloner(Cloner):
 
     def memory(self, clone: Clone) -> footprint.MemoryReading:
         pid = self.virsh.qemu_pid(clone.name)
-        return footprint.qemu_memory(pid, guest_memory_mib=self.facts.memory_mib)
+        return footprint.vm_memory(pid, guest_memory_mib=self.facts.memory_mib)
 
 
 def console_log_path(clone_name: str) -> Path:

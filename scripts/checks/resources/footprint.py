@@ -73,8 +73,19 @@ def container_cgroup(
         return "v1", memory_mount / memory.lstrip("/"), cpuacct_mount / cpuacct.lstrip("/")
     if paths.unified is None:
         raise InstanceNotRunningError(f"process {pid} is in no memory cgroup")
-    unified = unified_dir(root) / paths.unified.lstrip("/")
+    unified = _domain_cgroup(unified_dir(root) / paths.unified.lstrip("/"))
     return "v2", unified, unified
+
+
+def _domain_cgroup(directory: Path) -> Path:
+    """The cgroup v2 directory that accounts memory for `directory`: itself, or the nearest
+    parent that is not "threaded" (libvirt puts QEMU's threads in threaded children, emulator
+    and vcpuN, of the machine scope, which holds the memory of all of them)."""
+    while (directory / "cgroup.type").is_file() and (
+        (directory / "cgroup.type").read_text().strip() == "threaded"
+    ):
+        directory = directory.parent
+    return directory
 
 
 def container_memory(pid: int, proc: Path = PROC, root: Path = CGROUP_ROOT) -> MemoryReading:
@@ -133,6 +144,26 @@ def qemu_memory(
         rollup["Pss"] / 1024,
         {"method": "QEMU process PSS (/proc/PID/smaps_rollup)", "qemu_pid": pid, **extra},
         parts,
+    )
+
+
+def vm_memory(
+    pid: int, proc: Path = PROC, root: Path = CGROUP_ROOT, guest_memory_mib: float | None = None
+) -> MemoryReading:
+    """A VM measured as a container is (R2 like for like): its libvirt machine cgroup, which
+    holds QEMU with all its threads, by the same formula (usage minus inactive file); QEMU's PSS
+    beside it (`pss_mib`), with what the PSS is made of (the parts)."""
+    cgroup = container_memory(pid, proc, root)
+    pss = qemu_memory(pid, proc, guest_memory_mib)
+    return MemoryReading(
+        cgroup.charged_mib,
+        {
+            **pss.metadata,
+            **cgroup.metadata,
+            "method": "libvirt machine cgroup usage minus inactive file (as a container's)",
+            "pss_mib": round(pss.charged_mib, 3),
+        },
+        pss.parts_mib,
     )
 
 

@@ -135,8 +135,9 @@ def vm_disk_sizes(facts: DomainFacts, virsh: Virsh) -> dict[str, float]:
 
 
 class DomainMeter(Meter):
-    """A libvirt domain: its QEMU process (PSS split into guest RAM, TCG code cache and the
-    rest; CPU of all its threads) and its base disk, kernel and initrd."""
+    """A libvirt domain: its machine cgroup (memory by the containers' formula; QEMU's PSS beside
+    it, split into guest RAM, TCG code cache and the rest), the CPU of all QEMU's threads, and
+    its base disk, kernel and initrd."""
 
     cpu_method = "QEMU utime+stime"
 
@@ -153,7 +154,7 @@ class DomainMeter(Meter):
         return footprint.qemu_cpu_ns(self.pid)
 
     def memory(self) -> footprint.MemoryReading:
-        return footprint.qemu_memory(self.pid, guest_memory_mib=self.facts.memory_mib)
+        return footprint.vm_memory(self.pid, guest_memory_mib=self.facts.memory_mib)
 
     def size(self) -> Size:
         disk = vm_disk_sizes(self.facts, self.virsh)

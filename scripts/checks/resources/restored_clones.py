@@ -108,7 +108,7 @@ class RestoredVmCloner(Cloner):
 
     def memory(self, clone: Clone) -> footprint.MemoryReading:
         pid = self.virsh.qemu_pid(clone.name)
-        return footprint.qemu_memory(pid, guest_memory_mib=float(self.snapshot.recipe.memory_mib))
+        return footprint.vm_memory(pid, guest_memory_mib=float(self.snapshot.recipe.memory_mib))
 
 
 class ColdBootCloner(RestoredVmCloner):

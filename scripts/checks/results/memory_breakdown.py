@@ -1,10 +1,12 @@
 """R2's memory breakdown in the report: what each variant's memory is made of.
 
-A VM's reading splits into guest RAM touched, TCG's translation cache and QEMU with its devices
-(samples `memory_part_mib`, scripts/checks/parsers/qemu_memory.py); a container's is one piece
-(its cgroup, `memory_charged_mib`). One stacked bar per variant, each segment the median of
-its readings, and a table with n and the 95 % CI per part. The TCG cache is what software
-emulation adds: a VM under KVM has no such cache, so its figure is the rest.
+A VM's QEMU PSS splits into guest RAM touched, TCG's translation cache and QEMU with its
+devices (samples `memory_part_mib`, scripts/checks/parsers/qemu_memory.py); the judged R2
+figure, `memory_charged_mib`, is the VM's machine cgroup by the same formula as a container's,
+with the PSS beside it in `pss_mib`. A container's is one piece (its cgroup). One stacked bar
+per variant, each segment the median of its readings, and a table with n and the 95 % CI per
+part. The TCG cache is what software emulation adds: a VM under KVM has no such cache, so its
+figure is the rest.
 """
 
 from __future__ import annotations
