@@ -34,6 +34,7 @@ from scripts.checks.results.report import column  # noqa: E402
 from scripts.checks.results.samples import VariantLabel  # noqa: E402
 from scripts.checks.results.verdicts import Samples  # noqa: E402
 from scripts.checks.runall import (  # noqa: E402
+    QUICK_RUN,
     RUN_ALL_LOAD,
     RunOptions,
     RunOutcome,
@@ -161,10 +162,13 @@ def resources(
     _run((stack, [], [], [], []), options)
 
 
-@task(name="run-all", help={"stack": TARGET_HELP["stack"]})
-def run_all(c: Context, stack: str = "dev") -> None:
-    """Every check against the stack, then the side-by-side report."""
-    _run((stack, [], [], [], []), RunOptions())
+@task(
+    name="run-all",
+    help={"stack": TARGET_HELP["stack"], "quick": "short runs, n = 5 still (runall.QUICK_RUN)"},
+)
+def run_all(c: Context, stack: str = "dev", quick: bool = False) -> None:
+    """Every check against the stack, then the side-by-side report (--quick: short runs)."""
+    _run((stack, [], [], [], []), QUICK_RUN if quick else RunOptions())
 
 
 @task(help={"stack": "stack to recover (a crashed or interrupted `pulumi up`)"})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +36,9 @@ from scripts.checks.results.run_tags import new_run_id
 from scripts.checks.results.samples import Sample, VariantLabel
 from scripts.checks.results.verdicts import ClaimResult
 from scripts.checks.targets.deployed import ROOT, DeployedStack
+from scripts.checks.targets.host import HostHandle, local_host
 from scripts.checks.targets.libvirt_domains import Virsh
-from scripts.checks.targets.target import DockerTarget, LocalTarget, Target, parse_target
+from scripts.checks.targets.target import DockerTarget, Target, host_target, parse_target
 
 CHECK_GROUPS = ("isolation", "load", "resources")
 # n >= 5 per figure (stats.MIN_N); runs of 3 s keep a full run under 10 minutes on 2 cores
@@ -61,6 +61,17 @@ class RunOptions:
     results_dir: Path = field(default_factory=lambda: ROOT / "results")
 
 
+# A short run that still gives every claim its figures (n = 5 per distribution; R1 and R4 at
+# their smallest): for `fab run-all --quick` and the "nothing local" test's time budget.
+QUICK_RUN = RunOptions(
+    load_plan=LoadPlan(duration_s=1, warmup_s=0, repeats=5, endpoints=("static", "cpu")),
+    idle_window_s=5.0,
+    density_budget_mib=1024.0,
+    density=DensityBounds(wall_clock_s=120.0, max_containers=6, vm_ready_deadline_s=60.0),
+    weakened=True,
+)
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     run_dir: Path
@@ -78,9 +89,10 @@ class Subject:
     url: str | None = None
     instance_name: str | None = None
     label: VariantLabel | None = None
+    host: HostHandle | None = None  # from the stack: where it runs (None: named by hand)
 
     def parsed(self) -> Target:
-        return parse_target(self.target, self.label)
+        return parse_target(self.target, self.label, self.host)
 
 
 @dataclass(frozen=True)
@@ -96,7 +108,13 @@ class Subjects:
     def of_stack(cls, deployed: DeployedStack) -> Subjects:
         return cls(
             tuple(
-                Subject(v.target, v.url, v.instance_name, VariantLabel(v.name, v.kind))
+                Subject(
+                    v.target,
+                    v.url,
+                    v.instance_name,
+                    VariantLabel(v.name, v.kind),
+                    deployed.host_of(v),
+                )
                 for v in deployed.variants
             ),
             stack=deployed.stack,
@@ -104,6 +122,15 @@ class Subjects:
             virt_mode=deployed.virt_mode,
             thresholds=deployed.thresholds,
         )
+
+    @property
+    def host(self) -> HostHandle:
+        """The host the subjects run on (one per run; this machine for targets named by
+        hand). Every check reaches it through this handle."""
+        hosts = {id(s.host): s.host for s in self.items if s.host is not None}
+        if len(hosts) > 1:
+            raise TwinlabError("one run checks the variants of one host; run each host apart")
+        return next(iter(hosts.values()), None) or local_host()
 
     def container(self) -> Subject | None:
         """The primary container-kind subject: named like its kind, else the first."""
@@ -191,14 +218,14 @@ def _drifted(subjects: Subjects) -> Iterator[tuple[str, str]]:
         if not name:
             continue
         target = subject.parsed()
+        host = subject.host or local_host()
         if isinstance(target, DockerTarget):
-            argv = target.docker_argv("inspect", "--type", "container", "-f", "{{.Id}}", name)
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            done = host.docker(["inspect", "--type", "container", "-f", "{{.Id}}", name])
             if done.returncode != 0 and "No such container" in done.stderr:
                 yield f"container {name!r} no longer exists", where
             continue
         try:
-            state = "is " + Virsh().domain_state(name)  # local libvirt, as the resource checks
+            state = "is " + Virsh(host).domain_state(name)
         except InstanceNotFoundError:
             state = "no longer exists"
         except TwinlabError:
@@ -228,6 +255,7 @@ def _load(
         options.load_plan,
         run_id=run_id,
         virt_mode=virt_mode,
+        host=subjects.host,
         on_run=lambda http, endpoint, repeat: console.print(
             f"  wrk {http.variant} {endpoint} " + ("warm-up" if repeat < 0 else f"run {repeat + 1}")
         ),
@@ -246,6 +274,7 @@ def _load(
         on_run=lambda http, rate, repeat: console.print(
             f"  vegeta {http.variant} {rate} req/s run {repeat + 1}"
         ),
+        host=subjects.host,
     )
     for sample in opened:
         if sample.metric == "open_loop_unavailable":
@@ -278,6 +307,7 @@ def _resources(
         run_id=run_id,
         console=console,
         virt_mode=_virt_mode(subjects),
+        host=subjects.host,
     )
 
 
@@ -295,7 +325,7 @@ def _isolation(
     def started(target: Target, probe: str) -> None:
         console.print(f"  probe {target.url.split('?')[0]} {probe}")
 
-    with host_baseline() as baseline:
+    with host_baseline(subjects.host) as baseline:
         console.print("[bold]OS probes[/] (A1, A2, U1)")
         samples += run_os_probes(
             targets, run_id=run_id, virt_mode=virt_mode, baseline=baseline, on_probe=started
@@ -312,11 +342,12 @@ def _isolation(
                 target_metadata=weak_metadata,
                 on_probe=started,
             )
-        image = _container_image(container.target.removeprefix("docker://").split("?")[0])
+        host = subjects.host
+        image = _container_image(container.target.removeprefix("docker://").split("?")[0], host)
         name = resource_name(subjects.stack, "weakened")
-        with weakened_container(name, image) as weak:
+        with weakened_container(name, image, host) as weak:
             console.print(f"  weakened container {weak.name}: {weak.flags}")
-            weak_target = parse_target(weak.target, container.parsed().label)
+            weak_target = parse_target(weak.target, container.parsed().label, container.host)
             samples += run_isolation(
                 [*targets, *weakened, weak_target],
                 run_id=run_id,
@@ -333,9 +364,13 @@ def _attack_surface(
 ) -> list[Sample]:
     """Issue 11 item 4: the host kernel functions each variant's app requests reach (ftrace),
     or "not measurable on this host" with the reason. Needs the app URL and instance name."""
+    host = subjects.host
     chosen = [
         attack_surface.Subject(
-            target, _host_pids(target, subject.instance_name), subject.url + "/healthz"
+            target,
+            _host_pids(target, subject.instance_name, host),
+            subject.url + "/healthz",
+            host,
         )
         for subject, target in zip(subjects.items, targets, strict=True)
         if subject.url is not None and subject.instance_name is not None
@@ -343,22 +378,17 @@ def _attack_surface(
     if not chosen:
         return []
     console.print("[bold]host-kernel attack surface[/] (ftrace)")
-    return attack_surface.attack_surface(LocalTarget("local://"), chosen)
+    return attack_surface.attack_surface(host_target(host), chosen)
 
 
-def _host_pids(target: Target, instance: str) -> Callable[[], list[int]]:
+def _host_pids(target: Target, instance: str, host: HostHandle) -> Callable[[], list[int]]:
     if target.kind != "vm":  # a container or sandbox: the processes of its Docker container
-        return lambda: attack_surface.container_pids(instance)
-    return lambda: attack_surface.qemu_pids(instance)
+        return lambda: attack_surface.container_pids(instance, host)
+    return lambda: attack_surface.qemu_pids(instance, host)
 
 
-def _container_image(container_name: str) -> str:
-    done = subprocess.run(
-        ["docker", "inspect", "-f", "{{.Config.Image}}", container_name],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+def _container_image(container_name: str, host: HostHandle) -> str:
+    done = host.docker(["inspect", "-f", "{{.Config.Image}}", container_name], timeout_s=30)
     return done.stdout.strip() or container_name
 
 

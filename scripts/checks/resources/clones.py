@@ -26,6 +26,7 @@ from scripts.checks.resources import footprint
 from scripts.checks.resources.errors import CloneError, DaemonUnavailableError
 from scripts.checks.results.samples import VariantLabel
 from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.host import HostHandle, local_host
 from scripts.checks.targets.libvirt_domains import Virsh, disk_chain
 
 CONTAINER_READY_TIMEOUT_S = 30.0
@@ -49,18 +50,24 @@ def stack_of(instance_name: str) -> str:
 
 
 class PortAllocator:
-    """Free 127.0.0.1 ports, never the same one twice in this process (the clones of one run
-    bind theirs only when they start)."""
+    """Free 127.0.0.1 ports of the clones' host, never the same one twice in this process (the
+    clones of one run bind theirs only when they start)."""
 
     _lock = threading.Lock()
     _handed_out: set[int] = set()  # noqa: RUF012 - process-wide on purpose
 
+    def __init__(self, host: HostHandle | None = None) -> None:
+        self.host = host
+
     def free_port(self) -> int:
         with self._lock:
             for _ in range(100):
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                    probe.bind(("127.0.0.1", 0))
-                    port = int(probe.getsockname()[1])
+                if self.host is not None and not self.host.is_local:
+                    port = self.host.free_port()
+                else:
+                    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                        probe.bind(("127.0.0.1", 0))
+                        port = int(probe.getsockname()[1])
                 if port not in self._handed_out:
                     self._handed_out.add(port)
                     return port
@@ -85,11 +92,19 @@ class Cloner(ABC):
     kind: str  # the kind of instance this cloner copies
     ready_timeout_s: float
 
-    def __init__(self, source_name: str, stack: str | None, label: VariantLabel | None) -> None:
+    def __init__(
+        self,
+        source_name: str,
+        stack: str | None,
+        label: VariantLabel | None,
+        host: HostHandle | None = None,
+    ) -> None:
         self.source_name = source_name
         self.stack = stack or stack_of(source_name)
         self.label = label or VariantLabel(self.kind, self.kind)
-        self.ports = PortAllocator()
+        # Where the clones run: their URLs are on its loopback (HostHandle.reach from here).
+        self.host = host or local_host()
+        self.ports = PortAllocator(self.host)
 
     @property
     def variant(self) -> str:
@@ -141,8 +156,9 @@ class ContainerCloner(Cloner):
         http_port: str = f"{GUEST_HTTP_PORT}/tcp",
         label: VariantLabel | None = None,
     ) -> None:
-        super().__init__(source_name, stack, label)
-        self.engine = engine or DockerEngine()
+        engine = engine or DockerEngine()
+        super().__init__(source_name, stack, label, engine.handle)
+        self.engine = engine
         self.inspect = self.engine.running_container(source_name)
         self.facts = parse_container(self.inspect)
         self.http_port = http_port
@@ -192,7 +208,7 @@ class ContainerCloner(Cloner):
 
     def memory(self, clone: Clone) -> footprint.MemoryReading:
         pid = parse_container(self.engine.running_container(clone.name)).pid
-        return footprint.container_memory(pid)
+        return footprint.container_memory(pid, host=self.host)
 
 
 class VmCloner(Cloner):
@@ -207,8 +223,9 @@ class VmCloner(Cloner):
         guest_http_port: int = GUEST_HTTP_PORT,
         label: VariantLabel | None = None,
     ) -> None:
-        super().__init__(source_name, stack, label)
-        self.virsh = virsh or Virsh()
+        virsh = virsh or Virsh()
+        super().__init__(source_name, stack, label, virsh.host)
+        self.virsh = virsh
         self.xml = self.virsh.running_domain_xml(source_name)
         self.facts = parse_domain(self.xml)
         self.guest_http_port = guest_http_port
@@ -237,7 +254,7 @@ class VmCloner(Cloner):
         disk_paths = {}
         try:
             for disk in self.facts.disks:
-                source = disk_chain(self.virsh.disk_path(disk))[0]
+                source = disk_chain(self.virsh.disk_path(disk), self.host)[0]
                 if source.backing_filename is None:
                     raise CloneError(
                         f"domain {self.source_name!r}: disk {disk.target_dev} "
@@ -266,7 +283,7 @@ class VmCloner(Cloner):
 
     def memory(self, clone: Clone) -> footprint.MemoryReading:
         pid = self.virsh.qemu_pid(clone.name)
-        return footprint.qemu_memory(pid, guest_memory_mib=self.facts.memory_mib)
+        return footprint.qemu_memory(pid, guest_memory_mib=self.facts.memory_mib, host=self.host)
 
 
 @dataclass

@@ -44,6 +44,7 @@ from scripts.checks.results.run_tags import RunTags, run_tags
 from scripts.checks.results.samples import Sample, VariantLabel, write_samples
 from scripts.checks.targets.deployed import read_deployed
 from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.host import HostHandle
 from scripts.checks.targets.libvirt_domains import DEFAULT_URI, Virsh
 
 __all__ = ["CHECKS", "Instance", "main", "run_resource_checks"]
@@ -67,14 +68,19 @@ def run_resource_checks(
     settle_s: float = SETTLE_S,
     virt_mode: str | None = None,
     density: DensityBounds | None = None,
+    host: HostHandle | None = None,
 ) -> list[Sample]:
     """The chosen checks in a fixed order (R3, R2 before any clone runs; then R1 over every
-    instance, R4 over the primary container and the primary VM)."""
+    instance, R4 over the primary container and the primary VM). With a stack's `host`, every
+    reading, clone and budget is made there (over its SSH when remote)."""
     density = density or DensityBounds()
     unknown = sorted(set(checks) - set(CHECKS))
     if unknown:
         raise ResourceCheckError(f"unknown checks {unknown}; choose from {list(CHECKS)}")
-    engine, virsh = DockerEngine(docker_host), Virsh(libvirt_uri)
+    if host is not None:
+        engine, virsh = DockerEngine(host), Virsh(host)
+    else:
+        engine, virsh = DockerEngine(docker_host), Virsh(libvirt_uri)
     meters = [meter_for(instance, engine, virsh) for instance in instances]
     domains = [meter for meter in meters if isinstance(meter, DomainMeter)]
     tags = run_tags(virt_mode or (domains[0].facts.virt_mode if domains else "n/a"), run_id)

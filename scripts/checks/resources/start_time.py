@@ -8,7 +8,6 @@ starts, for both variants alike.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -56,7 +55,8 @@ def measure_start_times_interleaved(
     if repeats < 1:
         raise ResourceCheckError(f"repeats must be at least 1, got {repeats}")
     problems = {
-        id(cloner): kvm_device_problem() if cloner.kind == "vm" else None for cloner, _ in cloners
+        id(cloner): kvm_device_problem() if cloner.kind == "vm" and cloner.host.is_local else None
+        for cloner, _ in cloners
     }
     for problem in sorted({p for p in problems.values() if p}):
         (console or Console(stderr=True)).print(f"[yellow]warning:[/yellow] {problem}")
@@ -84,7 +84,7 @@ def measure_start_times_interleaved(
                         storage_prepare_s=round(clone.storage_prepare_s, 4),
                         poll_interval_s=POLL_INTERVAL_S,
                         libvirt_reprobes_qemu=problems[id(cloner)] is not None,
-                        load_avg_1m=round(os.getloadavg()[0], 2),
+                        load_avg_1m=round(cloner.host.load_avg_1m(), 2),
                     )
                 )
     return samples
@@ -102,7 +102,8 @@ def _timed_clone(
 
     clone = cloner.start(name)
     try:
-        waited = wait_for_http_200(clone.url, clone.created_at, timeout_s, show)
+        with cloner.host.reach(clone.url) as url:
+            waited = wait_for_http_200(url, clone.created_at, timeout_s, show)
     finally:
         cloner.remove(clone)
     if waited.seconds is None:

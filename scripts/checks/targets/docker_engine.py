@@ -13,12 +13,14 @@ import socket
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from components.errors import TwinlabError
 from scripts.checks.resources.errors import (
     CloneError,
     DaemonUnavailableError,
     InstanceNotFoundError,
     InstanceNotRunningError,
 )
+from scripts.checks.targets.host import HostHandle
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 TIMEOUT_S = 60.0
@@ -37,22 +39,48 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-class DockerEngine:
-    """The Docker daemon at `host` (unix:// or tcp://; default DOCKER_HOST or the local socket)."""
+class _DialStdioConnection(http.client.HTTPConnection):
+    """HTTP to a remote host's Docker daemon over its SSH: `docker system dial-stdio` on the
+    host relays one channel to its daemon socket (what the docker CLI does for ssh:// hosts)."""
 
-    def __init__(self, host: str | None = None, timeout_s: float = TIMEOUT_S) -> None:
+    def __init__(self, handle: HostHandle, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.handle = handle
+
+    def connect(self) -> None:
+        transport = self.handle.connection().client.get_transport()
+        if transport is None:
+            raise OSError(f"no SSH transport to {self.handle}")
+        channel = transport.open_session(timeout=self.timeout)
+        channel.settimeout(self.timeout)
+        channel.exec_command("docker system dial-stdio")
+        self.sock = channel
+
+
+class DockerEngine:
+    """The Docker daemon at `host`: a URL (unix:// or tcp://; default DOCKER_HOST or the local
+    socket), or a stack host's handle (its daemon socket, over its SSH when remote)."""
+
+    def __init__(self, host: str | HostHandle | None = None, timeout_s: float = TIMEOUT_S) -> None:
+        self.handle = host if isinstance(host, HostHandle) else None
+        if isinstance(host, HostHandle):
+            host = host.docker_host
         self.host = host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
         self.timeout_s = timeout_s
         parts = urlsplit(self.host)
+        self._parts = parts
+        self._api_prefix: str | None = None
+        if self.handle is not None and not self.handle.is_local:
+            return
         if parts.scheme not in ("unix", "tcp"):
             raise DaemonUnavailableError(
                 f"Docker host {self.host}: the resource checks read the host's /proc and cgroups, "
                 "so they run on the Docker host itself (unix:// or tcp://127.0.0.1)"
             )
-        self._parts = parts
-        self._api_prefix: str | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
+        if self.handle is not None and not self.handle.is_local:
+            return _DialStdioConnection(self.handle, self.timeout_s)
         if self._parts.scheme == "unix":
             return _UnixConnection(self._parts.path, self.timeout_s)
         return http.client.HTTPConnection(
@@ -67,7 +95,7 @@ class DockerEngine:
             connection.request(method, path, body=payload, headers=headers)
             response = connection.getresponse()
             data = response.read()
-        except (OSError, http.client.HTTPException) as error:
+        except (OSError, http.client.HTTPException, TwinlabError) as error:
             raise DaemonUnavailableError(
                 f"the Docker daemon at {self.host} does not answer ({error}); {START_HINT}"
             ) from None
