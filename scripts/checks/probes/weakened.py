@@ -51,7 +51,8 @@ def piecewise_flags(missing_caps: list[str]) -> list[str]:
     ]
 
 
-def start_weakened(host: HostHandle, name: str, image: str) -> WeakenedContainer:
+def start_weakened(name: str, image: str, host: HostHandle | None = None) -> WeakenedContainer:
+    host = host or local_host()
     started = host.docker(["run", "-d", "--name", name, *PRIVILEGED_FLAGS, image])
     if started.returncode == 0:
         return WeakenedContainer(name, " ".join(PRIVILEGED_FLAGS))
@@ -72,6 +73,6 @@ def weakened_container(
     host = host or local_host()
     host.docker(["rm", "-f", name])
     try:
-        yield start_weakened(host, name, image)
+        yield start_weakened(name, image, host)
     finally:
         host.docker(["rm", "-f", name])

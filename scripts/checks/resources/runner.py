@@ -95,7 +95,7 @@ def run_resource_checks(
             samples += measure_start_times_interleaved(cloners, tags, repeats, console=console)
     if "r4" in checks:
         for meter in primary_meters(meters):
-            samples += measure_density(meter, stack, tags, budget_mib, density, console)
+            samples += measure_density(meter, stack, tags, budget_mib, density, console, host)
     return samples
 
 
@@ -132,6 +132,7 @@ def measure_density(
     budget_mib: float,
     bounds: DensityBounds,
     console: Console | None,
+    host: HostHandle | None = None,
 ) -> list[Sample]:
     """R4 for one deployed instance: density_budget.run in a kernel-enforced budget."""
     instance = meter.instance
@@ -153,6 +154,7 @@ def measure_density(
         wall_clock_s=bounds.wall_clock_s,
         ready_deadline_s=bounds.vm_ready_deadline_s if kind == "vm" else None,
         on_event=show,
+        host=host,
     )
     if result.leftovers:
         raise ResourceCheckError(

@@ -99,9 +99,10 @@ class HostHandle:
                     input=input_text,
                     stdin=None if input_text is not None else subprocess.DEVNULL,
                 )
-            except FileNotFoundError:
+            except OSError as error:  # missing, or not executable
                 raise HostUnreachableError(
-                    f"host {self}: cannot run {argv[0]}: not found on PATH"
+                    f"host {self}: cannot reach {argv[0]} here ({error.strerror}); "
+                    "run scripts/setup.sh"
                 ) from None
             except subprocess.TimeoutExpired:
                 raise HostUnreachableError(
