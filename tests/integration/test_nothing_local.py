@@ -116,10 +116,23 @@ def bridge_socket(tmp_path: Path) -> Iterator[Path]:
     listener.close()
 
 
+def every_file(name: str) -> list[str]:
+    """A path as is; a binary's name as every file of that name on PATH (here /usr/bin/docker
+    and a static /usr/local/bin/docker both exist), symlinks resolved."""
+    if name.startswith("/"):
+        return [name]
+    found = {
+        os.path.realpath(path)
+        for directory in os.environ.get("PATH", "").split(os.pathsep)
+        if os.access(path := os.path.join(directory, name), os.X_OK)
+    }
+    return sorted(found)
+
+
 def confined(
     command: list[str], bridge: Path, app_ports: list[int], env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    files = [path if path.startswith("/") else shutil.which(path) or path for path in HIDDEN_FILES]
+    files = [found for path in HIDDEN_FILES for found in every_file(path)]
     environment = (
         os.environ
         | {
