@@ -39,7 +39,7 @@ from scripts.checks.load.closed_loop import NotLoopbackError as NotLoopbackError
 from scripts.checks.load.closed_loop import loopback_base_url
 from scripts.checks.load.on_host import host_tool, run_generator, work_dir, write_host_file
 from scripts.checks.load.pinning import format_cpu_list, host_cpus
-from scripts.checks.targets.host import HostHandle
+from scripts.checks.targets.host import HostHandle, local_host
 
 VEGETA_VERSION = "v12.13.0"
 # vegeta gets this long past its duration plus one request timeout before it is killed.
@@ -460,22 +460,9 @@ def _run_open_loop_on_host(
 
 
 def _report(vegeta: str, results: Path, kind: str, host: HostHandle | None = None) -> str:
-    if host is not None and not host.is_local:
-        done = host.run(
-            [vegeta, "report", f"-type={kind}", str(results)], timeout_s=REPORT_TIMEOUT_S
-        )
-        if done.returncode != 0:
-            raise OpenLoopError(
-                f"vegeta report -type={kind} on {host} failed: {done.stderr[-300:]}"
-            )
-        return done.stdout
-    result = subprocess.run(
-        [vegeta, "report", f"-type={kind}", str(results)],
-        capture_output=True,
-        text=True,
-        timeout=REPORT_TIMEOUT_S,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise OpenLoopError(f"vegeta report -type={kind} failed: {result.stderr.strip()[-300:]}")
-    return result.stdout
+    """`vegeta report` of a run's results, where the run was (this machine by default)."""
+    where = host or local_host()
+    done = where.run([vegeta, "report", f"-type={kind}", str(results)], timeout_s=REPORT_TIMEOUT_S)
+    if done.returncode != 0:
+        raise OpenLoopError(f"vegeta report -type={kind} failed: {done.stderr.strip()[-300:]}")
+    return done.stdout

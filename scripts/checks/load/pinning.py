@@ -32,7 +32,7 @@ from typing import Literal
 
 from components.errors import TwinlabError
 from scripts.checks.parsers.proc_resources import parse_proc_cgroup
-from scripts.checks.targets.host import HostHandle
+from scripts.checks.targets.host import HostHandle, local_host
 
 PROC = Path("/proc")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -316,22 +316,11 @@ def process_threads(
     return threads
 
 
-def container_cpuset(
-    name: str, *, docker: str = "docker", host: HostHandle | None = None
-) -> frozenset[int] | None:
-    """The container's configured cpuset (`docker inspect`, on its host); None when
-    unrestricted."""
+def container_cpuset(name: str, *, host: HostHandle | None = None) -> frozenset[int] | None:
+    """The container's configured cpuset (`docker inspect` on its host, this machine by
+    default); None when unrestricted."""
     argv = ["inspect", "--type", "container", name]
-    if host is not None:
-        result = host.docker(argv, timeout_s=COMMAND_TIMEOUT_S)
-    else:
-        result = subprocess.run(
-            [docker, *argv],
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT_S,
-            check=False,
-        )
+    result = (host or local_host()).docker(argv, timeout_s=COMMAND_TIMEOUT_S)
     if result.returncode != 0:
         raise PinningError(f"docker inspect {name} failed: {result.stderr.strip()}")
     return cpuset_from_inspect(result.stdout)
