@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import socket
+import threading
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -70,7 +71,13 @@ class DockerEngine:
         parts = urlsplit(self.host)
         self._parts = parts
         self._api_prefix: str | None = None
-        if self.handle is not None and not self.handle.is_local:
+        # Over SSH each new connection is a new `docker system dial-stdio` on the host (a
+        # session, tenths of a second): connections are kept and reused (HTTP keep-alive), so
+        # a timed create-and-start (R1) costs round trips, not sessions.
+        self._keeps_connections = self.handle is not None and not self.handle.is_local
+        self._idle: list[http.client.HTTPConnection] = []
+        self._idle_lock = threading.Lock()
+        if self._keeps_connections:
             return
         if parts.scheme not in ("unix", "tcp"):
             raise DaemonUnavailableError(
@@ -90,22 +97,36 @@ class DockerEngine:
     def _raw(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}
-        connection = self._connection()
+        pooled = self._take_idle()
+        connection = pooled or self._connection()
+        reusable = False
         try:
             connection.request(method, path, body=payload, headers=headers)
             response = connection.getresponse()
             data = response.read()
+            reusable = self._keeps_connections and not response.will_close
         except (OSError, http.client.HTTPException, TwinlabError) as error:
+            if pooled is not None:  # an idle connection the daemon closed: once more, anew
+                connection.close()
+                return self._raw(method, path, body)
             raise DaemonUnavailableError(
                 f"the Docker daemon at {self.host} does not answer ({error}); {START_HINT}"
             ) from None
         finally:
-            connection.close()
+            if reusable:
+                with self._idle_lock:
+                    self._idle.append(connection)
+            else:
+                connection.close()
         try:
             decoded = json.loads(data) if data else None
         except ValueError:
             decoded = data.decode(errors="replace")
         return response.status, decoded
+
+    def _take_idle(self) -> http.client.HTTPConnection | None:
+        with self._idle_lock:
+            return self._idle.pop() if self._idle else None
 
     def api_prefix(self) -> str:
         """/vX.Y of the daemon's own API version, so old and new daemons both accept requests."""
