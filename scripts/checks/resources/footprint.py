@@ -7,6 +7,7 @@ host that runs the instance, so the checks run there.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +53,14 @@ def _subdirs(root: Path, host: HostHandle | None) -> list[Path]:
     if host is None or host.is_local:
         found = sorted(root.iterdir()) if root.is_dir() else []
         return [path for path in found if path.is_dir() and not path.is_symlink()]
+    return list(_remote_subdirs(host, root))
+
+
+@functools.cache
+def _remote_subdirs(host: HostHandle, root: Path) -> tuple[Path, ...]:
+    """The cgroup mounts of a remote host, listed once (each listing is an SSH session)."""
     done = host.run(["find", str(root), "-mindepth", "1", "-maxdepth", "1", "-type", "d"])
-    return sorted(Path(line) for line in done.stdout.splitlines() if line)
+    return tuple(sorted(Path(line) for line in done.stdout.splitlines() if line))
 
 
 def v1_controller_dir(
