@@ -164,7 +164,7 @@ def resources(
 
 @task(
     name="run-all",
-    help={"stack": TARGET_HELP["stack"], "quick": "short runs, n = 5 still (runall.QUICK_RUN)"},
+    help={"stack": TARGET_HELP["stack"], "quick": "short runs, n = 3 (runall.QUICK_RUN)"},
 )
 def run_all(c: Context, stack: str = "dev", quick: bool = False) -> None:
     """Every check against the stack, then the side-by-side report (--quick: short runs)."""

@@ -111,6 +111,8 @@ class DensityBounds:
     # Under TCG a VM answers in 8-20 s on a quiet host; one that needs more than this inside
     # a full budget did not fit.
     vm_ready_deadline_s: float = 90.0
+    # How long the survivors must stay healthy after the last start (density_budget.HOLD_S).
+    hold_s: float = density_budget.HOLD_S
 
 
 def primary_meters(meters: Sequence[Meter]) -> list[Meter]:
@@ -153,6 +155,7 @@ def measure_density(
         max_instances=bounds.max_containers if kind == "container" else None,
         wall_clock_s=bounds.wall_clock_s,
         ready_deadline_s=bounds.vm_ready_deadline_s if kind == "vm" else None,
+        hold_s=bounds.hold_s,
         on_event=show,
         host=host,
     )
