@@ -178,11 +178,14 @@ def hand_instance(spec: str) -> Instance:
     return Instance(VariantLabel(kind, kind), name, target)
 
 
-def stack_instances(stack: str) -> list[Instance]:
+def stack_instances(stack: str) -> tuple[list[Instance], HostHandle | None]:
+    """The stack's instances and their host (None when they are on several: not one run)."""
     deployed = read_deployed(stack)
-    return [
+    instances = [
         Instance(VariantLabel(v.name, v.kind), v.instance_name, v.target) for v in deployed.variants
     ]
+    hosts = {v.host for v in deployed.variants}
+    return instances, deployed.host_of(deployed.variants[0]) if len(hosts) == 1 else None
 
 
 def print_samples(samples: list[Sample], console: Console) -> None:
@@ -247,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if swept.skipped else 0
         if bool(args.stack) == bool(args.instance):
             parser.error("give --stack STACK or --instance KIND:NAME ... (or --sweep STACK)")
+        host = None
         if args.stack:
-            instances = stack_instances(args.stack)
+            instances, host = stack_instances(args.stack)
         else:
             instances = [hand_instance(spec) for spec in args.instance]
         checks = tuple(c.strip().lower() for c in args.checks.split(",") if c.strip())
@@ -263,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             docker_host=args.docker_host,
             libvirt_uri=args.libvirt_uri,
             settle_s=args.settle_s,
+            host=host,
         )
     except TwinlabError as error:
         console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
