@@ -201,7 +201,7 @@ def test_checks_reach_the_remote_host_only_through_its_ssh(
         assert hosts == {"ssh://root@127.0.0.1:2222"}, hosts
         # ... and it all went through the host's SSH: docker, virsh, the generators, /proc.
         ran = commands.new_text()
-        for command in ("docker system dial-stdio", "docker exec", "virsh", "wrk", "cat /proc/"):
+        for command in ("docker system dial-stdio", "docker exec", "virsh", "wrk", "cat -- /proc/"):
             assert command in ran, f"{command!r} never ran on the host over SSH"
 
         # Negative control: the same confined run with the host read as local cannot reach
