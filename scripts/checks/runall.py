@@ -72,7 +72,7 @@ QUICK_RUN = RunOptions(
     idle_window_s=5.0,
     density_budget_mib=1024.0,
     density=DensityBounds(
-        wall_clock_s=60.0, max_containers=3, vm_ready_deadline_s=45.0, hold_s=10.0
+        wall_clock_s=75.0, max_containers=3, vm_ready_deadline_s=30.0, hold_s=10.0
     ),
 )
 

@@ -24,7 +24,7 @@ from components.thresholds import Thresholds, thresholds_for
 from components.virt_mode import VirtMode
 from scripts.checks.targets.host import HostHandle, host_handles, local_host
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]  # the repository (scripts/checks/targets/..)
 
 
 class StackNotDeployedError(TwinlabError):
