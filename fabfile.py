@@ -29,20 +29,15 @@ from components.naming import stack_prefix  # noqa: E402
 from components.remote_ssh import uses_twinlab_sshd  # noqa: E402
 from scripts import leftovers  # noqa: E402
 from scripts import recover as recovery  # noqa: E402
+from scripts.checks.lifecycle import QUICK_RUN, RUN_ALL_LOAD, RunOptions  # noqa: E402
 from scripts.checks.load.closed_loop import LoadPlan  # noqa: E402
+from scripts.checks.neighbours.measure import NeighbourPlan  # noqa: E402
 from scripts.checks.results.report import column  # noqa: E402
 from scripts.checks.results.samples import VariantLabel  # noqa: E402
 from scripts.checks.results.verdicts import Samples  # noqa: E402
-from scripts.checks.runall import (  # noqa: E402
-    QUICK_RUN,
-    RUN_ALL_LOAD,
-    RunOptions,
-    RunOutcome,
-    Subject,
-    Subjects,
-    run_checks,
-)
+from scripts.checks.runall import RunOutcome, run_checks  # noqa: E402
 from scripts.checks.targets.deployed import ROOT, read_deployed  # noqa: E402
+from scripts.checks.targets.subjects import Subject, Subjects  # noqa: E402
 
 CONSOLE = Console(stderr=True)
 DAEMON_KEYS = ("dockerHost", "libvirtUri")
@@ -163,8 +158,36 @@ def resources(
 
 
 @task(
+    iterable=["stressor"],
+    help={
+        "stack": TARGET_HELP["stack"],
+        "stressor": "cpu, memory or fsync (repeatable; default all three)",
+        "repeats": "runs per stressor, each paired with a baseline run",
+        "duration_s": "seconds per open-loop run",
+        "rate": "the fixed offered rate, requests per second",
+    },
+)
+def neighbours(
+    c: Context,
+    stack: str = "dev",
+    stressor: list[str] | None = None,
+    repeats: int = NeighbourPlan().repeats,
+    duration_s: float = NeighbourPlan().duration_s,
+    rate: int = NeighbourPlan().rate_per_s,
+) -> None:
+    """N1: each variant's latency alone and beside a noisy sibling on other CPUs."""
+    plan = NeighbourPlan(
+        stressors=tuple(stressor or NeighbourPlan().stressors),
+        repeats=repeats,
+        duration_s=duration_s,
+        rate_per_s=rate,
+    )
+    _run((stack, [], [], [], []), RunOptions(groups=("neighbours",), neighbours=plan))
+
+
+@task(
     name="run-all",
-    help={"stack": TARGET_HELP["stack"], "quick": "short runs, n = 3 (runall.QUICK_RUN)"},
+    help={"stack": TARGET_HELP["stack"], "quick": "short runs, n = 3 (lifecycle.QUICK_RUN)"},
 )
 def run_all(c: Context, stack: str = "dev", quick: bool = False) -> None:
     """Every check against the stack, then the side-by-side report (--quick: short runs)."""

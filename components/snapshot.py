@@ -44,8 +44,9 @@ from components.guest_ssh import GuestSsh
 from components.host import free_loopback_ports
 from components.http_wait import require_http_200
 from components.libvirt_save_image import read_header
+from components.tcg_cache import tb_cache_feature
 from components.virt_mode import VirtMode, load_record, probe_environment
-from components.vm import NIC_PCI_SLOT, kernel_cmdline, libvirt_domain_type
+from components.vm import NIC_PCI_SLOT, cpu_mode, kernel_cmdline, libvirt_domain_type
 from workloads.images import ImageSet, ImagesNotBuiltError
 from workloads.images.build import cache_root, current_hash, manifest_complete
 
@@ -84,6 +85,7 @@ class SnapshotRecipe:
     app_environment: tuple[tuple[str, str], ...]
     qemu_version: str
     snapshot_format: int = SNAPSHOT_FORMAT
+    tcg_cache_mib: int | None = None  # twinlab:tcgCacheMiB; None: QEMU's default
 
     @classmethod
     def of(
@@ -95,6 +97,7 @@ class SnapshotRecipe:
         virt_mode: VirtMode,
         app_environment: Mapping[str, str],
         qemu_version: str,
+        tcg_cache_mib: int | None = None,
     ) -> SnapshotRecipe:
         return cls(
             image_recipe_hash=images.recipe_hash,
@@ -103,6 +106,7 @@ class SnapshotRecipe:
             virt_mode=virt_mode,
             app_environment=tuple(sorted(app_environment.items())),
             qemu_version=qemu_version,
+            tcg_cache_mib=tcg_cache_mib,
         )
 
     @classmethod
@@ -111,6 +115,7 @@ class SnapshotRecipe:
         tuples as lists: coerced, so the key is the same."""
         environment = record["app_environment"]
         mode = record["virt_mode"]
+        cache = record.get("tcg_cache_mib")
         if not isinstance(environment, list | tuple) or mode not in ("kvm", "tcg"):
             raise ValueError(f"not a snapshot recipe: {dict(record)}")
         return cls(
@@ -121,10 +126,15 @@ class SnapshotRecipe:
             app_environment=tuple((str(name), str(value)) for name, value in environment),
             qemu_version=str(record["qemu_version"]),
             snapshot_format=_whole(record["snapshot_format"]),
+            tcg_cache_mib=None if cache is None else _whole(cache),
         )
 
     def key(self) -> str:
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        fields = asdict(self)
+        if fields["tcg_cache_mib"] is None:
+            # QEMU's default cache: the key snapshots had before the option, so they stay valid.
+            del fields["tcg_cache_mib"]
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -219,7 +229,8 @@ def maker_domain_xml(
         f"hostfwd=tcp:127.0.0.1:{http_port}-:{guest_http_port},"
         f"hostfwd=tcp:127.0.0.1:{ssh_port}-:{guest_ssh_port}"
     )
-    cpu = "<cpu mode='host-passthrough'/>" if recipe.virt_mode == "kvm" else ""
+    mode = cpu_mode(recipe.virt_mode)
+    cpu = f"<cpu mode='{mode}'/>" if mode else ""
     cpuset = "0" if recipe.vcpus == 1 else f"0-{recipe.vcpus - 1}"
     return f"""<domain type='{libvirt_domain_type(recipe.virt_mode)}'
     xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
@@ -233,7 +244,7 @@ def maker_domain_xml(
     <initrd>{escape(str(directory / "initrd.img"))}</initrd>
     <cmdline>{escape(cmdline)}</cmdline>
   </os>
-  <features><acpi/><apic/><pae/></features>
+  <features><acpi/><apic/><pae/>{tb_cache_feature(recipe.tcg_cache_mib)}</features>
   {cpu}
   <clock offset='utc'/>
   <on_poweroff>destroy</on_poweroff>

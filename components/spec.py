@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from components import tcg_cache
 from components.errors import ConfigError
 from components.host import HostFacts
 from components.hosts import transport_problem
@@ -69,6 +70,8 @@ class AppSpec:
     variants: tuple[Variant, ...]  # the chosen ones, in registry order
     thresholds: Thresholds
     env: Mapping[str, str] = field(default_factory=dict)
+    # The VM's TCG translation cache in MiB (components/tcg_cache.py); None: QEMU's default.
+    tcg_cache_mib: int | None = None
     # Registered variants left out because this host cannot run them: name -> why.
     skipped_variants: Mapping[str, str] = field(default_factory=dict)
 
@@ -128,6 +131,12 @@ COMMON_KEYS: tuple[Key, ...] = (
         "libvirt daemon for the VM",
     ),
     Key("virtMode", "auto", "auto, kvm or tcg", "VM acceleration; auto uses the setup's probe"),
+    Key(
+        tcg_cache.CONFIG_KEY,
+        "",
+        f"empty, or an integer from {tcg_cache.MIN_MIB} to {tcg_cache.MAX_MIB}; TCG only",
+        f"VMs' TCG translation cache (MiB); empty: {tcg_cache.QEMU_DEFAULT}",
+    ),
     Key("poolDir", "/var/lib/twinlab/pools", "an absolute path", "libvirt pool directory parent"),
     Key(
         "thresholds",
@@ -225,6 +234,7 @@ def parse_spec(
     ports = _parse_ports(raw, chosen, host, owned_names, problems)
     env = _parse_env(raw.get("env") or "{}", problems)
     placement = _parse_placement(raw, host, problems)
+    tcg_cache_mib = _parse_tcg_cache(raw, placement.virt_mode, problems)
     thresholds = THRESHOLD_DEFAULTS[placement.virt_mode]
     try:
         thresholds = thresholds_for(placement.virt_mode, raw.get("thresholds") or None)
@@ -244,6 +254,7 @@ def parse_spec(
         variants=chosen,
         thresholds=thresholds,
         env=env,
+        tcg_cache_mib=tcg_cache_mib,
         skipped_variants=skipped,
     )
 
@@ -347,6 +358,20 @@ def _parse_env(value: str, problems: _Problems) -> dict[str, str]:
         elif not env[name].isprintable():
             problems.add("env", value, f"{name}'s value has a newline or control character")
     return env
+
+
+def _parse_tcg_cache(
+    raw: Mapping[str, str], virt_mode: VirtMode, problems: _Problems
+) -> int | None:
+    """The TCG cache size, or None for QEMU's default. Refused under KVM, where there is no
+    translation cache: a size there would be silently meaningless."""
+    key = tcg_cache.CONFIG_KEY
+    if not (raw.get(key) or "").strip():
+        return None
+    size = _integer(raw, key, tcg_cache.MIN_MIB, tcg_cache.MAX_MIB, problems)
+    if virt_mode == "kvm":
+        problems.add(key, raw[key], "VMs run under KVM here, which has no TCG cache; unset it")
+    return size
 
 
 def _parse_placement(raw: Mapping[str, str], host: HostFacts, problems: _Problems) -> Placement:

@@ -58,6 +58,9 @@ class Variant:
     # Deployed when `twinlab:variants` is unset (and the host can run it); False: only when
     # named there (e.g. the restored VM, whose first `up` makes a snapshot).
     by_default: bool = True
+    # Starts from a saved memory snapshot instead of booting (the restored VM): its R1 figure
+    # is restored clones, and claim S1 compares it with the booted VMs.
+    starts_from_snapshot: bool = False
 
     def port_key(self, role: PortRole) -> str:
         """The config key of this variant's port for `role`."""

@@ -13,6 +13,7 @@ from components.host import HostFacts
 from components.naming import resource_name
 from components.remote_ssh import libvirt_provider_uri
 from components.ssh_key import SshKeyPair
+from components.tcg_cache import tb_cache_feature
 from components.variant import PortNeed, Variant
 from workloads.images import cmdline_with_ssh_key
 
@@ -32,6 +33,12 @@ NIC_PCI_SLOT = "0x9"
 def libvirt_domain_type(virt_mode: str) -> str:
     """libvirt's name for the accelerator: 'kvm', or 'qemu' for software emulation (TCG)."""
     return "kvm" if virt_mode == "kvm" else "qemu"
+
+
+def cpu_mode(virt_mode: str) -> str | None:
+    """The guest CPU under KVM: the host's own (host-passthrough); under TCG libvirt's default
+    emulated model (None)."""
+    return "host-passthrough" if virt_mode == "kvm" else None
 
 
 def kernel_cmdline(base: str, ssh_public_key: str, app_env: dict[str, str]) -> list[dict[str, str]]:
@@ -63,7 +70,7 @@ def environment_file(env: dict[str, str]) -> str:
 
 def port_forward_xslt(spec: AppSpec, guest_http_port: int, guest_ssh_port: int) -> str:
     """XSLT adding what pulumi-libvirt cannot declare: a user-mode NIC whose forwards listen on
-    127.0.0.1 only, and the same CPU pinning the container gets."""
+    127.0.0.1 only, the same CPU pinning the container gets, and the TCG cache size if set."""
     forwards = ",".join(
         [
             f"hostfwd=tcp:127.0.0.1:{spec.port(HTTP_PORT_KEY)}-:{guest_http_port}",
@@ -95,7 +102,12 @@ def port_forward_xslt(spec: AppSpec, guest_http_port: int, guest_ssh_port: int) 
       <memballoon model="none"/>
     </xsl:copy>
   </xsl:template>
-  <xsl:template match="/domain/vcpu">
+  <!-- pulumi-libvirt writes <console> without its type; libvirt takes pty, libvirt's schema
+       (virt-xml-validate) wants it said. -->
+  <xsl:template match="/domain/devices/console[not(@type)]">
+    <console type="pty"><xsl:apply-templates select="@*|node()"/></console>
+  </xsl:template>
+{_features_template(spec)}  <xsl:template match="/domain/vcpu">
     <vcpu placement="static" cpuset="{spec.cpu_set}"><xsl:value-of select="."/></vcpu>
   </xsl:template>
   <xsl:template match="/domain">
@@ -105,6 +117,18 @@ def port_forward_xslt(spec: AppSpec, guest_http_port: int, guest_ssh_port: int) 
     </xsl:copy>
   </xsl:template>
 </xsl:stylesheet>
+"""
+
+
+def _features_template(spec: AppSpec) -> str:
+    """Appends the TCG cache size to the provider's <features> (it always writes acpi, apic,
+    pae there); nothing when QEMU's default is kept."""
+    feature = tb_cache_feature(spec.tcg_cache_mib)
+    if not feature:
+        return ""
+    return f"""  <xsl:template match="/domain/features">
+    <xsl:copy><xsl:apply-templates select="@*|node()"/>{feature}</xsl:copy>
+  </xsl:template>
 """
 
 
@@ -174,8 +198,8 @@ class VmDeployment(Deployment):
             type=libvirt_domain_type(spec.placement.virt_mode),
             vcpu=spec.vcpus,
             memory=spec.memory_mib,
-            cpu=libvirt.DomainCpuArgs(mode="host-passthrough")
-            if spec.placement.virt_mode == "kvm"
+            cpu=libvirt.DomainCpuArgs(mode=mode)
+            if (mode := cpu_mode(spec.placement.virt_mode))
             else None,
             kernel=kernel.id,
             initrd=initrd.id,

@@ -61,6 +61,7 @@ class RestoredVmDeployment(Deployment):
                 virt_mode=spec.placement.virt_mode,
                 app_environment=spec.app_environment(),
                 qemu_version=probe_environment().qemu_version,
+                tcg_cache_mib=spec.tcg_cache_mib,
             ),
             images_dir=str(images.directory),
             http_port=spec.port(HTTP_PORT_KEY),
@@ -105,4 +106,5 @@ VARIANT = Variant(
     declare=declare,
     summary="libvirt/QEMU VM restored from a cached memory snapshot (virsh restore)",
     by_default=False,
+    starts_from_snapshot=True,
 )

@@ -40,8 +40,10 @@ from components.naming import stack_prefix
 from components.paths import state_dir
 from components.registry import VARIANTS
 from scripts import leftovers
-from scripts.checks.runall import RunOptions, Subjects, run_checks
+from scripts.checks.lifecycle import RunOptions
+from scripts.checks.runall import run_checks
 from scripts.checks.targets.deployed import ROOT, read_deployed
+from scripts.checks.targets.subjects import Subjects
 
 URI = "qemu:///system"
 POOL_PARENT = Path("/var/lib/twinlab/pools")  # the poolDir default the cycles' stack uses

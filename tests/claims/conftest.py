@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from components.thresholds import Thresholds
+from scripts.checks.lifecycle import RunOptions
 from scripts.checks.results.verdicts import Samples
-from scripts.checks.runall import RunOptions, RunOutcome, Subjects, run_checks
+from scripts.checks.runall import RunOutcome, run_checks
 from scripts.checks.targets.deployed import parse_outputs, stack_thresholds, write_private_keys
+from scripts.checks.targets.subjects import Subjects
 
 
 @pytest.fixture(scope="session")

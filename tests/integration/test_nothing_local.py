@@ -33,7 +33,7 @@ import pytest
 from components import outputs
 from components.paths import state_dir
 from components.remote_ssh import TWINLAB_SSHD
-from scripts.checks.claims import CATALOGUE, evaluate
+from scripts.checks.claims import evaluate
 from scripts.checks.resources import density_budget
 from scripts.checks.results.samples import Sample, read_samples
 from scripts.checks.targets.deployed import stack_thresholds
@@ -52,6 +52,10 @@ pytestmark = pytest.mark.integration
 HIDDEN_FILES = ("/run/docker.sock", "docker", "virsh")  # binaries by name: found on PATH
 HIDDEN_DIRS = ("/run/libvirt", "/sys/fs/cgroup")
 RUN_TIMEOUT_S = 600
+# The claims of the groups `run-all --quick` runs (isolation, load, resources). Not here: N1
+# (the neighbours group does not go through the host handle yet), G1 (needs the gVisor
+# variant) and S1 (the restored VM, local libvirt only).
+CHECKED_CLAIMS = ("A1", "A2", "U1", "I1", "I2", "I3", "P1", "R1", "R2", "R3", "R4")
 
 # Runs as root inside `unshare --mount --net --pid --fork --mount-proc`: hide, open the one
 # way in, check the confinement holds, then run the command given.
@@ -193,10 +197,14 @@ def test_checks_reach_the_remote_host_only_through_its_ssh(
         # Every claim got its figures (a judge short of a sample says "missing sample"), and
         # the host column is the target host's, read over its SSH.
         samples = latest_samples()
-        for claim in CATALOGUE:
-            assert any(claim.id in s.claims for s in samples), f"{claim.id}: no sample"
+        for claim in CHECKED_CLAIMS:
+            assert any(claim in s.claims for s in samples), f"{claim}: no sample"
         for result in evaluate(samples, stack_thresholds(out)):
-            assert not result.summary.startswith("missing sample"), (result.claim, result.summary)
+            if result.claim in CHECKED_CLAIMS:
+                assert not result.summary.startswith("missing sample"), (
+                    result.claim,
+                    result.summary,
+                )
         hosts = {s.target for s in samples if s.variant == "host"}
         assert hosts == {"ssh://root@127.0.0.1:2222"}, hosts
         # ... and it all went through the host's SSH: docker, virsh, the generators, /proc.

@@ -29,14 +29,10 @@ from rich.console import Console
 from components import outputs
 from components.naming import stack_prefix
 from scripts import leftovers
-from scripts.checks.runall import (
-    InstanceMissingError,
-    RunOptions,
-    Subjects,
-    require_instances,
-    run_checks,
-)
+from scripts.checks.lifecycle import RunOptions
+from scripts.checks.runall import InstanceMissingError, require_instances, run_checks
 from scripts.checks.targets.deployed import read_deployed
+from scripts.checks.targets.subjects import Subjects
 from tests.deploy import PORT_KEYS, ROOT, deployed
 from tests.deploy import ci_stack_config as stack_config
 

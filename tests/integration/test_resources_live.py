@@ -12,17 +12,22 @@ from typing import Any
 
 import pytest
 
-from components import outputs
+from components import outputs, snapshot_restore
 from components.naming import clone_prefix
 from scripts.checks.parsers.docker_inspect import parse_container
+from scripts.checks.resources import restored_start
 from scripts.checks.resources.clones import ContainerCloner, VmCloner, remove_clones
 from scripts.checks.resources.errors import InstanceNotFoundError
 from scripts.checks.resources.meters import ContainerMeter, DomainMeter, Instance, Meter, meter_for
 from scripts.checks.resources.sizes import measure_sizes
-from scripts.checks.resources.start_time import measure_start_times
+from scripts.checks.resources.start_time import (
+    measure_start_times,
+    measure_start_times_interleaved,
+)
+from scripts.checks.resources.start_watch import CONTAINER_STAGES, VM_STAGES
 from scripts.checks.resources.usage import measure_footprint
 from scripts.checks.results.run_tags import RunTags, run_tags
-from scripts.checks.results.samples import VariantLabel
+from scripts.checks.results.samples import Sample, VariantLabel
 from scripts.checks.targets.docker_engine import DockerEngine
 from scripts.checks.targets.libvirt_domains import Virsh
 
@@ -120,19 +125,56 @@ def test_container_start_time_on_a_clone(
     container: ContainerMeter, tags: RunTags, stack: str
 ) -> None:
     cloner = container.cloner(stack)
-    samples = measure_start_times(cloner, container.instance.target, tags, repeats=2)
+    measured = measure_start_times(cloner, container.instance.target, tags, repeats=2)
+    samples = [s for s in measured if s.metric == "time_to_first_response_s"]
     assert [s.metadata["repeat"] for s in samples] == [1, 2]
     assert all(0 < float(s.value) < cloner.ready_timeout_s for s in samples)
-    assert {(s.variant, s.kind) for s in samples} == {("container", "container")}
+    assert {(s.variant, s.kind) for s in measured} == {("container", "container")}
+    assert all(s.metadata["poll_started_at"] == "the app's listening mark" for s in samples)
+    _assert_stages(measured, CONTAINER_STAGES)
     assert clone_names(stack) == []
+
+
+def _assert_stages(measured: list[Sample], stages: tuple[str, ...]) -> None:
+    """Every stage of the kind, for every repeat, in order, none after the first 200."""
+    for first in (s for s in measured if s.metric == "time_to_first_response_s"):
+        seen = [
+            s
+            for s in measured
+            if s.metric == "start_stage_s" and s.metadata["repeat"] == first.metadata["repeat"]
+        ]
+        assert [s.metadata["stage"] for s in seen] == list(stages)
+        assert all(0 < float(s.value) <= float(first.value) for s in seen)
+        assert seen[-1].value == first.value
 
 
 def test_vm_start_time_on_a_clone(vm: DomainMeter, tags: RunTags, stack: str) -> None:
     cloner = vm.cloner(stack)
-    (sample,) = measure_start_times(cloner, vm.instance.target, tags, repeats=1)
+    measured = measure_start_times(cloner, vm.instance.target, tags, repeats=1)
+    (sample,) = [s for s in measured if s.metric == "time_to_first_response_s"]
     assert 0 < float(sample.value) < cloner.ready_timeout_s
+    _assert_stages(measured, VM_STAGES)
     assert sample.target == vm.instance.target and (sample.variant, sample.kind) == ("vm", "vm")
     assert clone_names(stack) == []
+
+
+def test_r1_restores_clones_of_the_deployed_vm_from_its_snapshot(
+    meters: dict[str, Meter], tags: RunTags, stack: str
+) -> None:
+    """R1's third figure: with no restored variant deployed, clones restored from the deployed
+    VM's snapshot are filed under the registry's restoring variant, each removed after."""
+    cloners, unavailable = restored_start.r1_cloners(list(meters.values()), stack, Virsh())
+    assert unavailable is None
+    restoring = [(c, t) for c, t in cloners if c.start_method == "restore"]
+    assert len(restoring) == 1 and restoring[0][0].variant in restored_start.restoring_names()
+    try:
+        samples = measure_start_times_interleaved(restoring, tags, repeats=2)
+    finally:
+        snapshot_restore.sweep(clone_prefix(stack))
+    assert [s.metadata["start_method"] for s in samples] == ["restore", "restore"]
+    assert all(0 < float(s.value) < restoring[0][0].ready_timeout_s for s in samples)
+    assert {s.kind for s in samples} == {"vm"}
+    assert clone_names(stack) == [] and snapshot_restore.overlays_named(clone_prefix(stack)) == []
 
 
 def test_a_clone_has_the_deployed_definition(container: ContainerMeter, stack: str) -> None:

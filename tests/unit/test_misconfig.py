@@ -1,6 +1,6 @@
 """The misconfiguration probes' parsers and the verdicts built on them, on output captured from
 real targets (tests/unit/data/probes/control-*/ are containers weakened in exactly one way, see
-scripts/checks/probes/weakenings.py; regenerate with `python -m tests.unit.data.capture_probes
+scripts/checks/probes/weakenings.py; regenerate with `python -m scripts.checks.probes.capture
 --controls`), plus the parts no capture can show on this host (an LSM, a readable ftrace)."""
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from scripts.checks.load.closed_loop import LoadPlan, wrk_argv
 from scripts.checks.load.pinning import (
     PinningError,
     ThreadPlacement,
@@ -23,6 +25,7 @@ from scripts.checks.load.pinning import (
     parse_cpu_list,
     parse_cpu_mask,
     parse_taskset,
+    pin_process,
     placement_problems,
     process_cgroup_cpus,
     process_threads,
@@ -305,3 +308,25 @@ def test_server_placement_on_the_captured_pair() -> None:
     assert server_placement_problems(None, qemu) == [
         "container: may run on every CPU (no cpuset); deploy it with one"
     ]
+
+
+def test_pin_process_moves_every_thread_of_a_live_process() -> None:
+    """The fair-race step for docker-proxy: a real process, pinned with taskset -a, then read
+    back from the kernel; pinning to a CPU the host lacks is refused with taskset's reason."""
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        first = min(host_cpus())
+        pin_process(sleeper.pid, frozenset({first}))
+        assert thread_affinity(sleeper.pid) == frozenset({first})
+        with pytest.raises(PinningError, match="taskset"):
+            pin_process(sleeper.pid, frozenset({4095}))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_wrk_runs_on_the_generator_cores_when_given() -> None:
+    plan = LoadPlan(duration_s=3, warmup_s=1, repeats=5)
+    pinned = wrk_argv("wrk", Path("s.lua"), "http://127.0.0.1:1/x", plan, 3, frozenset({1}))
+    assert pinned[:4] == ["taskset", "--cpu-list", "1", "wrk"]
+    assert wrk_argv("wrk", Path("s.lua"), "http://127.0.0.1:1/x", plan, 3)[0] == "wrk"

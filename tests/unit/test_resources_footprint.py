@@ -76,8 +76,10 @@ def test_qemu_process(host: tuple[Path, Path]) -> None:
     assert reading.metadata["rss_mib"] == pytest.approx(581972 / 1024, abs=1e-3)
     assert footprint.qemu_cpu_ns(PID, proc) >= 0
     assert "guest_ram_pss_mib" not in reading.metadata
-    split = footprint.qemu_memory(PID, proc, guest_memory_mib=512).metadata
-    assert split["guest_ram_pss_mib"] == 180.0 and split["tcg_code_cache_pss_mib"] == 288.0
+    split = footprint.qemu_memory(PID, proc, guest_memory_mib=512)
+    assert split.metadata["guest_ram_pss_mib"] == 180.0
+    assert split.metadata["tcg_cache_pss_mib"] == 288.0
+    assert split.parts_mib["guest_ram"] == 180.0 and split.parts_mib["tcg_cache"] == 288.0
 
 
 def test_a_gone_process_is_a_clear_error(tmp_path: Path) -> None:

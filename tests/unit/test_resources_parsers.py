@@ -17,10 +17,8 @@ from scripts.checks.parsers.proc_resources import (
     meminfo_available_mib,
     parse_proc_cgroup,
     parse_qemu_img_chain,
-    parse_smaps,
     parse_smaps_rollup,
     proc_stat_cpu_ticks,
-    qemu_pss_breakdown,
 )
 from scripts.checks.parsers.virsh import parse_name_list, parse_vol_list
 from scripts.checks.targets.libvirt_domains import kvm_device_problem
@@ -89,22 +87,6 @@ def test_smaps_rollup_of_qemu() -> None:
     assert rollup["Pss_Anon"] + rollup["Pss_File"] + rollup["Pss_Shmem"] == rollup["Pss"]
     with pytest.raises(ValueError, match="Pss"):
         parse_smaps_rollup("Rss: 10 kB\n")
-
-
-def test_qemu_pss_breakdown_under_tcg() -> None:
-    # qemu.smaps: /proc/PID/smaps of a 512 MiB TCG guest, kept to the Size/Rss/Pss lines.
-    mappings = parse_smaps(read("qemu.smaps"))
-    assert len(mappings) == 476
-    split = qemu_pss_breakdown(mappings, guest_memory_mib=512)
-    assert sum(split.values()) == pytest.approx(sum(m.pss_kb for m in mappings) / 1024)
-    assert split["guest_ram_pss_mib"] == 180.0
-    # TCG's translation cache: a 1 GiB rwx reservation, partly touched.
-    assert split["tcg_code_cache_pss_mib"] == 288.0
-    assert 0 < split["qemu_other_pss_mib"] < 200
-    (cache,) = [m for m in mappings if m.perms == "rwxp" and m.path == ""]
-    assert cache.size_kb == 1048572
-    libslirp = [m for m in mappings if m.path.endswith("libslirp.so.0.4.0")]
-    assert len(libslirp) == 6
 
 
 def test_proc_stat_cpu_ticks() -> None:

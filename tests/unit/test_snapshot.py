@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
+import json
 import struct
 import subprocess
 import tarfile
@@ -77,10 +79,20 @@ def test_recipe_key_is_stable_and_short() -> None:
         {"virt_mode": "kvm"},
         {"app_environment": (("TWINLAB_APP_VERSION", "1.0.0"), ("TWINLAB_WORKERS", "4"))},
         {"qemu_version": "QEMU emulator version 8.0.0"},
+        {"tcg_cache_mib": 64},
     ],
 )
 def test_every_input_of_the_saved_state_changes_the_key(change: dict[str, object]) -> None:
     assert recipe(**change).key() != recipe().key()
+
+
+def test_qemus_default_cache_keeps_the_key_snapshots_had_before_the_option() -> None:
+    fields = dataclasses.asdict(recipe())
+    del fields["tcg_cache_mib"]
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    assert recipe().key() == hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    back = SnapshotRecipe.from_record(dataclasses.asdict(recipe(tcg_cache_mib=64)))
+    assert back.tcg_cache_mib == 64 and back.key() == recipe(tcg_cache_mib=64).key()
 
 
 def test_a_recipe_back_from_pulumi_properties_has_the_same_key() -> None:
@@ -340,3 +352,24 @@ def test_prune_keeps_the_current_images_snapshots_only(
     removed = prune("a" * 64, "qemu:///system")
     assert sorted(removed) == sorted([str(old), str(unfinished)])
     assert keep.is_dir() and not old.exists() and not unfinished.exists()
+
+
+@pytest.mark.parametrize("cache_mib", [None, 64])
+def test_the_snapshot_makers_domain_passes_libvirts_schema_with_its_cache_size(
+    cache_mib: int | None, tmp_path: Path
+) -> None:
+    from components.snapshot import maker_domain_xml
+    from tests.domain_xml import schema_problems
+
+    xml = maker_domain_xml(
+        name="twinlab-snapshot-maker",
+        recipe=recipe(tcg_cache_mib=cache_mib),
+        directory=tmp_path,
+        cmdline="console=ttyS0 root=/dev/vda",
+        http_port=18999,
+        ssh_port=12999,
+        guest_http_port=8080,
+        guest_ssh_port=22,
+    )
+    assert schema_problems(xml) is None
+    assert ("<tb-cache unit='MiB'>64</tb-cache>" in xml) == (cache_mib == 64)

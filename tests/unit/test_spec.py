@@ -87,6 +87,9 @@ BAD_INPUTS = [
     ({"variants": "container,,vm"}, "twinlab:variants", "not a comma list or JSON list"),
     ({"variants": '["vm", 3]'}, "twinlab:variants", "not a comma list or JSON list"),
     ({"variants": "vm,vm"}, "twinlab:variants", "named twice"),
+    ({"tcgCacheMiB": "0"}, "twinlab:tcgCacheMiB", "between 1 and 2048"),
+    ({"tcgCacheMiB": "4096"}, "twinlab:tcgCacheMiB", "between 1 and 2048"),
+    ({"tcgCacheMiB": "64M"}, "twinlab:tcgCacheMiB", "not an integer"),
 ]
 
 
@@ -210,3 +213,16 @@ def test_the_restored_vm_is_deployed_only_when_named() -> None:
     )
     assert [v.name for v in named.variants] == ["container", "vm", "vm-restored"]
     assert {"vmRestoredHttpPort", "vmRestoredSshPort"} <= set(named.ports)
+
+
+def test_tcg_cache_size_defaults_to_qemus_and_is_taken_under_tcg() -> None:
+    assert parse_spec({}, stack="dev", host=fake_host(), registered=VARIANTS).tcg_cache_mib is None
+    spec = parse_spec({"tcgCacheMiB": " 64 "}, stack="dev", host=fake_host(), registered=VARIANTS)
+    assert spec.tcg_cache_mib == 64
+
+
+def test_tcg_cache_size_is_refused_under_kvm() -> None:
+    kvm_host = fake_host(detected_virt_mode="kvm")
+    assert parse_spec({}, stack="dev", host=kvm_host, registered=VARIANTS).tcg_cache_mib is None
+    with pytest.raises(ConfigError, match=r"twinlab:tcgCacheMiB = '64': VMs run under KVM"):
+        parse_spec({"tcgCacheMiB": "64"}, stack="dev", host=kvm_host, registered=VARIANTS)

@@ -8,8 +8,11 @@ import pytest
 
 from components.thresholds import ThresholdError, Thresholds, thresholds_for
 from scripts.checks.claims import evaluate
+from scripts.checks.neighbours.stressors import STRESSORS
 from scripts.checks.results.report import write_run
 from scripts.checks.results.samples import Sample, Value, read_samples
+from tests.unit.test_neighbours import neighbour_runs
+from tests.unit.variant_runs import new_variants_run
 
 pytestmark = pytest.mark.unit
 C, V, H, W = "docker://app", "ssh://twin@127.0.0.1:12222", "local://", "docker://weak"
@@ -84,6 +87,8 @@ def good_run() -> list[Sample]:
         s("module_load_reached_host", False, V),
         s("sysctl_write_reached_host", False, V),
         s("can_write_sysctl", True, V),
+        *neighbour_runs("container", dict.fromkeys(STRESSORS, 1.6)),
+        *neighbour_runs("vm", dict.fromkeys(STRESSORS, 1.05)),
     ]
 
 
@@ -92,7 +97,7 @@ def verdicts(samples: list[Sample]) -> dict[str, str]:
 
 
 def test_every_claim_holds_on_a_run_where_it_should() -> None:
-    assert set(verdicts(good_run()).values()) == {"holds"}
+    assert set(verdicts([*good_run(), *new_variants_run()]).values()) == {"holds"}
 
 
 def test_no_samples_is_inconclusive_not_holds() -> None:
@@ -280,7 +285,7 @@ def test_report_is_written_whole(tmp_path: Path) -> None:
     out = write_run(tmp_path / "run1", run, evaluate(run, T), {"virt_mode": "tcg"})
     assert read_samples(out / "samples.jsonl") == run
     markdown = (out / "report.md").read_text()
-    assert markdown.count("**holds**") == 11
+    assert markdown.count("**holds**") == 12 + 3  # every claim, and N1 per stressor
     assert "| claim | verdict | container | vm | ratio |" in markdown
     assert "software emulation" in markdown
     assert (out / "start_time.png").stat().st_size > 1000
@@ -305,3 +310,46 @@ def test_report_has_one_column_per_variant(tmp_path: Path) -> None:
     markdown = (out / "report.md").read_text()
     assert "| claim | verdict | container | vm | gvisor (sandbox) | ratio |" in markdown
     assert "<th>gvisor (sandbox)</th>" in (out / "report.html").read_text()
+
+
+# Per probe claim: the sample its verdict rests on, read by a probe that could not see on this
+# host (metadata inconclusive), must make the claim inconclusive, never "holds".
+BLIND = [
+    ("A1", "same_boot_id_as_host", V),
+    ("A2", "init_system", V),
+    ("U1", "kernel_release", V),
+    ("I1", "seccomp_mode", C),
+    ("I2", "host_kernel_state_visible", V),
+    ("I3", "host_processes_visible", W),
+]
+
+
+@pytest.mark.parametrize(("claim", "metric", "target"), BLIND)
+def test_each_probe_claim_is_inconclusive_when_its_probe_is_blind(
+    claim: str, metric: str, target: str
+) -> None:
+    run = [
+        s(x.metric, x.value, x.target, **x.metadata, inconclusive=True)
+        if (x.metric == metric and x.target == target)
+        else x
+        for x in good_run()
+    ]
+    assert verdicts(run)[claim] == "inconclusive"
+
+
+def test_a_blind_module_list_is_named_in_i2_without_deciding_it() -> None:
+    blind_modules = s(
+        "kernel_modules_visible", False, V, inconclusive=True, reason="no /proc/modules"
+    )
+    run = [x for x in good_run() if x.metric != "kernel_modules_visible"] + [blind_modules]
+    (i2,) = [r for r in evaluate(run, T) if r.claim == "I2"]
+    assert i2.verdict == "holds"
+    assert "kernel_modules_visible not measurable on this host (no /proc/modules)" in i2.summary
+    seen = [x for x in good_run() if x.metric != "kernel_modules_visible"]
+    seen.append(s("kernel_modules_visible", True, V))  # a reading that saw: it decides
+    assert verdicts(seen)["I2"] == "does not hold"
+
+
+def test_a_blind_value_only_displayed_does_not_change_a_verdict() -> None:
+    run = [*good_run(), s("virtualization", "inconclusive", G, inconclusive=True)]
+    assert verdicts(run)["A1"] == "holds"

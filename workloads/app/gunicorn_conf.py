@@ -9,8 +9,13 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 
 WORKERS_MAX = 64
+# The app's own "listening" mark, on stderr: docker logs shows it for a container, and the VM's
+# unit sends stderr to the serial console, where the host stamps each line as it arrives.
+# R1's start stages read it afterwards, so no poller has to be the observer of "listening".
+LISTENING_MARK = "twinlab-webapp: listening at wall clock"
 
 
 def workers_from_env(raw: str | None) -> int:
@@ -50,11 +55,18 @@ logconfig_dict = {
 }
 
 
+def listening_mark(wall_clock_s: float) -> str:
+    """The line when_ready writes: LISTENING_MARK and the wall clock in seconds."""
+    return f"{LISTENING_MARK} {wall_clock_s:.6f} s"
+
+
 def when_ready(server: object) -> None:
-    """Tell systemd the app is listening (Type=notify in the VM); a no-op in the container.
+    """The sockets are bound and listening (gunicorn calls this before it forks the workers):
+    write the listening mark, then tell systemd (Type=notify in the VM; no-op in the container).
 
     The VM orders sshd and the rest after the app, so "ready" must mean bound to its port.
     """
+    print(listening_mark(time.time()), file=sys.stderr, flush=True)
     notify_socket = os.environ.get("NOTIFY_SOCKET", "")
     if not notify_socket:
         return

@@ -64,9 +64,12 @@ INITRAMFS_MODULES = (
 # quiet + loglevel: a serial console under emulation costs time per character.
 # cryptomgr.notests: the crypto self-tests take 0.5 s of emulated CPU at every boot.
 # noatime: no inode write on the first read of each file (boot reads thousands).
+# acpi=noirq: PCI interrupts routed from the BIOS' tables, not by evaluating ACPI's link objects
+# in the AML interpreter (about 0.15 s per virtio device under emulation: the initramfs stage
+# went from 1.17 s to 0.54 s median, n=5 interleaved, load 1.1-2.0). Every device still works.
 VM_CMDLINE = (
     "console=ttyS0 root=/dev/vda rootfstype=ext4 rootflags=noatime rw quiet loglevel=3 "
-    "net.ifnames=0 systemd.show_status=false cryptomgr.notests"
+    "net.ifnames=0 systemd.show_status=false cryptomgr.notests acpi=noirq"
 )
 
 WORKLOADS_DIR = Path(__file__).resolve().parent.parent
@@ -148,6 +151,11 @@ Environment={environment}
 ExecStartPre=+/usr/local/sbin/twinlab-app-env
 EnvironmentFile=-/run/twinlab/app.env
 ExecStart={shlex.join(APP_COMMAND)}
+# stderr carries the app's listening mark (and any crash) straight to the serial console, where
+# the host stamps it (R1's start stages): not through journald, which starts later than the app
+# on the one vCPU. The access and error logs go to stdout, into the journal.
+StandardError=tty
+TTYPath=/dev/console
 Restart=on-failure
 
 [Install]

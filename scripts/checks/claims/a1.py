@@ -14,8 +14,8 @@ def judge(samples: Samples, _t: Thresholds) -> ClaimResult:
     v_boot = need(samples.one("same_boot_id_as_host", variant=vm), "VM boot id")
     holds = c_kernel is True and c_boot is True and v_boot is False
     cells = {
-        name: f"same boot id as host: {samples.one('same_boot_id_as_host', variant=name)}; "
-        f"sees: {samples.one('virtualization', variant=name)}"
+        name: f"same boot id as host: {samples.shown('same_boot_id_as_host', variant=name)}; "
+        f"sees: {samples.shown('virtualization', variant=name)}"
         for name in (label.name for label in samples.variants())
     }
     return ClaimResult(

@@ -18,10 +18,10 @@ def judge(samples: Samples, _t: Thresholds) -> ClaimResult:
     holds = c_init == "none" and c_services == 0 and v_init != "none" and int(v_services) > 0
     holds = holds and c_kernel is False and v_kernel is True
     cells = {
-        label.name: f"PID 1 {samples.one('pid1_command', variant=label.name)}, "
-        f"{samples.one('process_count', variant=label.name)} processes, "
-        f"{samples.one('os_service_count', variant=label.name)} services, "
-        f"kernel: {samples.one('kernel_image_present', variant=label.name)}"
+        label.name: f"PID 1 {samples.shown('pid1_command', variant=label.name)}, "
+        f"{samples.shown('process_count', variant=label.name)} processes, "
+        f"{samples.shown('os_service_count', variant=label.name)} services, "
+        f"kernel: {samples.shown('kernel_image_present', variant=label.name)}"
         for label in samples.variants()
     }
     return ClaimResult(

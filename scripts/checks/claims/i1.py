@@ -10,13 +10,14 @@ from scripts.checks.results.verdicts import (
     Samples,
     container_isolation_problems,
     isolation_line,
+    probed_targets,
     weakened,
 )
 
 
 def judge(samples: Samples, _t: Thresholds) -> ClaimResult:
     container = samples.primary("container")
-    targets = [t for t in samples.targets(container) if not weakened(samples, t)]
+    targets = [t for t in probed_targets(samples, container) if not weakened(samples, t)]
     if container is None or not targets:
         return ClaimResult("I1", "inconclusive", "no container probed")
     problems = container_isolation_problems(samples, targets[0])

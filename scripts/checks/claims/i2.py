@@ -9,19 +9,26 @@ from scripts.checks.results.verdicts import (
     ClaimResult,
     Samples,
     isolation_line,
+    probed_targets,
+    vm_blind_notes,
     vm_isolation_problems,
 )
 
 
 def judge(samples: Samples, _t: Thresholds) -> ClaimResult:
     vm = samples.primary("vm")
-    targets = samples.targets(vm)
+    targets = probed_targets(samples, vm)
     if vm is None or not targets:
         return ClaimResult("I2", "inconclusive", "no VM probed")
     problems = vm_isolation_problems(samples, targets[0])
     summary = "; ".join(problems) or (
         "nothing of the host kernel visible; guest root changes only its own kernel"
     )
+    not_measured = vm_blind_notes(samples, targets[0]) + findings.unmeasurable(
+        samples.all, targets[0]
+    )
+    if not_measured:
+        summary += "; " + "; ".join(not_measured)
     guest_only = findings.weaknesses(samples.all, targets[0], scope=findings.GUEST_ONLY)
     if guest_only:
         summary += "; guest-only (expose the guest's own kernel, not the host's): " + "; ".join(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from components.thresholds import Thresholds
 from scripts.checks.claims.claim import Claim
+from scripts.checks.claims.parts import combined_verdict
 from scripts.checks.results.verdicts import (
     ClaimResult,
     Samples,
-    Verdict,
     ratio_claim,
     summary_cells,
 )
@@ -36,14 +36,7 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
         )
         for endpoint in endpoints
     ]
-    verdicts = {part.verdict for part in parts}
-    verdict: Verdict
-    if "does not hold" in verdicts:
-        verdict = "does not hold"
-    elif "inconclusive" in verdicts:
-        verdict = "inconclusive"
-    else:
-        verdict = "holds"
+    verdict = combined_verdict(parts)
     worst = min(
         (part for part in parts if part.ratio is not None),
         key=lambda part: part.ratio or 0.0,
@@ -51,9 +44,12 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
     )
     cells = {
         label.name: "; ".join(
-            f"{e} {p.cell(label.name)}" for e, p in zip(endpoints, parts, strict=True)
+            f"{e} {p.cell(label.name)}"
+            for e, p in zip(endpoints, parts, strict=True)
+            if p.cell(label.name)
         )
         for label in samples.variants()
+        if any(p.cell(label.name) for p in parts)  # e.g. a variant measured only by R1
     }
     summary = "; ".join(f"{e}: {p.summary}" for e, p in zip(endpoints, parts, strict=True))
     latency = open_loop_latency(samples)

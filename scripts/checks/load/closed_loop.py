@@ -5,7 +5,9 @@ timeout, and wrk is killed if it overruns. Per endpoint: one warm-up run per tar
 (discarded), then `repeats` measured runs, interleaving the targets so a drift of the machine's
 load touches both alike. wrk's own CPU time (user + sys from wait4) over wall time is reported
 as load_generator_cpu_percent (percent of one CPU; up to threads * 100), because on a 2-core
-machine the generator competes with the target for CPU.
+machine the generator's cost matters. In a run (load/group.py) wrk runs pinned to the cores the
+servers do not use, the same as vegeta, and each container's docker-proxy is first put on its
+container's cpuset (latency.pin_proxies), as libvirt keeps QEMU's networking on the VM's.
 """
 
 from __future__ import annotations
@@ -141,8 +143,18 @@ def find_wrk() -> str:
     return wrk
 
 
-def wrk_argv(wrk: str, script: Path, url: str, plan: LoadPlan, duration_s: int) -> list[str]:
+def wrk_argv(
+    wrk: str,
+    script: Path,
+    url: str,
+    plan: LoadPlan,
+    duration_s: int,
+    cpus: frozenset[int] | None = None,
+) -> list[str]:
+    """wrk's command line; on `cpus` (taskset) when given, the cores apart from the servers."""
+    pin = ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus)))] if cpus else []
     return [
+        *pin,
         wrk,
         f"--threads={plan.threads}",
         f"--connections={plan.connections}",
@@ -189,9 +201,12 @@ def run_wrk(argv: list[str], deadline_s: float) -> WrkRun:
     return WrkRun(result, usage.ru_utime + usage.ru_stime, wall_s)
 
 
-def run_wrk_on_host(host: HostHandle, argv: list[str], deadline_s: float) -> WrkRun:
-    """wrk run on a remote host itself (load/on_host.py says why), its CPU from `times`."""
-    run = run_generator(host, argv, deadline_s)
+def run_wrk_on_host(
+    host: HostHandle, argv: list[str], deadline_s: float, cpus: frozenset[int] | None = None
+) -> WrkRun:
+    """wrk run on a remote host itself (load/on_host.py says why), pinned to `cpus` there, its
+    CPU from `times`."""
+    run = run_generator(host, argv, deadline_s, cpus)
     if run.killed:
         raise LoadError(f"wrk ran past its {deadline_s:g} s bound on {host} and was killed")
     try:
@@ -231,9 +246,11 @@ def run_load(
     run_id: str,
     virt_mode: str,
     on_run: RunStarted | None = None,
+    generator_cpus: frozenset[int] | None = None,
     host: HostHandle | None = None,
 ) -> list[Sample]:
-    """P1 samples: for each endpoint, repeat and target, one sample per load metric. wrk runs
+    """P1 samples: for each endpoint, repeat and target, one sample per load metric; wrk on
+    `generator_cpus` when given (None: wherever the scheduler puts it, and the samples say so),
     where the targets' app ports are: on this machine, or on their remote `host` over SSH."""
     problems = plan.problems()
     if problems:
@@ -253,12 +270,13 @@ def run_load(
             if on_run is not None:
                 on_run(http, endpoint, repeat)
             url = base_urls[http.target] + plan.path(endpoint)
-            argv = wrk_argv(wrk, script, url, plan, duration_s)
             deadline_s = duration_s + plan.timeout_s + WRK_GRACE_S
             if remote is None:
+                argv = wrk_argv(wrk, script, url, plan, duration_s, generator_cpus)
                 run = run_wrk(argv, deadline_s)
-            else:
-                run = run_wrk_on_host(remote, argv, deadline_s)
+            else:  # pinned by the wrapper on the host
+                argv = wrk_argv(wrk, script, url, plan, duration_s)
+                run = run_wrk_on_host(remote, argv, deadline_s, generator_cpus)
             # A warm-up shorter than one slow response (a VM's CPU endpoint under TCG on a busy
             # host) completes none: that is no failure. Only error answers are, or a measured
             # run without a single answer.
@@ -290,6 +308,9 @@ def run_load(
                         "timeout_s": plan.timeout_s,
                         "requests": run.result.requests,
                         "wall_s": round(run.wall_s, 3),
+                        "generator_cpus": ",".join(map(str, sorted(generator_cpus)))
+                        if generator_cpus
+                        else "unpinned",
                         "virt_mode": virt_mode,
                         "host_kernel": kernel_release,
                         "run_id": run_id,

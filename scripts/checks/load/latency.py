@@ -4,8 +4,9 @@ After the closed-loop wrk runs (load.py) have measured each variant's maximum th
 rate is set to one every variant sustains (openloop.sustainable_rate_per_s: half the slowest
 variant's median req/s on the static endpoint), and each variant gets `repeats` constant-rate
 runs at it, interleaved (container, VM, ..., container, VM, ...). The generator runs pinned to
-the CPUs the servers do not use (pinning.choose_generator_cpus); where the servers are not on
-one core set (docker-proxy floating, an unpinned QEMU thread), the samples say so. The P1
+the CPUs the servers do not use (pinning.choose_generator_cpus), after each container's
+docker-proxy was put on its container's cpuset (pin_proxies); where the servers are still not
+on one core set (an unpinned container or QEMU thread), the samples say so. The P1
 verdict stays on throughput; these samples are its latency, reported beside it.
 
 When no core is left for the generator (the servers may run on every CPU) or a variant cannot
@@ -29,6 +30,7 @@ from scripts.checks.load.pinning import (
     docker_proxy_pids,
     format_cpu_list,
     host_cpus,
+    pin_process,
     process_threads,
     server_placement_problems,
 )
@@ -68,6 +70,30 @@ def server_cpus(server: Server, host: HostHandle | None = None) -> frozenset[int
                 cpus |= thread.cpus
         return frozenset(cpus) or every
     return container_cpuset(name, host=host) or every
+
+
+def pin_proxies(servers: Sequence[Server], host: HostHandle | None = None) -> list[str]:
+    """Put each container's docker-proxy (which carries every request from 127.0.0.1 to it) on
+    that container's cpuset, as libvirt keeps QEMU's SLIRP thread on the VM's: both servers
+    then carry their networking on their own core set. What was pinned, in words."""
+    pinned = []
+    for server in servers:
+        if server.http.label.kind == "vm" or not server.instance_name:
+            continue
+        cpus = container_cpuset(server.instance_name, host=host)
+        if cpus is None:
+            continue  # an unpinned container: placement_notes says so
+        for pid in docker_proxy_pids(_port(server.http.base_url), host=host):
+            pin_process(pid, cpus, host)
+            pinned.append(f"docker-proxy {pid} of {server.http.variant} on {format_cpu_list(cpus)}")
+    return pinned
+
+
+def generator_cpus_for(servers: Sequence[Server], host: HostHandle | None = None) -> frozenset[int]:
+    """The CPUs the servers do not use, where every load generator (wrk, vegeta) runs;
+    TwinlabError when no core is left for it."""
+    servers_on = frozenset().union(*(server_cpus(server, host) for server in servers))
+    return choose_generator_cpus(host_cpus(host=host), servers_on)
 
 
 def placement_notes(servers: Sequence[Server], host: HostHandle | None = None) -> list[str]:
@@ -129,7 +155,7 @@ def measure_latency(
     try:
         rate = sustainable_rate_per_s(max_throughputs(closed_loop))
         servers_on = frozenset().union(*(server_cpus(server, host) for server in servers))
-        generator = choose_generator_cpus(host_cpus(host=host), servers_on)
+        generator = generator_cpus_for(servers, host)
     except TwinlabError as error:
         return [_unavailable(server, str(error), base) for server in servers]
     try:

@@ -242,25 +242,36 @@ class ThreadPlacement:
         return f"{self.name} ({role}tid {self.tid}) on {format_cpu_list(self.cpus)}"
 
 
-def _taskset() -> str:
+def _taskset(*args: str, host: HostHandle | None = None) -> str:
+    """Run taskset with `args` (on a remote `host` over its SSH); its output, or PinningError
+    with its reason."""
+    if host is not None and not host.is_local:
+        result = host.run(["taskset", *args], timeout_s=COMMAND_TIMEOUT_S)
+        if result.returncode != 0:
+            raise PinningError(
+                f"taskset {' '.join(args)} on {host} failed: {result.stderr.strip()}"
+            )
+        return result.stdout
     found = shutil.which("taskset")
     if found is None:
         raise PinningError("taskset not found; install Debian's util-linux")
-    return found
+    result = subprocess.run(
+        [found, *args], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False
+    )
+    if result.returncode != 0:
+        raise PinningError(f"taskset {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
 
 
 def thread_affinity(tid: int) -> frozenset[int]:
     """CPUs a thread may run on, from `taskset -pc TID`."""
-    result = subprocess.run(
-        [_taskset(), "-pc", str(tid)],
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise PinningError(f"taskset -pc {tid} failed: {result.stderr.strip()}")
-    return parse_taskset(result.stdout)[1]
+    return parse_taskset(_taskset("-pc", str(tid)))[1]
+
+
+def pin_process(pid: int, cpus: frozenset[int], host: HostHandle | None = None) -> None:
+    """Every thread of `pid` onto `cpus` (`taskset -a`, on its host): a server's helper process
+    (the container's docker-proxy) joins the server's core set, as QEMU's threads do."""
+    _taskset("--all-tasks", "--pid", "--cpu-list", format_cpu_list(cpus), str(pid), host=host)
 
 
 def _read_cgroup_cpus(task_dir: Path, cgroup_root: Path) -> frozenset[int] | None:

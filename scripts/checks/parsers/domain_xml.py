@@ -160,12 +160,19 @@ def rewrite_hostfwds(arg: str, port_map: Mapping[int, int]) -> str:
 
 
 def clone_domain_xml(
-    xml: str, clone_name: str, disk_paths: Mapping[str, str], port_map: Mapping[int, int]
+    xml: str,
+    clone_name: str,
+    disk_paths: Mapping[str, str],
+    port_map: Mapping[int, int],
+    console_log: str | None = None,
 ) -> str:
     """The same definition under `clone_name`, without UUID, with the disks named in
     `disk_paths` (target dev -> new file) swapped and the host forwards moved to `port_map`
-    (guest port -> new host port). Disks not in `disk_paths` would be shared: refused."""
+    (guest port -> new host port). Disks not in `disk_paths` would be shared: refused.
+    With `console_log`, the first serial port is also written to that file (by virtlogd)."""
     root = ET.fromstring(xml)
+    if console_log is not None:
+        _log_console(root, console_log)
     name = root.find("name")
     if name is None:
         raise DomainXmlError("domain XML without <name>")
@@ -193,6 +200,31 @@ def clone_domain_xml(
         value = arg.get("value", "")
         if "hostfwd=" in value:
             arg.set("value", rewrite_hostfwds(value, port_map))
+    return ET.tostring(root, encoding="unicode")
+
+
+def _log_console(root: ET.Element, path: str) -> None:
+    """Add <log file=PATH append='off'/> to the first serial port (the guest's console=ttyS0),
+    replacing a log it had; the pty stays, so `virsh console` still works."""
+    serial = root.find("devices/serial")
+    if serial is None:
+        raise DomainXmlError("domain XML without a <serial> port: no console to log")
+    for stale in serial.findall("log"):
+        serial.remove(stale)
+    serial.append(ET.Element("log", {"file": path, "append": "off"}))
+
+
+def with_cpu_set(xml: str, cpu_set: str) -> str:
+    """The same definition pinned to `cpu_set` (a kernel CPU list): the default placement of
+    the vCPUs and the emulator threads, and any explicit vCPU, emulator or I/O thread pin."""
+    root = ET.fromstring(xml)
+    vcpu = root.find("vcpu")
+    if vcpu is None:
+        raise DomainXmlError("domain XML without <vcpu>: nothing to pin")
+    vcpu.set("cpuset", cpu_set)
+    for pin in root.findall("cputune/*"):
+        if pin.tag in ("vcpupin", "emulatorpin", "iothreadpin"):
+            pin.set("cpuset", cpu_set)
     return ET.tostring(root, encoding="unicode")
 
 

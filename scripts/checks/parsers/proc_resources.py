@@ -195,21 +195,3 @@ def parse_smaps(text: str) -> list[MemoryMapping]:
             fields[key.strip()] = int(values[0])
     flush()
     return mappings
-
-
-def qemu_pss_breakdown(mappings: list[MemoryMapping], guest_memory_mib: float) -> dict[str, float]:
-    """PSS of a QEMU process split into guest RAM (anonymous mappings exactly the guest's
-    memory size), TCG's translated-code cache (anonymous rwx mappings; none under KVM), and the
-    rest (QEMU itself, its libraries, device buffers). In MiB."""
-    guest_kb = int(guest_memory_mib * 1024)
-    split = {"guest_ram_pss_mib": 0.0, "tcg_code_cache_pss_mib": 0.0, "qemu_other_pss_mib": 0.0}
-    for mapping in mappings:
-        anonymous = mapping.path == ""
-        if anonymous and mapping.size_kb == guest_kb and mapping.perms.startswith("rw"):
-            key = "guest_ram_pss_mib"
-        elif anonymous and mapping.perms.startswith("rwx"):
-            key = "tcg_code_cache_pss_mib"
-        else:
-            key = "qemu_other_pss_mib"
-        split[key] += mapping.pss_kb / 1024
-    return split

@@ -10,6 +10,13 @@ run_os_probes also measures the host itself (target local://, variant "host") as
 row of the report. run_isolation runs the read-only probes, then the two state-changing ones
 (module load, sysctl write), which are harmless and undone. Every sample's metadata gets
 virt_mode, host_kernel and run_id, plus target_metadata[target URL] (e.g. {"weakened": True}).
+
+Each probe module declares the metrics it produces, with unit and claim IDs, next to its code
+(`METRICS = {name: Metric(unit, claims)}`); catalog.py collects them. The unit tests interpret
+raw output captured from live targets (tests/unit/data/probes/<label>/), written by one command:
+
+    python -m scripts.checks.probes.capture --stack dev    # every deployed variant + the host
+    python -m scripts.checks.probes.capture --controls     # the one-way weakened containers
 """
 
 from __future__ import annotations

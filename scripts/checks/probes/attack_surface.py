@@ -19,13 +19,14 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from scripts.checks.probes.catalog import Reading, to_sample
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading, to_sample
 from scripts.checks.results.samples import Sample, Value
 from scripts.checks.targets.host import HostHandle, local_host
 from scripts.checks.targets.libvirt_domains import QEMU_PID_DIR
 from scripts.checks.targets.target import Target
 
 METRIC = "host_kernel_functions_reached"
+METRICS = {METRIC: Metric("functions", ISOLATION)}
 MOUNTED = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 # Already mounted somewhere, else mounted in a mount namespace of its own and read there.
 ACCESS_CHECK = (

@@ -12,10 +12,26 @@ from scripts.checks.parsers import proc
 from scripts.checks.parsers.sections import Sections
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
-from scripts.checks.probes.catalog import Reading
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading
 from scripts.checks.probes.misconfig import MISCONFIG_PROBES
 from scripts.checks.probes.shell import BOOT_ID, MODULES, PROCESS_TABLE, STATUS, UPTIME, optional
 from scripts.checks.results.samples import Value
+
+METRICS = {
+    "host_processes_visible": Metric("", ISOLATION),
+    "host_kernel_state_visible": Metric("", ISOLATION),
+    "kernel_modules_visible": Metric("", ISOLATION),
+    "kernel_log_readable": Metric("", ISOLATION),
+    "cap_eff": Metric("", ISOLATION),
+    "cap_eff_count": Metric("capabilities", ISOLATION),
+    "cap_full": Metric("", ISOLATION),
+    "seccomp_mode": Metric("", ISOLATION),
+    "no_new_privs": Metric("", ISOLATION),
+    "userns_identity": Metric("", ISOLATION),
+    "device_node_count": Metric("nodes", ISOLATION),
+    "cgroup_memory_limit_mib": Metric("MiB", ISOLATION),
+    "cgroup_cpu_limit": Metric("cpus", ISOLATION),
+}
 
 UPTIME_TOLERANCE_S = 2.0
 # /dev entries that every Linux mount namespace gets anyway and that expose no hardware.

@@ -19,10 +19,17 @@ import shlex
 
 from scripts.checks.parsers import proc
 from scripts.checks.probes.baseline import HostBaseline
-from scripts.checks.probes.catalog import Reading, to_sample
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading, to_sample
 from scripts.checks.probes.shell import BOOT_ID, MODULES, optional, run_sections
 from scripts.checks.results.samples import Sample, Value
 from scripts.checks.targets.target import CommandResult, Target
+
+METRICS = {
+    "can_load_kernel_module": Metric("", ISOLATION),
+    "module_load_reached_host": Metric("", ISOLATION),
+    "can_write_sysctl": Metric("", ISOLATION),
+    "sysctl_write_reached_host": Metric("", ISOLATION),
+}
 
 MODULE = "dummy"
 SYSCTL_NAME = "kernel.printk_ratelimit_burst"

@@ -3,6 +3,8 @@ Docker Benchmark v1.6.0 item that forbids it. All read-only; run with the other 
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from scripts.checks.probes import (
     misconfig_devices,
     misconfig_kernel_files,
@@ -14,15 +16,18 @@ from scripts.checks.probes import (
     misconfig_socket,
     misconfig_user,
 )
+from scripts.checks.probes.base import ReadProbe
 
-MISCONFIG_PROBES = (
-    misconfig_socket.PROBE,
-    misconfig_mounts.PROBE,
-    misconfig_namespaces.PROBE,
-    misconfig_devices.PROBE,
-    misconfig_lsm.PROBE,
-    misconfig_seccomp.PROBE,
-    misconfig_kernel_files.PROBE,
-    misconfig_limits.PROBE,
-    misconfig_user.PROBE,
+# Each module declares its METRICS and its PROBE (the probes' catalog collects the metrics).
+MISCONFIG_MODULES: tuple[ModuleType, ...] = (
+    misconfig_socket,
+    misconfig_mounts,
+    misconfig_namespaces,
+    misconfig_devices,
+    misconfig_lsm,
+    misconfig_seccomp,
+    misconfig_kernel_files,
+    misconfig_limits,
+    misconfig_user,
 )
+MISCONFIG_PROBES: tuple[ReadProbe, ...] = tuple(module.PROBE for module in MISCONFIG_MODULES)

@@ -16,11 +16,12 @@ from scripts.checks.parsers.sections import Sections
 from scripts.checks.probes import cis
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
-from scripts.checks.probes.catalog import Reading
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading
 from scripts.checks.probes.finding import finding, not_measurable, scope
 from scripts.checks.probes.shell import BOOT_ID
 
 METRIC = "privileged_device_access"
+METRICS = {METRIC: Metric("", ISOLATION)}  # True = weak (findings.py)
 SENSITIVE_CHAR_DEVICES = ("/dev/mem", "/dev/kmem", "/dev/port", "/dev/kmsg")
 OPEN = r"""
 import os, stat, sys

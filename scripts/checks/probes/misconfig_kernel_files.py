@@ -20,11 +20,12 @@ from scripts.checks.parsers.sections import Sections
 from scripts.checks.probes import cis
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
-from scripts.checks.probes.catalog import Reading
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading
 from scripts.checks.probes.finding import finding, not_measurable, scope
 from scripts.checks.probes.shell import BOOT_ID, STATUS
 
 METRIC = "kernel_escape_file_writable"
+METRICS = {METRIC: Metric("", ISOLATION)}  # True = weak (findings.py)
 FILES = ("/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe", "/sys/kernel/uevent_helper")
 OPEN_FOR_WRITE = r"""
 import glob, os, sys

@@ -14,11 +14,12 @@ from scripts.checks.parsers.sections import Sections
 from scripts.checks.probes import cis
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
-from scripts.checks.probes.catalog import Reading
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading
 from scripts.checks.probes.finding import finding, not_measurable, on_host_kernel, scope
 from scripts.checks.probes.shell import BOOT_ID, LSM_SNIPPETS, active_lsms
 
 METRIC = "lsm_unconfined"
+METRICS = {METRIC: Metric("", ISOLATION)}  # True = weak (findings.py)
 # SELinux types that mean "not confined" (the targeted policy's and container-selinux's).
 UNCONFINED_SELINUX_TYPES = ("unconfined_t", "spc_t", "kernel_t", "initrc_t")
 

@@ -25,7 +25,7 @@ from scripts.checks.parsers.virt import GVISOR_PROC_VERSION
 from scripts.checks.probes import cis
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
-from scripts.checks.probes.catalog import Reading
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading
 from scripts.checks.probes.finding import finding, not_measurable, on_host_kernel, scope
 from scripts.checks.probes.findings import HOST_SCOPE
 from scripts.checks.probes.shell import BOOT_ID, MOUNTINFO, PROC_VERSION
@@ -33,6 +33,7 @@ from scripts.checks.probes.system import kernel_sign
 from scripts.checks.results.samples import Value
 
 METRIC = "sensitive_host_path_mounted"
+METRICS = {METRIC: Metric("", ISOLATION)}  # True = weak (findings.py)
 # Sensitive with everything below them (CIS 5.6's list plus /root).
 SENSITIVE_TREES = ("/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr", "/root")
 # Sensitive as a whole, but not every path below them (Docker keeps per-container files there).

@@ -15,7 +15,7 @@ from scripts.checks.parsers.sections import Sections
 from scripts.checks.probes import cis
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
-from scripts.checks.probes.catalog import Reading
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading
 from scripts.checks.probes.finding import finding, not_measurable, on_host_kernel, scope
 from scripts.checks.probes.shell import BOOT_ID, NAMESPACES
 
@@ -26,6 +26,7 @@ SHARED = {
     "ipc": ("host_ipc_namespace_shared", cis.HOST_IPC, "host shared memory and semaphores"),
     "uts": ("host_uts_namespace_shared", cis.HOST_UTS, "can change the host's hostname"),
 }
+METRICS = {metric: Metric("", ISOLATION) for metric, _, _ in SHARED.values()}
 
 
 def host_namespaces(sections: Sections, baseline: HostBaseline) -> list[Reading]:

@@ -16,13 +16,17 @@ from scripts.checks.parsers.sections import Sections
 from scripts.checks.probes import cis, findings, syscall_test
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
-from scripts.checks.probes.catalog import Reading
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading
 from scripts.checks.probes.finding import finding, not_measurable, scope
 from scripts.checks.probes.shell import BOOT_ID, STATUS
 from scripts.checks.results.samples import Value
 
 METRIC = "seccomp_unconfined"
 COUNT_METRIC = "dangerous_syscalls_blocked"
+METRICS = {
+    METRIC: Metric("", ISOLATION),  # True = weak (findings.py)
+    COUNT_METRIC: Metric("syscalls", ISOLATION),
+}
 
 
 def blocked_syscalls(

@@ -16,12 +16,13 @@ from scripts.checks.parsers.virt import GVISOR_PROC_VERSION
 from scripts.checks.probes import cis, findings
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
-from scripts.checks.probes.catalog import Reading
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading
 from scripts.checks.probes.finding import finding, on_host_kernel, scope
 from scripts.checks.probes.shell import BOOT_ID, PROC_VERSION
 from scripts.checks.probes.system import kernel_sign
 
 METRIC = "runtime_socket_reachable"
+METRICS = {METRIC: Metric("", ISOLATION)}  # True = weak (findings.py)
 SOCKET_PATHS = (
     "/var/run/docker.sock",
     "/run/docker.sock",

@@ -16,12 +16,13 @@ from scripts.checks.parsers.sections import Sections
 from scripts.checks.probes import cis
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
-from scripts.checks.probes.catalog import Reading
+from scripts.checks.probes.catalog import ISOLATION, Metric, Reading
 from scripts.checks.probes.finding import finding, not_measurable, on_host_kernel, scope
 from scripts.checks.probes.shell import BOOT_ID, NAMESPACES
 from scripts.checks.results.samples import Value
 
 METRIC = "root_without_userns"
+METRICS = {METRIC: Metric("", ISOLATION)}  # True = weak (findings.py)
 
 
 def root_user(sections: Sections, baseline: HostBaseline) -> list[Reading]:

@@ -13,9 +13,25 @@ from scripts.checks.parsers.virt import (
 )
 from scripts.checks.probes.base import ReadProbe
 from scripts.checks.probes.baseline import HostBaseline
-from scripts.checks.probes.catalog import Reading
+from scripts.checks.probes.catalog import Metric, Reading
 from scripts.checks.probes.shell import BOOT_ID, PROC_VERSION, PROCESS_TABLE, optional
 from scripts.checks.results.samples import Value
+
+# Kernel and OS facts (A1, A2, U1).
+METRICS = {
+    "kernel_release": Metric("", ("A1", "U1")),
+    "boot_id": Metric("", ("A1",)),
+    "same_kernel_as_host": Metric("", ("A1", "U1")),
+    "same_boot_id_as_host": Metric("", ("A1", "I1", "I2")),
+    "kernel_kind": Metric("", ("A1", "U1")),  # host, guest or application (gVisor)
+    "virtualization": Metric("", ("A1",)),
+    "pid1_command": Metric("", ("A2",)),
+    "process_count": Metric("processes", ("A2",)),
+    "init_system": Metric("", ("A2",)),
+    "os_service_count": Metric("services", ("A2",)),
+    "kernel_image_present": Metric("", ("A2",)),
+    "package_count": Metric("packages", ("A2",)),
+}
 
 # Units of the app itself are not OS services; user@UID is the probe's own SSH login.
 APP_UNIT_PREFIX = "twinlab"

@@ -4,7 +4,7 @@ Each control starts from the same hardened configuration as the stack's containe
 user, every capability dropped, no-new-privileges, read-only root, memory, CPU and PIDs limits)
 and changes one thing, which one probe must then report with its CIS item. Used by the live
 tests (tests/integration/test_misconfig_live.py) and by the fixture capture
-(tests/unit/data/capture_probes.py --controls), so both exercise the same containers.
+(python -m scripts.checks.probes.capture --controls), so both exercise the same containers.
 """
 
 from __future__ import annotations

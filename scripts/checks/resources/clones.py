@@ -13,6 +13,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from components.naming import clone_prefix
 from components.naming import stack_of as named_stack
@@ -21,9 +22,15 @@ from scripts.checks.parsers.docker_inspect import (
     clone_create_body,
     parse_container,
 )
-from scripts.checks.parsers.domain_xml import clone_domain_xml, parse_domain
+from scripts.checks.parsers.domain_xml import clone_domain_xml, parse_domain, with_cpu_set
 from scripts.checks.resources import footprint
 from scripts.checks.resources.errors import CloneError, DaemonUnavailableError
+from scripts.checks.resources.start_watch import (
+    ConsoleWatch,
+    ContainerLogWatch,
+    NoMarks,
+    StartWatch,
+)
 from scripts.checks.results.samples import VariantLabel
 from scripts.checks.targets.docker_engine import DockerEngine
 from scripts.checks.targets.host import HostHandle, local_host
@@ -33,6 +40,8 @@ CONTAINER_READY_TIMEOUT_S = 30.0
 VM_READY_TIMEOUT_S = 180.0
 HEALTH_PATH = "/healthz"
 GUEST_HTTP_PORT = 8080
+# virtlogd writes a clone's serial console here (R1's VM stages read it); removed with the clone.
+CONSOLE_LOG_DIR = Path("/var/log/libvirt/qemu")
 
 
 INSTANCE_SUFFIXES = ("app", "vm")
@@ -83,6 +92,8 @@ class Clone:
     create_call_s: float = 0.0  # how long the create (and start) call itself took
     storage_prepare_s: float = 0.0  # fresh volume / overlay, made before the create call
     volumes: list[tuple[str, str]] = field(default_factory=list)  # (pool or "", volume name)
+    created_wall_s: float = 0.0  # time.time() at created_at, for marks stamped by wall clock
+    watch: StartWatch = field(default_factory=NoMarks)  # passive observer of its start-up
 
 
 class Cloner(ABC):
@@ -90,7 +101,12 @@ class Cloner(ABC):
     `label` (the deployed variant's name and kind)."""
 
     kind: str  # the kind of instance this cloner copies
+    # How a clone starts: "create" (a container), "boot" (a VM from its kernel), "restore"
+    # (a VM from a memory snapshot); every R1 sample records it (claim S1 reads it).
+    start_method: str
     ready_timeout_s: float
+    # A kernel CPU list to pin clones to instead of the source's CPUs (a noisy neighbour).
+    cpu_set: str | None = None
 
     def __init__(
         self,
@@ -146,6 +162,7 @@ class Cloner(ABC):
 
 class ContainerCloner(Cloner):
     kind = "container"
+    start_method = "create"
     ready_timeout_s = CONTAINER_READY_TIMEOUT_S
 
     def __init__(
@@ -183,6 +200,8 @@ class ContainerCloner(Cloner):
             for index, volume in enumerate(self.facts.named_volumes)
         }
         body = clone_create_body(self.inspect, port_map, volume_map)
+        if self.cpu_set is not None:
+            body["HostConfig"]["CpusetCpus"] = self.cpu_set
         url = f"http://127.0.0.1:{port_map[self.http_port]}{HEALTH_PATH}"
         prepare_started = time.monotonic()
         clone = Clone(self.variant, name, url, created_at=0.0)
@@ -191,17 +210,22 @@ class ContainerCloner(Cloner):
             self.engine.create_volume(volume, labels)
             clone.volumes.append(("", volume))
         clone.storage_prepare_s = time.monotonic() - prepare_started
-        clone.created_at = time.monotonic()
+        clone.created_wall_s, clone.created_at = time.time(), time.monotonic()
         try:
             container_id = self.engine.create_container(name, body)
+            start_call_s = time.monotonic() - clone.created_at
             self.engine.start_container(container_id)
         except BaseException:
             self.remove(clone)
             raise
         clone.create_call_s = time.monotonic() - clone.created_at
+        clone.watch = ContainerLogWatch(
+            self.engine, container_id, clone.created_at, clone.created_wall_s, start_call_s
+        )
         return clone
 
     def remove(self, clone: Clone) -> None:
+        clone.watch.close()
         self.engine.remove_container(clone.name)
         for _, volume in clone.volumes:
             self.engine.remove_volume(volume)
@@ -213,6 +237,7 @@ class ContainerCloner(Cloner):
 
 class VmCloner(Cloner):
     kind = "vm"
+    start_method = "boot"
     ready_timeout_s = VM_READY_TIMEOUT_S
 
     def __init__(
@@ -266,24 +291,37 @@ class VmCloner(Cloner):
                     pool, volume, source.backing_filename, source.virtual_size_bytes
                 )
                 clone.volumes.append((pool, volume))
-            xml = clone_domain_xml(self.xml, name, disk_paths, port_map)
+            console_log = console_log_path(name)
+            console_log.unlink(missing_ok=True)  # a removed clone's of the same name
+            xml = clone_domain_xml(self.xml, name, disk_paths, port_map, str(console_log))
+            if self.cpu_set is not None:
+                xml = with_cpu_set(xml, self.cpu_set)
             clone.storage_prepare_s = time.monotonic() - prepare_started
-            clone.created_at = time.monotonic()
+            clone.created_wall_s, clone.created_at = time.time(), time.monotonic()
+            watch = ConsoleWatch(console_log, clone.created_at)
+            clone.watch = watch
             self.virsh.create_transient(xml)
             clone.create_call_s = time.monotonic() - clone.created_at
+            watch.qemu_running_s = clone.create_call_s
         except BaseException:
             self.remove(clone)
             raise
         return clone
 
     def remove(self, clone: Clone) -> None:
+        clone.watch.close()
         self.virsh.destroy(clone.name)
+        console_log_path(clone.name).unlink(missing_ok=True)
         for pool, volume in clone.volumes:
             self.virsh.delete_volume(pool, volume)
 
     def memory(self, clone: Clone) -> footprint.MemoryReading:
         pid = self.virsh.qemu_pid(clone.name)
         return footprint.qemu_memory(pid, guest_memory_mib=self.facts.memory_mib, host=self.host)
+
+
+def console_log_path(clone_name: str) -> Path:
+    return CONSOLE_LOG_DIR / f"{clone_name}-console.log"
 
 
 @dataclass
@@ -313,6 +351,9 @@ def remove_clones(
         for name in virsh.domain_names(prefix):
             virsh.destroy(name)
             result.removed.append(f"domain {name}")
+        for log in sorted(CONSOLE_LOG_DIR.glob(f"{prefix}*-console.log")):
+            log.unlink(missing_ok=True)
+            result.removed.append(f"console log {log}")
         for pool in virsh.pool_names():
             for volume in virsh.volumes(pool):
                 if volume.startswith(prefix):

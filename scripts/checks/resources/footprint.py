@@ -23,8 +23,8 @@ from scripts.checks.parsers.proc_resources import (
     parse_smaps,
     parse_smaps_rollup,
     proc_stat_cpu_ticks,
-    qemu_pss_breakdown,
 )
+from scripts.checks.parsers.qemu_memory import qemu_memory_parts
 from scripts.checks.resources.errors import InstanceNotRunningError
 from scripts.checks.results.samples import Value
 from scripts.checks.targets.host import HostHandle
@@ -37,6 +37,9 @@ PROC = Path("/proc")
 class MemoryReading:
     charged_mib: float
     metadata: dict[str, Value] = field(default_factory=dict)
+    # What the figure is made of, in MiB (a VM: guest_ram, tcg_cache, qemu_other); empty when
+    # it is read as one piece.
+    parts_mib: dict[str, float] = field(default_factory=dict)
 
 
 def _read(path: Path, what: str, host: HostHandle | None = None) -> str:
@@ -149,13 +152,20 @@ def qemu_memory(
         for key in ("Rss", "Pss_Anon", "Pss_File", "Pss_Shmem")
         if key in rollup
     }
+    parts: dict[str, float] = {}
     if guest_memory_mib is not None:
         mappings = parse_smaps(_read(proc / str(pid) / "smaps", "QEMU memory map", host))
-        split = qemu_pss_breakdown(mappings, guest_memory_mib)
-        extra |= {key: round(value, 3) for key, value in split.items()}
+        split = qemu_memory_parts(mappings, guest_memory_mib)
+        parts = split.parts()
+        extra |= {f"{part}_pss_mib": round(value, 3) for part, value in parts.items()}
+        extra |= {
+            "guest_ram_mapped_mib": round(split.guest_ram_mapped_mib, 3),
+            "tcg_cache_mapped_mib": round(split.tcg_cache_mapped_mib, 3),
+        }
     return MemoryReading(
         rollup["Pss"] / 1024,
         {"method": "QEMU process PSS (/proc/PID/smaps_rollup)", "qemu_pid": pid, **extra},
+        parts,
     )
 
 

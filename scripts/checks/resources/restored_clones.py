@@ -37,6 +37,7 @@ COLD_READY_TIMEOUT_S = 300.0
 
 class RestoredVmCloner(Cloner):
     kind = "vm"
+    start_method = "restore"
     ready_timeout_s = RESTORED_READY_TIMEOUT_S
 
     def __init__(
@@ -45,12 +46,14 @@ class RestoredVmCloner(Cloner):
         stack: str,
         virsh: Virsh | None = None,
         label: VariantLabel | None = None,
+        cpuset: str | None = None,
     ) -> None:
         # Filed under the restored variant, never averaged into the cold-booted VM's figures.
         super().__init__(
             f"snapshot {snapshot.key}", stack, label or VariantLabel("vm-restored", "vm")
         )
         self.snapshot = snapshot
+        self.cpuset = cpuset  # pinned like the VM it is compared with (None: as saved)
         self.virsh = virsh or Virsh()
         self._restored: dict[str, RestoredClone] = {}
         # (name, stages) of every restore so far, in order: names are reused once removed.
@@ -74,6 +77,7 @@ class RestoredVmCloner(Cloner):
             name,
             http_port=self.ports.free_port(),
             ssh_port=self.ports.free_port(),
+            cpuset=self.cpuset,
         )
         self._restored[name] = restored
         self.history.append((name, self.stages(name)))
@@ -111,6 +115,7 @@ class ColdBootCloner(RestoredVmCloner):
     """The same domain the snapshot was saved from, booted from its kernel instead of restored:
     a fresh overlay of the image disk, then `virsh create`."""
 
+    start_method = "boot"
     ready_timeout_s = COLD_READY_TIMEOUT_S
 
     def start(self, name: str) -> Clone:
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             if repeats < 1:
                 continue
             samples = measure_start_times(cloner, label, tags, repeats=repeats)
-            values = [float(sample.value) for sample in samples]
+            values = [float(s.value) for s in samples if s.metric == "time_to_first_response_s"]
             print(f"{label}: create-to-first-200 {summarize(values).describe('s')}")
             print(f"  each: {[round(v, 3) for v in values]}, load avg {os.getloadavg()}")
             if not isinstance(cloner, ColdBootCloner):

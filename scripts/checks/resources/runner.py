@@ -7,7 +7,9 @@
     python -m scripts.checks.resources.runner --sweep dev      # remove leftover clones of stack dev
 
 - R1 start_time.py: clones of each deployed instance, create call to first HTTP 200, the
-  repeats interleaved across the variants.
+  repeats interleaved across the variants; with a VM deployed, also clones restored from its
+  memory snapshot (restored_start.py, claim S1), and each sandbox's gVisor configuration
+  (sandbox_runtime.py, claim G1).
 - R2 usage.py: memory charged and CPU used, 5 readings over an idle window, all instances at
   once.
 - R3 sizes.py: what each stores (container image; VM base disk + kernel + initrd).
@@ -31,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from components.errors import TwinlabError
-from scripts.checks.resources import density_budget
+from scripts.checks.resources import density_budget, restored_start, sandbox_runtime
 from scripts.checks.resources.budget_cgroup import Kind
 from scripts.checks.resources.clones import remove_clones
 from scripts.checks.resources.density_budget import DensityEvent
@@ -89,10 +91,13 @@ def run_resource_checks(
         samples += measure_sizes(meters, tags)
     if "r2" in checks:
         samples += measure_footprint(meters, tags, idle_window_s, console, settle_s=settle_s)
-    if "r1" in checks or "r4" in checks:
-        cloners = [(meter.cloner(stack), meter.instance.target) for meter in meters]
-        if "r1" in checks:
-            samples += measure_start_times_interleaved(cloners, tags, repeats, console=console)
+    if "r1" in checks:
+        cloners, no_restore = restored_start.r1_cloners(meters, stack, virsh)
+        if no_restore is not None:
+            (console or Console(stderr=True)).print(f"[yellow]R1/S1:[/] {no_restore.reason}")
+            samples.append(restored_start.unavailable_sample(no_restore, tags))
+        samples += measure_start_times_interleaved(cloners, tags, repeats, console=console)
+        samples += sandbox_runtime.runtime_samples(meters, engine, tags)
     if "r4" in checks:
         for meter in primary_meters(meters):
             samples += measure_density(meter, stack, tags, budget_mib, density, console, host)
@@ -196,7 +201,7 @@ def print_samples(samples: list[Sample], console: Console) -> None:
             "window_s",
             "raw_usage_mib",
             "guest_ram_pss_mib",
-            "tcg_code_cache_pss_mib",
+            "tcg_cache_pss_mib",
             "base_virtual_mib",
             "reading",
             "stop_reason",

@@ -17,6 +17,7 @@ from scripts.checks.parsers.proc_resources import cpu_percent
 from scripts.checks.resources.errors import ResourceCheckError
 from scripts.checks.resources.footprint import MemoryReading
 from scripts.checks.resources.meters import Meter
+from scripts.checks.results.memory_breakdown import PART_METRIC
 from scripts.checks.results.run_tags import RunTags
 from scripts.checks.results.samples import Sample, Value
 from scripts.checks.targets.http_wait import progress
@@ -78,6 +79,9 @@ def measure_footprint(
             "load_avg_1m": load,
             "settle_s": settle_s,
             "readings": readings,
+            # n counts readings of this one instance, not instances (clones would each need
+            # settle_s of quiet first: minutes more per run).
+            "readings_of": "one instance",
         }
         for reading, (charged, (cpu_s, elapsed)) in enumerate(
             zip(memory[index], cpu_slices[index], strict=True)
@@ -95,6 +99,21 @@ def measure_footprint(
                     reading=reading,
                 )
             )
+            # What the figure is made of (a VM's guest RAM, TCG cache, QEMU): the stacked bar.
+            samples += [
+                tags.sample(
+                    PART_METRIC,
+                    round(mib, 3),
+                    "MiB",
+                    instance.target,
+                    instance.label,
+                    "R2",
+                    part=part,
+                    **common,
+                    reading=reading,
+                )
+                for part, mib in charged.parts_mib.items()
+            ]
             samples.append(
                 tags.sample(
                     "idle_cpu_percent",

@@ -20,7 +20,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from scripts.checks.claims import BY_ID
+from scripts.checks.results import isolation_table, memory_breakdown, neighbour_table
 from scripts.checks.results.samples import Sample, VariantLabel, write_samples
+from scripts.checks.results.start_stages import plot_start_stages, stage_html, stage_lines
 from scripts.checks.results.stats import Summary, summarize
 from scripts.checks.results.verdicts import ClaimResult, Samples
 
@@ -175,7 +177,10 @@ def render_markdown(
     results: Sequence[ClaimResult],
     metadata: Mapping[str, object],
     variants: Sequence[VariantLabel],
+    sections: Sequence[str] = (),
 ) -> str:
+    """`sections`: further Markdown lines after the distributions (isolation and neighbour
+    tables, memory breakdown, start-up stages)."""
     headings = [column(label) for label in variants]
     lines = [
         "# twinlab: " + " vs ".join(headings or ["container", "VM"]) + ", measured",
@@ -202,8 +207,8 @@ def render_markdown(
             reference(result.claim),
         ]
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
-    lines += ["", *distribution_lines(results)]
-    return "\n".join(lines) + "\n"
+    lines += ["", *distribution_lines(results), "", *sections]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def distribution_rows(results: Sequence[ClaimResult]) -> str:
@@ -229,6 +234,7 @@ def render_html(
     metadata: Mapping[str, object],
     plots: Sequence[str],
     variants: Sequence[VariantLabel],
+    sections_html: str = "",
 ) -> str:
     colour = {"holds": "#1a7f37", "does not hold": "#cf222e", "inconclusive": "#9a6700"}
     headings = [column(label) for label in variants]
@@ -271,6 +277,7 @@ rests on; a verdict holds only when the whole CI of the ratio of medians clears 
 <th>range</th></tr>
 {distribution_rows(results)}
 </table>
+{sections_html}
 <h2>Plots</h2>{images}
 </body></html>
 """
@@ -289,12 +296,34 @@ def write_run(
         write_samples(staging / "samples.jsonl", samples)
         lookup = Samples(samples)
         variants = lookup.variants()
-        plots = _plots(lookup, staging)
+        plots = _plots(lookup, staging) + plot_start_stages(samples, staging)
+        bars = memory_breakdown.breakdown(lookup)
+        breakdown_plot = memory_breakdown.plot(bars, staging)
+        plots += [breakdown_plot] if breakdown_plot else []
+        sections = [
+            *isolation_table.markdown(lookup),
+            "",
+            *neighbour_table.markdown(results, lookup),
+            "",
+            *memory_breakdown.markdown_lines(bars),
+            "",
+            *stage_lines(samples),
+        ]
         (staging / "report.md").write_text(
-            render_markdown(results, metadata, variants), encoding="utf-8"
+            render_markdown(results, metadata, variants, sections), encoding="utf-8"
         )
         (staging / "report.html").write_text(
-            render_html(results, metadata, plots, variants), encoding="utf-8"
+            render_html(
+                results,
+                metadata,
+                plots,
+                variants,
+                isolation_table.html_section(lookup)
+                + neighbour_table.html_section(results, lookup)
+                + memory_breakdown.html_table(bars)
+                + stage_html(samples),
+            ),
+            encoding="utf-8",
         )
         if run_dir.exists():
             shutil.rmtree(run_dir)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 Value = float | int | str | bool
 
-CLAIM_IDS = ("A1", "A2", "R1", "R2", "R3", "R4", "P1", "I1", "I2", "I3", "U1")
+CLAIM_IDS = ("A1", "A2", "R1", "R2", "R3", "R4", "P1", "I1", "I2", "I3", "U1", "G1", "S1", "N1")
 HOST = "host"  # variant name and kind of the host baseline (local://)
 
 

@@ -238,26 +238,73 @@ def judge_ratio(
                 sb,
             )
     ratio = ratio_of_medians(a, b, resamples=resamples, seed=seed)
-    what = f"{a_name}/{b_name} {ratio.describe()}"
+    verdict, reason = _place_ci(
+        f"{a_name}/{b_name} {ratio.describe()}",
+        ratio.ci_low,
+        ratio.ci_high,
+        f"the threshold {_fmt(threshold)}",
+        threshold,
+        direction,
+    )
+    return RatioJudgement(verdict, reason, threshold, direction, sa, sb, ratio)
+
+
+def _place_ci(
+    what: str, low: float, high: float, named: str, bound: float, direction: Direction
+) -> tuple[Verdict, str]:
+    """Where the CI low-high lies against `bound`: "holds" when wholly on the claimed side
+    (the bound itself counts as on it), "does not hold" when wholly on the other, else
+    "inconclusive"; with the reason in words (`what` names the figure, `named` the bound)."""
     if direction == "at least":
-        clears, wrong = ratio.ci_low >= threshold, ratio.ci_high < threshold
+        clears, wrong = low >= bound, high < bound
         claimed, other = "at or above", "below"
     else:
-        clears, wrong = ratio.ci_high <= threshold, ratio.ci_low > threshold
+        clears, wrong = high <= bound, low > bound
         claimed, other = "at or below", "above"
     if clears:
-        verdict: Verdict = "holds"
-        reason = f"{what}: the whole CI is {claimed} the threshold {_fmt(threshold)}"
-    elif wrong:
-        verdict = "does not hold"
-        reason = f"{what}: the whole CI is {other} the threshold {_fmt(threshold)}"
-    else:
-        verdict = "inconclusive"
-        reason = (
-            f"{what}: CI {_fmt(ratio.ci_low)}-{_fmt(ratio.ci_high)} straddles "
-            f"the threshold {_fmt(threshold)}"
-        )
-    return RatioJudgement(verdict, reason, threshold, direction, sa, sb, ratio)
+        return "holds", f"{what}: the whole CI is {claimed} {named}"
+    if wrong:
+        return "does not hold", f"{what}: the whole CI is {other} {named}"
+    return "inconclusive", f"{what}: CI {_fmt(low)}-{_fmt(high)} straddles {named}"
+
+
+@dataclass(frozen=True)
+class MedianJudgement:
+    """A claim's verdict on one figure's median against a bound, with its evidence."""
+
+    verdict: Verdict
+    reason: str
+    summary: Summary | None  # None when there were no values
+
+
+def judge_median(
+    values: Sequence[float],
+    bound: float,
+    direction: Direction,
+    min_n: int = MIN_N,
+    *,
+    name: str = "values",
+    unit: str = "",
+) -> MedianJudgement:
+    """Judge "the median of `values` is `direction` `bound`" by judge_ratio's rule: "holds"
+    when the whole 95 % CI of the median is on the claimed side, "does not hold" when wholly on
+    the other, "inconclusive" when it straddles the bound or there are fewer than `min_n`."""
+    if direction not in DIRECTIONS:
+        raise StatsError(f"direction {direction!r}: choose from {list(DIRECTIONS)}")
+    suffix = f" {unit}" if unit else ""
+    summary = summarize(values, name=name) if values else None
+    if summary is None or summary.n < min_n:
+        count = "no samples" if summary is None else f"only {summary.n} samples"
+        return MedianJudgement("inconclusive", f"{count} of {name}, need {min_n}", summary)
+    verdict, reason = _place_ci(
+        f"{name} {summary.describe(unit)}",
+        summary.ci_low,
+        summary.ci_high,
+        f"{_fmt(bound)}{suffix}",
+        bound,
+        direction,
+    )
+    return MedianJudgement(verdict, reason, summary)
 
 
 def judge_at_least_as_fast(

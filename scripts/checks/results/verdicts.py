@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from scripts.checks.results.samples import HOST, Sample, Value, VariantLabel
-from scripts.checks.results.stats import MIN_N, Summary, judge_ratio, summarize
+from scripts.checks.results.stats import MIN_N, RatioJudgement, Summary, judge_ratio, summarize
 
 Verdict = Literal["holds", "does not hold", "inconclusive"]
 
@@ -34,18 +34,33 @@ class ClaimResult:
     ratio_ci: tuple[float, float] | None = None  # 95 % bootstrap CI of `ratio`
     # variant name -> the distribution its cell describes (ratio claims)
     summaries: Mapping[str, Summary] = field(default_factory=dict)
+    # A claim judged case by case (N1 per stressor): one result per case, the verdict above
+    # combining them.
+    parts: tuple[ClaimResult, ...] = ()
 
     def cell(self, variant: str) -> str:
         return self.cells.get(variant, "")
 
 
+def blind(sample: Sample) -> bool:
+    """A reading by a probe that could not tell on this host (its metadata says why)."""
+    return sample.metadata.get("inconclusive") is True or sample.value == "inconclusive"
+
+
 class Samples:
-    """Lookup over one run's samples by variant, kind, target and metric."""
+    """Lookup over one run's samples by variant, kind, target and metric.
+
+    Every blind sample a judge reads (`one`, `values`, `numbers`) is remembered in `blind_read`:
+    a verdict resting on a probe that could not see is inconclusive (claims.evaluate). A judge
+    reads with `shown` what it only displays, and with `optional` what it treats as optional
+    evidence and reports itself when blind.
+    """
 
     def __init__(self, samples: Iterable[Sample]) -> None:
         self.all = list(samples)
+        self.blind_read: dict[tuple[str, str], Sample] = {}
 
-    def values(
+    def matching(
         self,
         metric: str,
         *,
@@ -53,9 +68,9 @@ class Samples:
         kind: str | None = None,
         target: str | None = None,
         **meta: Value,
-    ) -> list[Value]:
+    ) -> list[Sample]:
         return [
-            s.value
+            s
             for s in self.all
             if s.metric == metric
             and (variant is None or s.variant == variant)
@@ -64,17 +79,41 @@ class Samples:
             and all(s.metadata.get(k) == v for k, v in meta.items())
         ]
 
+    def values(self, metric: str, **where: str | Value | None) -> list[Value]:
+        found = self.matching(metric, **where)  # type: ignore[arg-type]
+        for sample in found:
+            if blind(sample):
+                self.blind_read[(sample.metric, sample.variant)] = sample
+        return [s.value for s in found]
+
     def one(self, metric: str, **where: str | Value | None) -> Value | None:
-        found = self.values(metric, **where)  # type: ignore[arg-type]
+        found = self.values(metric, **where)
         return found[-1] if found else None
+
+    def optional(self, metric: str, **where: str | Value | None) -> Sample | None:
+        """The last matching sample, blind or not, without marking the verdict."""
+        found = self.matching(metric, **where)  # type: ignore[arg-type]
+        return found[-1] if found else None
+
+    def shown(self, metric: str, **where: str | Value | None) -> Value | None:
+        """A value a judge only displays in a cell."""
+        found = self.optional(metric, **where)
+        return found.value if found else None
+
+    def blind_reasons(self) -> list[str]:
+        return [
+            f"{metric} on {variant}: "
+            f"{sample.metadata.get('reason') or sample.metadata.get('detail') or 'no reading'}"
+            for (metric, variant), sample in self.blind_read.items()
+        ]
 
     def numbers(self, metric: str, **where: str | Value | None) -> list[float]:
         """The numeric values of `metric` (booleans and text left out)."""
-        found = self.values(metric, **where)  # type: ignore[arg-type]
+        found = self.values(metric, **where)
         return [float(v) for v in found if isinstance(v, int | float) and not isinstance(v, bool)]
 
     def median(self, metric: str, **where: str | Value | None) -> float | None:
-        found = [float(v) for v in self.values(metric, **where)]  # type: ignore[arg-type]
+        found = [float(v) for v in self.values(metric, **where)]
         return statistics.median(found) if found else None
 
     def variants(self) -> list[VariantLabel]:
@@ -151,23 +190,51 @@ def ratio_claim(
     least `minimum`: "holds" only when its whole 95 % CI is at or above it, "does not hold" when
     wholly below, "inconclusive" otherwise or with fewer than `min_n` values a side (stats.py).
     `note` is added to the reason (e.g. why n=1 is enough)."""
-    cells, summaries = summary_cells(samples, metric, unit, **where)
     container_name, vm_name = samples.primary("container"), samples.primary("vm")
     if container_name is None or vm_name is None:
+        cells, _ = summary_cells(samples, metric, unit, **where)
         missing = "container" if container_name is None else "vm"
         return ClaimResult(
             claim, "inconclusive", f"{metric}: no variant of kind {missing} measured", cells
         )
-    container = samples.numbers(metric, variant=container_name, **where)
-    vm = samples.numbers(metric, variant=vm_name, **where)
-    a, b, a_name, b_name = (
-        (vm, container, vm_name, container_name)
-        if vm_over_container
-        else (container, vm, container_name, vm_name)
+    a_name, b_name = (vm_name, container_name) if vm_over_container else (container_name, vm_name)
+    return variants_ratio_claim(
+        claim, samples, metric, unit, minimum, a_name, b_name, min_n=min_n, note=note, **where
     )
+
+
+def variants_ratio_claim(
+    claim: str,
+    samples: Samples,
+    metric: str,
+    unit: str,
+    minimum: float,
+    a_name: str,
+    b_name: str,
+    *,
+    min_n: int = MIN_N,
+    note: str = "",
+    **where: Value,
+) -> ClaimResult:
+    """`metric` on every variant as a distribution; the verdict from median(variant a) /
+    median(variant b), which must be at least `minimum` (judge_ratio's rule)."""
+    cells, summaries = summary_cells(samples, metric, unit, **where)
+    a = samples.numbers(metric, variant=a_name, **where)
+    b = samples.numbers(metric, variant=b_name, **where)
     judgement = judge_ratio(a, b, minimum, "at least", min_n, a_name=a_name, b_name=b_name)
-    ratio = judgement.ratio
     reason = f"{metric} {judgement.reason}" + (f"; {note}" if note else "")
+    return judged(claim, judgement, reason, cells, summaries)
+
+
+def judged(
+    claim: str,
+    judgement: RatioJudgement,
+    reason: str,
+    cells: Mapping[str, str],
+    summaries: Mapping[str, Summary],
+) -> ClaimResult:
+    """A claim's result from the judgement of its ratio: verdict, ratio and CI from there."""
+    ratio = judgement.ratio
     return ClaimResult(
         claim,
         judgement.verdict,
@@ -227,18 +294,36 @@ def vm_isolation_problems(samples: Samples, target: str) -> list[str]:
     from scripts.checks.probes import findings
 
     problems = []
-    for metric, bad in (
-        ("host_kernel_state_visible", True),
-        ("host_processes_visible", True),
-        ("kernel_modules_visible", True),
-        ("module_load_reached_host", True),
-        ("sysctl_write_reached_host", True),
+    for metric in (
+        "host_kernel_state_visible",
+        "host_processes_visible",
+        "sysctl_write_reached_host",
     ):
-        if samples.one(metric, target=target) in (bad, None):
+        if samples.one(metric, target=target) in (True, None):
             problems.append(f"{metric} is {samples.one(metric, target=target)}")
+    # Corroborating evidence: a host without module support has no module list to recognise
+    # (the probe says so); the verdict then rests on the three readings above (vm_blind_notes).
+    for metric in VM_OPTIONAL_EVIDENCE:
+        sample = samples.optional(metric, target=target)
+        if sample is not None and not blind(sample) and sample.value is not False:
+            problems.append(f"{metric} is {sample.value}")
     if samples.one("can_write_sysctl", target=target) is not True:
         problems.append("root in the guest cannot change its own kernel settings")
     return problems + findings.weaknesses(samples.all, target, scope=findings.HOST_SCOPE)
+
+
+VM_OPTIONAL_EVIDENCE = ("kernel_modules_visible", "module_load_reached_host")
+
+
+def vm_blind_notes(samples: Samples, target: str) -> list[str]:
+    """The corroborating VM readings this host could not take, with the probe's reason."""
+    notes = []
+    for metric in VM_OPTIONAL_EVIDENCE:
+        sample = samples.optional(metric, target=target)
+        if sample is not None and blind(sample):
+            reason = sample.metadata.get("reason") or sample.metadata.get("detail") or "no reading"
+            notes.append(f"{metric} not measurable on this host ({reason})")
+    return notes
 
 
 def weakening_reported(samples: Samples, target: str) -> list[str]:
@@ -255,10 +340,20 @@ def weakening_reported(samples: Samples, target: str) -> list[str]:
     return reported + findings.weaknesses(samples.all, target)
 
 
+def probed_targets(samples: Samples, variant: str | None) -> list[str]:
+    """The targets of `variant` the isolation probes ran on (a run of other check groups files
+    its samples under the same targets without probing them)."""
+    return [
+        t
+        for t in samples.targets(variant)
+        if samples.one("host_processes_visible", target=t) is not None
+    ]
+
+
 def weakened(samples: Samples, target: str) -> bool:
     return any(s.target == target and s.metadata.get("weakened") is True for s in samples.all)
 
 
 def isolation_line(samples: Samples, target: str) -> str:
     names = ("host_processes_visible", "cap_eff_count", "seccomp_mode", "no_new_privs")
-    return ", ".join(f"{name}={samples.one(name, target=target)}" for name in names)
+    return ", ".join(f"{name}={samples.shown(name, target=target)}" for name in names)

@@ -20,7 +20,7 @@ from components import outputs
 from components.errors import TwinlabError
 from components.hosts import SINGLE_HOST
 from components.paths import state_dir
-from components.thresholds import Thresholds, thresholds_for
+from components.thresholds import DEFAULTS, Thresholds, thresholds_for
 from components.virt_mode import VirtMode
 from scripts.checks.targets.host import HostHandle, host_handles, local_host
 
@@ -86,11 +86,12 @@ def write_private_key(stack: str, key_text: str, variant: str = "vm") -> Path:
 
 def stack_thresholds(raw: Mapping[str, Any]) -> Thresholds:
     """The thresholds a stack exported; a stack deployed before they were exported typed
-    (a JSON string of overrides) gets the defaults of its mode plus those overrides."""
+    (a JSON string of overrides) gets the defaults of its mode plus those overrides, and one
+    deployed before a threshold existed (a claim added since) that threshold's default."""
     value = raw.get(outputs.THRESHOLDS)
-    if isinstance(value, dict):
-        return Thresholds.from_dict(value)
     mode: VirtMode = "kvm" if raw.get(outputs.VIRT_MODE) == "kvm" else "tcg"
+    if isinstance(value, dict):
+        return Thresholds.from_dict({**DEFAULTS[mode].as_dict(), **value})
     return thresholds_for(mode, value if isinstance(value, str) else None)
 
 

@@ -11,10 +11,13 @@ import json
 import os
 import socket
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from components.errors import TwinlabError
+from scripts.checks.parsers.start_marks import split_log_frames
 from scripts.checks.resources.errors import (
     CloneError,
     DaemonUnavailableError,
@@ -94,6 +97,11 @@ class DockerEngine:
             self._parts.hostname or "127.0.0.1", self._parts.port or 2375, timeout=self.timeout_s
         )
 
+    def _unavailable(self, error: Exception) -> DaemonUnavailableError:
+        return DaemonUnavailableError(
+            f"the Docker daemon at {self.host} does not answer ({error}); {START_HINT}"
+        )
+
     def _raw(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}
@@ -109,9 +117,7 @@ class DockerEngine:
             if pooled is not None:  # an idle connection the daemon closed: once more, anew
                 connection.close()
                 return self._raw(method, path, body)
-            raise DaemonUnavailableError(
-                f"the Docker daemon at {self.host} does not answer ({error}); {START_HINT}"
-            ) from None
+            raise self._unavailable(error) from None
         finally:
             if reusable:
                 with self._idle_lock:
@@ -188,6 +194,40 @@ class DockerEngine:
         )
         if status not in (204, 404):
             raise CloneError(f"removing container {name_or_id}: {self.message(answer)}")
+
+    def log_lines(self, container_id: str, deadline: float, follow: bool = True) -> Iterator[str]:
+        """The container's stdout and stderr lines from its start (no TTY: multiplexed frames);
+        with `follow`, as they are written, until `deadline` (time.monotonic()) or its end.
+        One streaming request: nothing is polled."""
+        query = urlencode({"stdout": "1", "stderr": "1", "follow": "1" if follow else "0"})
+        connection = self._connection()
+        try:
+            connection.request("GET", f"{self.api_prefix()}/containers/{container_id}/logs?{query}")
+            response = connection.getresponse()
+            if response.status != 200:
+                raise CloneError(
+                    f"docker logs {container_id[:12]}: {self.message(response.read().decode())}"
+                )
+            frames, pending = b"", b""
+            while (remaining := deadline - time.monotonic()) > 0:
+                if connection.sock is not None:
+                    connection.sock.settimeout(remaining)
+                try:
+                    chunk = response.read1(65536)
+                except TimeoutError:
+                    return
+                if not chunk:
+                    break
+                payloads, frames = split_log_frames(frames + chunk)
+                *lines, pending = (pending + b"".join(payloads)).split(b"\n")
+                for line in lines:
+                    yield line.decode(errors="replace")
+            if pending:
+                yield pending.decode(errors="replace")
+        except (OSError, http.client.HTTPException) as error:
+            raise self._unavailable(error) from None
+        finally:
+            connection.close()
 
     def container_names(self, prefix: str) -> list[str]:
         """Names of all containers (running or not) starting with `prefix`."""
