@@ -8,6 +8,7 @@ volumes alike); `remove_clones(stack)` removes every leftover one.
 
 from __future__ import annotations
 
+import fnmatch
 import socket
 import threading
 import time
@@ -34,6 +35,7 @@ from scripts.checks.resources.start_watch import (
 from scripts.checks.results.samples import VariantLabel
 from scripts.checks.targets.docker_engine import DockerEngine
 from scripts.checks.targets.host import HostHandle, local_host
+from scripts.checks.targets.host_path import host_path
 from scripts.checks.targets.libvirt_domains import Virsh, disk_chain
 
 CONTAINER_READY_TIMEOUT_S = 30.0
@@ -291,7 +293,7 @@ class VmCloner(Cloner):
                     pool, volume, source.backing_filename, source.virtual_size_bytes
                 )
                 clone.volumes.append((pool, volume))
-            console_log = console_log_path(name)
+            console_log = console_log_path(name, self.host)
             console_log.unlink(missing_ok=True)  # a removed clone's of the same name
             xml = clone_domain_xml(self.xml, name, disk_paths, port_map, str(console_log))
             if self.cpu_set is not None:
@@ -311,7 +313,7 @@ class VmCloner(Cloner):
     def remove(self, clone: Clone) -> None:
         clone.watch.close()
         self.virsh.destroy(clone.name)
-        console_log_path(clone.name).unlink(missing_ok=True)
+        console_log_path(clone.name, self.host).unlink(missing_ok=True)
         for pool, volume in clone.volumes:
             self.virsh.delete_volume(pool, volume)
 
@@ -320,8 +322,9 @@ class VmCloner(Cloner):
         return footprint.qemu_memory(pid, guest_memory_mib=self.facts.memory_mib, host=self.host)
 
 
-def console_log_path(clone_name: str) -> Path:
-    return CONSOLE_LOG_DIR / f"{clone_name}-console.log"
+def console_log_path(clone_name: str, host: HostHandle | None = None) -> Path:
+    """Where virtlogd writes a clone's console, on the clone's host."""
+    return host_path(host, CONSOLE_LOG_DIR / f"{clone_name}-console.log")
 
 
 @dataclass
@@ -351,7 +354,9 @@ def remove_clones(
         for name in virsh.domain_names(prefix):
             virsh.destroy(name)
             result.removed.append(f"domain {name}")
-        for log in sorted(CONSOLE_LOG_DIR.glob(f"{prefix}*-console.log")):
+        logs = host_path(virsh.host, CONSOLE_LOG_DIR)
+        found = sorted(logs.iterdir()) if logs.is_dir() else []
+        for log in [p for p in found if fnmatch.fnmatch(p.name, f"{prefix}*-console.log")]:
             log.unlink(missing_ok=True)
             result.removed.append(f"console log {log}")
         for pool in virsh.pool_names():

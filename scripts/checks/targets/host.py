@@ -145,6 +145,16 @@ class HostHandle:
             raise HostUnreachableError(f"host {self}: {argv[0]} is not installed there")
         return subprocess.CompletedProcess(argv, rc, stdout, stderr)
 
+    def open_stream(self, argv: Sequence[str]) -> paramiko.Channel:
+        """A remote command whose output is read as it comes (a console log followed): the
+        channel, for the caller to read and close."""
+        transport = self.connection().client.get_transport()
+        if transport is None:
+            raise HostUnreachableError(f"host {self}: SSH connection lost")
+        channel: paramiko.Channel = transport.open_session(timeout=CONNECT_TIMEOUT_S)
+        channel.exec_command(shlex.join(argv))
+        return channel
+
     def docker(
         self, argv: Sequence[str], *, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> subprocess.CompletedProcess[str]:

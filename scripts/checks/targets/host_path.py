@@ -83,6 +83,11 @@ class HostPath(PosixPath):
         if rc != 0 and not (exist_ok and "File exists" in text):
             self._raise(text)
 
+    def unlink(self, missing_ok: bool = False) -> None:
+        rc, text = self._run("rm", "-f" if missing_ok else "--", str(self))
+        if rc != 0:
+            self._raise(text)
+
     def rmdir(self) -> None:
         rc, text = self._run("rmdir", "--", str(self))
         if rc != 0:
