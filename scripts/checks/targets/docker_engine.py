@@ -7,6 +7,7 @@ HostConfig that `docker inspect` shows, which only POST /containers/create accep
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import socket
@@ -15,6 +16,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
+
+import paramiko
 
 from components.errors import TwinlabError
 from scripts.checks.parsers.start_marks import split_log_frames
@@ -43,6 +46,39 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+class _ChannelReader(io.RawIOBase):
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.channel.recv(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _ChannelSocket:
+    """What http.client needs of a socket (sendall, makefile, settimeout, close) over an SSH
+    channel; makefile gives a real buffered reader (streamed responses use read1)."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+
+    def sendall(self, data: bytes) -> None:
+        self.channel.sendall(data)
+
+    def makefile(self, *_args: Any, **_kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_ChannelReader(self.channel))
+
+    def settimeout(self, timeout_s: float | None) -> None:
+        self.channel.settimeout(timeout_s)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 class _DialStdioConnection(http.client.HTTPConnection):
     """HTTP to a remote host's Docker daemon over its SSH: `docker system dial-stdio` on the
     host relays one channel to its daemon socket (what the docker CLI does for ssh:// hosts)."""
@@ -58,7 +94,7 @@ class _DialStdioConnection(http.client.HTTPConnection):
         channel = transport.open_session(timeout=self.timeout)
         channel.settimeout(self.timeout)
         channel.exec_command("docker system dial-stdio")
-        self.sock = channel
+        self.sock = _ChannelSocket(channel)
 
 
 class DockerEngine:
