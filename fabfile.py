@@ -31,7 +31,7 @@ from components.remote_ssh import twinlab_sshd_ports  # noqa: E402
 from scripts import leftovers  # noqa: E402
 from scripts import recover as recovery  # noqa: E402
 from scripts.checks.fleet import run_fleet  # noqa: E402
-from scripts.checks.lifecycle import RUN_ALL_LOAD, RunOptions  # noqa: E402
+from scripts.checks.lifecycle import QUICK_RUN, RUN_ALL_LOAD, RunOptions  # noqa: E402
 from scripts.checks.load.closed_loop import LoadPlan  # noqa: E402
 from scripts.checks.neighbours.measure import NeighbourPlan  # noqa: E402
 from scripts.checks.results.report import column  # noqa: E402
@@ -191,21 +191,26 @@ def neighbours(
     name="run-all",
     help={
         "stack": TARGET_HELP["stack"],
+        "quick": "short runs, n = 3 (lifecycle.QUICK_RUN)",
         "serial_hosts": "a stack with several hosts: measure them one after another (fair "
         "numbers when hosts share a machine) instead of all at once",
     },
 )
-def run_all(c: Context, stack: str = "dev", serial_hosts: bool = False) -> None:
-    """Every check against the stack (on every host), then the side-by-side report."""
+def run_all(
+    c: Context, stack: str = "dev", quick: bool = False, serial_hosts: bool = False
+) -> None:
+    """Every check against the stack (on every host), then the side-by-side report (--quick:
+    short runs)."""
+    options = QUICK_RUN if quick else RunOptions()
     try:
         deployed = read_deployed(stack)
     except TwinlabError as error:
         raise Exit(f"error: {error}", code=1) from None
     if len(deployed.hosts) < 2:
-        _run((stack, [], [], [], []), RunOptions())
+        _run((stack, [], [], [], []), options)
         return
     try:
-        fleet = run_fleet(deployed, RunOptions(), CONSOLE, serial=serial_hosts)
+        fleet = run_fleet(deployed, options, CONSOLE, serial=serial_hosts)
     except TwinlabError as error:
         raise Exit(f"error: {error}", code=1) from None
     for host, outcome in fleet.outcomes.items():

@@ -11,8 +11,6 @@ runs the chosen groups in order, stamps the run's metadata once and writes the r
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from components.virt_mode import load_record
 from scripts.checks.claims import evaluate
 from scripts.checks.lifecycle import CheckGroup, RunContext, RunOptions, stamp
 from scripts.checks.load import group as load_group
+from scripts.checks.load.on_host import host_kernel_release
 from scripts.checks.neighbours import group as neighbours_group
 from scripts.checks.probes import group as isolation_group
 from scripts.checks.resources import group as resources_group
@@ -33,6 +32,7 @@ from scripts.checks.results.report import write_run
 from scripts.checks.results.run_tags import new_run_id
 from scripts.checks.results.samples import Sample
 from scripts.checks.results.verdicts import ClaimResult
+from scripts.checks.targets.host import local_host
 from scripts.checks.targets.libvirt_domains import Virsh
 from scripts.checks.targets.subjects import Subjects
 from scripts.checks.targets.target import DockerTarget, parse_target
@@ -93,7 +93,8 @@ def run_checks(
     finally:
         for target in [*targets, *weakened]:
             target.close()
-    run_metadata = {"run_id": run_id, "virt_mode": virt_mode, "host_kernel": platform.release()}
+    host_kernel = host_kernel_release(subjects.host)  # the checked host's, not this machine's
+    run_metadata = {"run_id": run_id, "virt_mode": virt_mode, "host_kernel": host_kernel}
     samples = stamp(samples, run_metadata)
     thresholds = (
         options.thresholds
@@ -137,14 +138,14 @@ def _drifted(subjects: Subjects) -> Iterator[tuple[str, str]]:
         if not name:
             continue
         target = subject.parsed()
+        host = subject.host or local_host()
         if isinstance(target, DockerTarget):
-            argv = target.docker_argv("inspect", "--type", "container", "-f", "{{.Id}}", name)
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            done = host.docker(["inspect", "--type", "container", "-f", "{{.Id}}", name])
             if done.returncode != 0 and "No such container" in done.stderr:
                 yield f"container {name!r} no longer exists", where
             continue
         try:
-            state = "is " + Virsh().domain_state(name)  # local libvirt, as the resource checks
+            state = "is " + Virsh(host).domain_state(name)
         except InstanceNotFoundError:
             state = "no longer exists"
         except TwinlabError:

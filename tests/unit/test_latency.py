@@ -77,7 +77,7 @@ def test_live_open_loop_gives_n_runs_per_variant_at_one_rate(
     cpus = host_cpus()
     assert len(cpus) >= 2, "the generator needs a core apart from the servers"
     # The servers' CPU set as the deployment would pin it: the lowest core.
-    monkeypatch.setattr(latency, "server_cpus", lambda _server: frozenset({min(cpus)}))
+    monkeypatch.setattr(latency, "server_cpus", lambda _server, _host=None: frozenset({min(cpus)}))
     servers = [Server(HttpTarget(f"t-{label.name}", label, app), None) for label in (CONTAINER, VM)]
     closed = [wrk(CONTAINER, 400), wrk(VM, 100)]
     samples = measure_latency(

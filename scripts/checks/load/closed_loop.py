@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -26,8 +25,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from components.errors import TwinlabError
+from scripts.checks.load.on_host import (
+    host_kernel_release,
+    host_tool,
+    run_generator,
+    work_dir,
+    write_host_file,
+)
 from scripts.checks.parsers.wrk import WrkOutputError, WrkResult, parse_wrk_output
 from scripts.checks.results.samples import Sample, Value, VariantLabel
+from scripts.checks.targets.host import HostHandle
 from scripts.checks.targets.target import Target
 
 # Prints wrk's summary as one JSON line (see parsers.wrk); durations in microseconds.
@@ -194,6 +201,23 @@ def run_wrk(argv: list[str], deadline_s: float) -> WrkRun:
     return WrkRun(result, usage.ru_utime + usage.ru_stime, wall_s)
 
 
+def run_wrk_on_host(
+    host: HostHandle, argv: list[str], deadline_s: float, cpus: frozenset[int] | None = None
+) -> WrkRun:
+    """wrk run on a remote host itself (load/on_host.py says why), pinned to `cpus` there, its
+    CPU from `times`."""
+    run = run_generator(host, argv, deadline_s, cpus)
+    if run.killed:
+        raise LoadError(f"wrk ran past its {deadline_s:g} s bound on {host} and was killed")
+    try:
+        result = parse_wrk_output(run.stdout + run.stderr)
+    except WrkOutputError as error:
+        raise LoadError(
+            f"wrk on {host} against {argv[-1]} failed: {error}; is the app up?"
+        ) from None
+    return WrkRun(result, run.cpu_s, run.wall_s)
+
+
 def samples_of(run: WrkRun, http: HttpTarget, metadata: dict[str, Value]) -> list[Sample]:
     result = run.result
     values: list[tuple[str, Value, str]] = [
@@ -223,25 +247,36 @@ def run_load(
     virt_mode: str,
     on_run: RunStarted | None = None,
     generator_cpus: frozenset[int] | None = None,
+    host: HostHandle | None = None,
 ) -> list[Sample]:
     """P1 samples: for each endpoint, repeat and target, one sample per load metric; wrk on
-    `generator_cpus` when given (None: wherever the scheduler puts it, and the samples say so)."""
+    `generator_cpus` when given (None: wherever the scheduler puts it, and the samples say so),
+    where the targets' app ports are: on this machine, or on their remote `host` over SSH."""
     problems = plan.problems()
     if problems:
         raise LoadError("invalid load plan: " + "; ".join(problems))
     base_urls = {http.target: loopback_base_url(http.base_url) for http in targets}
-    wrk = find_wrk()
+    remote = host if host is not None and not host.is_local else None
+    wrk = find_wrk() if remote is None else host_tool(remote, "wrk")
     samples: list[Sample] = []
-    with tempfile.TemporaryDirectory(prefix="twinlab-wrk-") as workdir:
+    with work_dir(remote, "twinlab-wrk-") as workdir:
         script = Path(workdir) / "summary.lua"
-        script.write_text(SUMMARY_LUA, encoding="utf-8")
+        if remote is None:
+            script.write_text(SUMMARY_LUA, encoding="utf-8")
+        else:
+            write_host_file(remote, str(script), SUMMARY_LUA)
 
         def measure(http: HttpTarget, endpoint: str, repeat: int, duration_s: int) -> WrkRun:
             if on_run is not None:
                 on_run(http, endpoint, repeat)
             url = base_urls[http.target] + plan.path(endpoint)
-            argv = wrk_argv(wrk, script, url, plan, duration_s, generator_cpus)
-            run = run_wrk(argv, duration_s + plan.timeout_s + WRK_GRACE_S)
+            deadline_s = duration_s + plan.timeout_s + WRK_GRACE_S
+            if remote is None:
+                argv = wrk_argv(wrk, script, url, plan, duration_s, generator_cpus)
+                run = run_wrk(argv, deadline_s)
+            else:  # pinned by the wrapper on the host
+                argv = wrk_argv(wrk, script, url, plan, duration_s)
+                run = run_wrk_on_host(remote, argv, deadline_s, generator_cpus)
             # A warm-up shorter than one slow response (a VM's CPU endpoint under TCG on a busy
             # host) completes none: that is no failure. Only error answers are, or a measured
             # run without a single answer.
@@ -253,6 +288,7 @@ def run_load(
                 )
             return run
 
+        kernel_release = host_kernel_release(remote)
         for endpoint in plan.endpoints:
             if plan.warmup_s > 0:
                 for http in targets:
@@ -276,7 +312,7 @@ def run_load(
                         if generator_cpus
                         else "unpinned",
                         "virt_mode": virt_mode,
-                        "host_kernel": platform.release(),
+                        "host_kernel": kernel_release,
                         "run_id": run_id,
                     }
                     samples.extend(samples_of(run, http, metadata))

@@ -29,11 +29,12 @@ def run(context: RunContext) -> list[Sample]:
         Server(http, subject.instance_name)
         for http, (_, subject) in zip(https, with_url, strict=True)
     ]
+    host = context.subjects.host  # the generators run there (load/on_host.py says why)
     # A fair race: each server's networking on its own core set, the generator on the rest.
-    for pinned in pin_proxies(servers):
+    for pinned in pin_proxies(servers, host):
         console.print(f"  pinned {pinned}")
     try:
-        generator: frozenset[int] | None = generator_cpus_for(servers)
+        generator: frozenset[int] | None = generator_cpus_for(servers, host)
     except TwinlabError as error:
         generator = None
         console.print(f"  [yellow]wrk unpinned:[/] {error}")
@@ -47,6 +48,7 @@ def run(context: RunContext) -> list[Sample]:
             f"  wrk {http.variant} {endpoint} " + ("warm-up" if repeat < 0 else f"run {repeat + 1}")
         ),
         generator_cpus=generator,
+        host=host,
     )
     console.print("[bold]latency[/] (P1): open loop (vegeta) at one rate for every variant")
     opened = measure_latency(
@@ -58,6 +60,7 @@ def run(context: RunContext) -> list[Sample]:
         on_run=lambda http, rate, repeat: console.print(
             f"  vegeta {http.variant} {rate} req/s run {repeat + 1}"
         ),
+        host=host,
     )
     for sample in opened:
         if sample.metric == "open_loop_unavailable":

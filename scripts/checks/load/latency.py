@@ -16,14 +16,13 @@ the reason, so the report shows why the latency is missing instead of leaving it
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from components.errors import TwinlabError
 from scripts.checks.load.closed_loop import HttpTarget
+from scripts.checks.load.on_host import host_kernel_release
 from scripts.checks.load.open_loop import OpenLoopPlan, run_open_loop, sustainable_rate_per_s
 from scripts.checks.load.pinning import (
     choose_generator_cpus,
@@ -37,6 +36,7 @@ from scripts.checks.load.pinning import (
 )
 from scripts.checks.probes.attack_surface import qemu_pids
 from scripts.checks.results.samples import Sample, Value
+from scripts.checks.targets.host import HostHandle, local_host
 
 # The closed-loop endpoint whose maximum sets the rate, and the path the open-loop run loads.
 ENDPOINT = "static"
@@ -56,23 +56,23 @@ class Server:
 RunStarted = Callable[[HttpTarget, int, int], None]  # target, rate, repeat
 
 
-def server_cpus(server: Server) -> frozenset[int]:
+def server_cpus(server: Server, host: HostHandle | None = None) -> frozenset[int]:
     """The CPUs a variant's server may run on: its container's cpuset, or every thread of its
     QEMU process; all host CPUs when that cannot be told (unpinned, or named by hand)."""
-    host = host_cpus()
+    every = host_cpus(host=host)
     name = server.instance_name
     if name is None:
-        return host
+        return every
     if server.http.label.kind == "vm":
         cpus: set[int] = set()
-        for pid in qemu_pids(name):
-            for thread in process_threads(pid):
+        for pid in qemu_pids(name, host):
+            for thread in process_threads(pid, host=host):
                 cpus |= thread.cpus
-        return frozenset(cpus) or host
-    return container_cpuset(name) or host
+        return frozenset(cpus) or every
+    return container_cpuset(name, host=host) or every
 
 
-def pin_proxies(servers: Sequence[Server]) -> list[str]:
+def pin_proxies(servers: Sequence[Server], host: HostHandle | None = None) -> list[str]:
     """Put each container's docker-proxy (which carries every request from 127.0.0.1 to it) on
     that container's cpuset, as libvirt keeps QEMU's SLIRP thread on the VM's: both servers
     then carry their networking on their own core set. What was pinned, in words."""
@@ -80,38 +80,40 @@ def pin_proxies(servers: Sequence[Server]) -> list[str]:
     for server in servers:
         if server.http.label.kind == "vm" or not server.instance_name:
             continue
-        cpus = container_cpuset(server.instance_name)
+        cpus = container_cpuset(server.instance_name, host=host)
         if cpus is None:
             continue  # an unpinned container: placement_notes says so
-        for pid in docker_proxy_pids(_port(server.http.base_url)):
-            pin_process(pid, cpus)
+        for pid in docker_proxy_pids(_port(server.http.base_url), host=host):
+            pin_process(pid, cpus, host)
             pinned.append(f"docker-proxy {pid} of {server.http.variant} on {format_cpu_list(cpus)}")
     return pinned
 
 
-def generator_cpus_for(servers: Sequence[Server]) -> frozenset[int]:
+def generator_cpus_for(servers: Sequence[Server], host: HostHandle | None = None) -> frozenset[int]:
     """The CPUs the servers do not use, where every load generator (wrk, vegeta) runs;
     TwinlabError when no core is left for it."""
-    servers_on = frozenset().union(*(server_cpus(server) for server in servers))
-    return choose_generator_cpus(host_cpus(), servers_on)
+    servers_on = frozenset().union(*(server_cpus(server, host) for server in servers))
+    return choose_generator_cpus(host_cpus(host=host), servers_on)
 
 
-def placement_notes(servers: Sequence[Server]) -> list[str]:
+def placement_notes(servers: Sequence[Server], host: HostHandle | None = None) -> list[str]:
     """What keeps the servers off one core set (QEMU threads, docker-proxy), in words."""
     containers = [s for s in servers if s.http.label.kind != "vm" and s.instance_name]
-    reference = container_cpuset(containers[0].instance_name or "") if containers else None
+    reference = (
+        container_cpuset(containers[0].instance_name or "", host=host) if containers else None
+    )
     qemu = [
         thread
         for server in servers
         if server.http.label.kind == "vm" and server.instance_name
-        for pid in qemu_pids(server.instance_name)
-        for thread in process_threads(pid)
+        for pid in qemu_pids(server.instance_name, host)
+        for thread in process_threads(pid, host=host)
     ]
     proxies = [
         thread
         for server in containers
-        for pid in docker_proxy_pids(_port(server.http.base_url))
-        for thread in process_threads(pid, qemu=False)
+        for pid in docker_proxy_pids(_port(server.http.base_url), host=host)
+        for thread in process_threads(pid, qemu=False, host=host)
     ]
     return server_placement_problems(reference, qemu, proxies)
 
@@ -138,24 +140,26 @@ def measure_latency(
     repeats: int = REPEATS,
     duration_s: float = DURATION_S,
     on_run: RunStarted | None = None,
+    host: HostHandle | None = None,
 ) -> list[Sample]:
-    """P1 latency samples (loop="open") for every server at one sustainable rate."""
+    """P1 latency samples (loop="open") for every server at one sustainable rate; vegeta runs
+    where the servers are (on their remote `host` over SSH: load/on_host.py says why)."""
     base: dict[str, Value] = {
         "loop": "open",
         "endpoint": ENDPOINT,
         "path": PATH,
         "virt_mode": virt_mode,
-        "host_kernel": platform.release(),
+        "host_kernel": host_kernel_release(host),
         "run_id": run_id,
     }
     try:
         rate = sustainable_rate_per_s(max_throughputs(closed_loop))
-        servers_on = frozenset().union(*(server_cpus(server) for server in servers))
-        generator = generator_cpus_for(servers)
+        servers_on = frozenset().union(*(server_cpus(server, host) for server in servers))
+        generator = generator_cpus_for(servers, host)
     except TwinlabError as error:
         return [_unavailable(server, str(error), base) for server in servers]
     try:
-        notes = placement_notes(servers)
+        notes = placement_notes(servers, host)
     except TwinlabError as error:
         notes = [f"placement not readable: {error}"]
     plan = OpenLoopPlan(rate_per_s=rate, duration_s=duration_s)
@@ -172,7 +176,9 @@ def measure_latency(
             if on_run is not None:
                 on_run(server.http, rate, repeat)
             url = server.http.base_url.rstrip("/") + PATH
-            run = run_open_loop(url, plan, generator_cpus=generator, server_cpus=servers_on)
+            run = run_open_loop(
+                url, plan, generator_cpus=generator, server_cpus=servers_on, host=host
+            )
             metadata: dict[str, Value] = {
                 **server.http.label.metadata(),
                 **base,
@@ -182,7 +188,7 @@ def measure_latency(
                 "rate_honoured": run.rate_honoured,
                 "p99_9_resolved": run.p99_9_resolved,
                 "wall_s": round(run.wall_s, 3),
-                "load_avg_1m": round(os.getloadavg()[0], 2),
+                "load_avg_1m": round((host or local_host()).load_avg_1m(), 2),
             }
             label = server.http.label
             samples += [

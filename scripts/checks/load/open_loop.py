@@ -37,7 +37,9 @@ from components.errors import TwinlabError
 # One loopback rule for every load tool; NotLoopbackError is re-exported for callers.
 from scripts.checks.load.closed_loop import NotLoopbackError as NotLoopbackError
 from scripts.checks.load.closed_loop import loopback_base_url
+from scripts.checks.load.on_host import host_tool, run_generator, work_dir, write_host_file
 from scripts.checks.load.pinning import format_cpu_list, host_cpus
+from scripts.checks.targets.host import HostHandle, local_host
 
 VEGETA_VERSION = "v12.13.0"
 # vegeta gets this long past its duration plus one request timeout before it is killed.
@@ -288,6 +290,12 @@ def attack_argv(
         "taskset",
         "--cpu-list",
         format_cpu_list(cpus),
+        *vegeta_attack(vegeta, targets, results, plan),
+    ]
+
+
+def vegeta_attack(vegeta: str, targets: Path, results: Path, plan: OpenLoopPlan) -> list[str]:
+    return [
         vegeta,
         "attack",
         f"-targets={targets}",
@@ -322,8 +330,10 @@ def run_open_loop(
     generator_cpus: frozenset[int],
     server_cpus: frozenset[int] | None = None,
     kill_grace_s: float = KILL_GRACE_S,
+    host: HostHandle | None = None,
 ) -> OpenLoopRun:
-    """One constant-rate run of `plan` against `url` from vegeta pinned to `generator_cpus`.
+    """One constant-rate run of `plan` against `url` from vegeta pinned to `generator_cpus`,
+    on this machine or on the servers' remote `host` (over its SSH: load/on_host.py).
 
     Refuses, before starting anything: a URL that is not http:// on loopback, a plan out of
     bounds, generator CPUs the host lacks or that overlap `server_cpus`.
@@ -334,17 +344,20 @@ def run_open_loop(
         raise OpenLoopError("invalid open-loop plan: " + "; ".join(problems))
     if not generator_cpus:
         raise OpenLoopError("no CPUs given for the load generator")
-    missing = generator_cpus - host_cpus()
+    available = host_cpus(host=host)
+    missing = generator_cpus - available
     if missing:
         raise OpenLoopError(
             f"generator CPUs {format_cpu_list(missing)} are not available here "
-            f"(this process may use {format_cpu_list(host_cpus())})"
+            f"(this process may use {format_cpu_list(available)})"
         )
     if server_cpus is not None and generator_cpus & server_cpus:
         raise OpenLoopError(
             f"the load generator's CPUs {format_cpu_list(generator_cpus)} overlap the servers' "
             f"{format_cpu_list(server_cpus)}; choose them with pinning.choose_generator_cpus"
         )
+    if host is not None and not host.is_local:
+        return _run_open_loop_on_host(host, url, plan, generator_cpus, kill_grace_s)
     vegeta = find_vegeta()
     with tempfile.TemporaryDirectory(prefix="twinlab-vegeta-") as workdir:
         targets, results = Path(workdir) / "targets.txt", Path(workdir) / "results.bin"
@@ -383,6 +396,19 @@ def run_open_loop(
             )
         report = parse_vegeta_json(_report(vegeta, results, "json"))
         p99_9 = latency_at_ms(parse_hdrplot(_report(vegeta, results, "hdrplot")), 0.999)
+    return _checked(url, plan, report, p99_9, affinity, usage.ru_utime + usage.ru_stime, wall_s)
+
+
+def _checked(
+    url: str,
+    plan: OpenLoopPlan,
+    report: VegetaReport,
+    p99_9: float,
+    affinity: frozenset[int],
+    cpu_s: float,
+    wall_s: float,
+) -> OpenLoopRun:
+    """The run, refused when no request succeeded."""
     if report.requests == 0 or report.success_ratio == 0:
         raise OpenLoopError(
             f"no successful HTTP response from {url} ({report.requests} requests, errors: "
@@ -394,19 +420,49 @@ def run_open_loop(
         report=report,
         latency_p99_9_ms=p99_9,
         generator_cpus=affinity,
-        generator_cpu_s=usage.ru_utime + usage.ru_stime,
+        generator_cpu_s=cpu_s,
         wall_s=wall_s,
     )
 
 
-def _report(vegeta: str, results: Path, kind: str) -> str:
-    result = subprocess.run(
-        [vegeta, "report", f"-type={kind}", str(results)],
-        capture_output=True,
-        text=True,
-        timeout=REPORT_TIMEOUT_S,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise OpenLoopError(f"vegeta report -type={kind} failed: {result.stderr.strip()[-300:]}")
-    return result.stdout
+def _run_open_loop_on_host(
+    host: HostHandle,
+    url: str,
+    plan: OpenLoopPlan,
+    generator_cpus: frozenset[int],
+    kill_grace_s: float,
+) -> OpenLoopRun:
+    """run_open_loop with vegeta on the remote host: a static binary, copied there if needed."""
+    vegeta = host_tool(host, "vegeta", find_vegeta())
+    kill_after_s = plan.deadline_s + kill_grace_s
+    with work_dir(host, "twinlab-vegeta-") as workdir:
+        targets, results = Path(workdir) / "targets.txt", Path(workdir) / "results.bin"
+        write_host_file(host, str(targets), f"GET {url}\n")
+        run = run_generator(
+            host, vegeta_attack(vegeta, targets, results, plan), kill_after_s, generator_cpus
+        )
+        if run.killed:
+            raise OpenLoopError(
+                f"vegeta ran past its {kill_after_s:g} s bound on {host} and was killed: {url}"
+            )
+        if run.rc != 0:
+            raise OpenLoopError(
+                f"vegeta attack on {url} from {host} failed (exit {run.rc}): {run.stderr[-300:]}"
+            )
+        if run.affinity != generator_cpus:
+            raise OpenLoopError(
+                f"vegeta ran on CPUs {format_cpu_list(run.affinity) or '(unknown)'} of {host}, "
+                f"not on {format_cpu_list(generator_cpus)} as asked: is taskset working there?"
+            )
+        report = parse_vegeta_json(_report(vegeta, results, "json", host))
+        p99_9 = latency_at_ms(parse_hdrplot(_report(vegeta, results, "hdrplot", host)), 0.999)
+    return _checked(url, plan, report, p99_9, run.affinity, run.cpu_s, run.wall_s)
+
+
+def _report(vegeta: str, results: Path, kind: str, host: HostHandle | None = None) -> str:
+    """`vegeta report` of a run's results, where the run was (this machine by default)."""
+    where = host or local_host()
+    done = where.run([vegeta, "report", f"-type={kind}", str(results)], timeout_s=REPORT_TIMEOUT_S)
+    if done.returncode != 0:
+        raise OpenLoopError(f"vegeta report -type={kind} failed: {done.stderr.strip()[-300:]}")
+    return done.stdout

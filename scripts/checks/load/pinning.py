@@ -32,6 +32,7 @@ from typing import Literal
 
 from components.errors import TwinlabError
 from scripts.checks.parsers.proc_resources import parse_proc_cgroup
+from scripts.checks.targets.host import HostHandle, local_host
 
 PROC = Path("/proc")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -159,12 +160,22 @@ def docker_proxy_host_port(argv: Sequence[str]) -> int | None:
 # --- choosing cores ------------------------------------------------------------------------------
 
 
-def host_cpus(*, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT) -> frozenset[int]:
+def host_cpus(
+    *, proc: Path = PROC, cgroup_root: Path = CGROUP_ROOT, host: HostHandle | None = None
+) -> frozenset[int]:
     """The CPUs twinlab may place processes on: its cgroup's cpuset (the machine's cores unless
     twinlab runs in a restricted cgroup), or this process's affinity if that cannot be read.
+    On a remote `host`: those of a process started there over its SSH (the generator's).
 
     Not the affinity first: a twinlab run pinned to core 0 may still start its generator on 1.
     """
+    if host is not None and not host.is_local:
+        try:
+            path = cpuset_file(host.read_text("/proc/self/cgroup"), cgroup_root)
+            return parse_cpu_list(host.read_text(str(path)))
+        except (OSError, PinningError):
+            status = host.read_text("/proc/self/status")
+            return parse_cpu_list(re.findall(r"^Cpus_allowed_list:\s*(\S+)", status, re.M)[0])
     try:
         return process_cgroup_cpus(os.getpid(), proc=proc, cgroup_root=cgroup_root)
     except PinningError:
@@ -231,8 +242,16 @@ class ThreadPlacement:
         return f"{self.name} ({role}tid {self.tid}) on {format_cpu_list(self.cpus)}"
 
 
-def _taskset(*args: str) -> str:
-    """Run taskset with `args`; its output, or PinningError with its reason."""
+def _taskset(*args: str, host: HostHandle | None = None) -> str:
+    """Run taskset with `args` (on a remote `host` over its SSH); its output, or PinningError
+    with its reason."""
+    if host is not None and not host.is_local:
+        result = host.run(["taskset", *args], timeout_s=COMMAND_TIMEOUT_S)
+        if result.returncode != 0:
+            raise PinningError(
+                f"taskset {' '.join(args)} on {host} failed: {result.stderr.strip()}"
+            )
+        return result.stdout
     found = shutil.which("taskset")
     if found is None:
         raise PinningError("taskset not found; install Debian's util-linux")
@@ -249,10 +268,10 @@ def thread_affinity(tid: int) -> frozenset[int]:
     return parse_taskset(_taskset("-pc", str(tid)))[1]
 
 
-def pin_process(pid: int, cpus: frozenset[int]) -> None:
-    """Every thread of `pid` onto `cpus` (`taskset -a`): a server's helper process (the
-    container's docker-proxy) joins the server's core set, as QEMU's threads do."""
-    _taskset("--all-tasks", "--pid", "--cpu-list", format_cpu_list(cpus), str(pid))
+def pin_process(pid: int, cpus: frozenset[int], host: HostHandle | None = None) -> None:
+    """Every thread of `pid` onto `cpus` (`taskset -a`, on its host): a server's helper process
+    (the container's docker-proxy) joins the server's core set, as QEMU's threads do."""
+    _taskset("--all-tasks", "--pid", "--cpu-list", format_cpu_list(cpus), str(pid), host=host)
 
 
 def _read_cgroup_cpus(task_dir: Path, cgroup_root: Path) -> frozenset[int] | None:
@@ -270,12 +289,16 @@ def process_threads(
     cgroup_root: Path = CGROUP_ROOT,
     qemu: bool = True,
     affinity_of: Callable[[int], frozenset[int]] = thread_affinity,
+    host: HostHandle | None = None,
 ) -> list[ThreadPlacement]:
     """Every thread of process `pid` with the CPUs it may run on; for QEMU (`qemu=True`) each
     with its role (vCPU, emulator, I/O thread), for another process with the role "thread".
 
     `affinity_of(tid)` reads a thread's affinity (taskset by default; a test replays captures).
+    On a remote `host` one script there lists every thread (remote_threads).
     """
+    if host is not None and not host.is_local:
+        return remote_threads(host, pid, qemu, cgroup_root)
     tasks = proc / str(pid) / "task"
     try:
         tids = sorted(int(entry.name) for entry in tasks.iterdir() if entry.name.isdigit())
@@ -304,15 +327,11 @@ def process_threads(
     return threads
 
 
-def container_cpuset(name: str, *, docker: str = "docker") -> frozenset[int] | None:
-    """The container's configured cpuset (`docker inspect`); None when unrestricted."""
-    result = subprocess.run(
-        [docker, "inspect", "--type", "container", name],
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
-    )
+def container_cpuset(name: str, *, host: HostHandle | None = None) -> frozenset[int] | None:
+    """The container's configured cpuset (`docker inspect` on its host, this machine by
+    default); None when unrestricted."""
+    argv = ["inspect", "--type", "container", name]
+    result = (host or local_host()).docker(argv, timeout_s=COMMAND_TIMEOUT_S)
     if result.returncode != 0:
         raise PinningError(f"docker inspect {name} failed: {result.stderr.strip()}")
     return cpuset_from_inspect(result.stdout)
@@ -329,9 +348,18 @@ def process_cgroup_cpus(
         raise PinningError(f"cannot read the cpuset of process {pid}: {error}") from None
 
 
-def docker_proxy_pids(host_port: int, *, proc: Path = PROC) -> list[int]:
+def docker_proxy_pids(
+    host_port: int, *, proc: Path = PROC, host: HostHandle | None = None
+) -> list[int]:
     """PIDs of the docker-proxy processes that publish `host_port` (none when Docker uses
     iptables only, e.g. with userland-proxy disabled)."""
+    if host is not None and not host.is_local:
+        listed = host.run(["pgrep", "-a", "-x", "docker-proxy"]).stdout.splitlines()
+        return sorted(
+            int(line.split()[0])
+            for line in listed
+            if docker_proxy_host_port(line.split()[1:]) == host_port
+        )
     pids = []
     for entry in proc.iterdir():
         if not entry.name.isdigit():
@@ -374,3 +402,48 @@ def server_placement_problems(
         *placement_problems(container_cpus, qemu_threads, what="VM"),
         *placement_problems(container_cpus, proxy_threads, what="docker-proxy"),
     ]
+
+
+# One line per thread of process $0: TID, name, affinity, its /proc cgroup lines joined by "|".
+REMOTE_THREADS = (
+    'for t in /proc/"$0"/task/[0-9]*; do printf "%s\\t%s\\t%s\\t%s\\n" "${t##*/}" '
+    '"$(cat "$t/comm")" "$(sed -n "s/^Cpus_allowed_list:[[:space:]]*//p" "$t/status")" '
+    '"$(tr "\\n" "|" < "$t/cgroup")"; done'
+)
+
+
+def remote_threads(
+    host: HostHandle, pid: int, qemu: bool, cgroup_root: Path = CGROUP_ROOT
+) -> list[ThreadPlacement]:
+    """process_threads on a remote host: one script lists the threads, then each distinct
+    cpuset file is read once."""
+    done = host.run(["sh", "-c", REMOTE_THREADS, str(pid)])
+    cpusets: dict[Path, frozenset[int] | None] = {}
+    threads = []
+    for line in done.stdout.splitlines():
+        fields = line.split("\t")
+        if len(fields) != 4 or not fields[0].isdigit() or not fields[2]:
+            continue  # the thread ended while the script looked
+        tid, name, allowed, cgroup = fields
+        try:
+            path: Path | None = cpuset_file(cgroup.replace("|", "\n"), cgroup_root)
+        except PinningError:
+            path = None
+        if path is not None and path not in cpusets:
+            try:
+                cpusets[path] = parse_cpu_list(host.read_text(str(path)))
+            except (OSError, PinningError):
+                cpusets[path] = None
+        threads.append(
+            ThreadPlacement(
+                pid,
+                int(tid),
+                name,
+                thread_role(name) if qemu else "thread",
+                parse_cpu_list(allowed),
+                cpusets.get(path) if path is not None else None,
+            )
+        )
+    if not threads:
+        raise PinningError(f"process {pid} on {host} has no threads left to read (did it exit?)")
+    return threads

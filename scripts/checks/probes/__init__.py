@@ -31,7 +31,7 @@ from scripts.checks.probes.isolation import READ_ONLY_PROBES
 from scripts.checks.probes.kernel_writes import STATE_CHANGING_PROBES
 from scripts.checks.probes.system import OS_PROBES
 from scripts.checks.results.samples import Sample, Value
-from scripts.checks.targets.target import LocalTarget, Target, TargetError
+from scripts.checks.targets.target import HostTarget, LocalTarget, Target, TargetError
 
 Probe = Callable[[Target, HostBaseline], list[Sample]]
 ProbeStarted = Callable[[Target, str], None]
@@ -135,9 +135,9 @@ def common_metadata(baseline: HostBaseline, run_id: str, virt_mode: str) -> dict
     return {"virt_mode": virt_mode, "host_kernel": baseline.kernel_release, "run_id": run_id}
 
 
-def with_host(targets: Sequence[Target]) -> Iterator[Target]:
-    if not any(isinstance(target, LocalTarget) for target in targets):
-        yield LocalTarget("local://")
+def with_host(targets: Sequence[Target], host: Target) -> Iterator[Target]:
+    if not any(isinstance(target, LocalTarget | HostTarget) for target in targets):
+        yield host
     yield from targets
 
 
@@ -155,9 +155,9 @@ def run_os_probes(
     """A1/A2/U1 samples for each target, plus the host (local://) unless include_host=False;
     `only` names a subset of OS_PROBES to run."""
     probes = select(OS_PROBES, only)
-    chosen = list(with_host(targets)) if include_host else list(targets)
     with ExitStack() as stack:
         base = baseline_or_new(stack, baseline)
+        chosen = list(with_host(targets, base.host)) if include_host else list(targets)
         common = common_metadata(base, run_id, virt_mode)
         return run_probes(probes, chosen, base, common, target_metadata or {}, on_probe)
 

@@ -14,15 +14,15 @@ function list is refused: expect "not measurable".
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from scripts.checks.probes.catalog import ISOLATION, Metric, Reading, to_sample
 from scripts.checks.results.samples import Sample, Value
+from scripts.checks.targets.host import HostHandle, local_host
+from scripts.checks.targets.libvirt_domains import QEMU_PID_DIR
 from scripts.checks.targets.target import Target
 
 METRIC = "host_kernel_functions_reached"
@@ -68,26 +68,23 @@ def functions_reached(trace: str) -> set[str]:
 class Subject:
     target: Target  # the variant, named as the other samples name it
     host_pids: Callable[[], Sequence[int]]  # its processes on this host (asked only if traced)
-    url: str  # an app endpoint on 127.0.0.1
+    url: str  # an app endpoint on the host's 127.0.0.1
+    host: HostHandle = field(default_factory=local_host)  # where the subject runs
 
 
-def container_pids(name: str) -> list[int]:
-    """The container's main process on this host (the tracer follows its forks)."""
-    done = subprocess.run(
-        ["docker", "inspect", "-f", "{{.State.Pid}}", name],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+def container_pids(name: str, host: HostHandle | None = None) -> list[int]:
+    """The container's main process on its host (the tracer follows its forks)."""
+    done = (host or local_host()).docker(["inspect", "-f", "{{.State.Pid}}", name], timeout_s=30)
     pid = done.stdout.strip()
     return [int(pid)] if done.returncode == 0 and pid.isdigit() and pid != "0" else []
 
 
-def qemu_pids(domain: str) -> list[int]:
-    """The QEMU process of a libvirt domain on this host (libvirt's pid file)."""
-    path = Path("/run/libvirt/qemu") / f"{domain}.pid"
-    text = path.read_text().strip() if path.exists() else ""
+def qemu_pids(domain: str, host: HostHandle | None = None) -> list[int]:
+    """The QEMU process of a libvirt domain on its host (libvirt's pid file)."""
+    try:
+        text = (host or local_host()).read_text(f"{QEMU_PID_DIR}/{domain}.pid").strip()
+    except OSError:
+        text = ""
     return [int(text)] if text.isdigit() else []
 
 
@@ -119,7 +116,8 @@ def traced_functions(
     try:
         if not host.run(setup, root=True).ok:
             return set()
-        serve_requests(subject.url, window_s)
+        with subject.host.reach(subject.url) as url:
+            serve_requests(url, window_s)
         host.run(f"echo 0 > {tracefs}/tracing_on", root=True)
         return functions_reached(host.run(f"cat {tracefs}/trace", root=True, timeout_s=120).stdout)
     finally:

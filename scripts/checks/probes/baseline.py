@@ -32,7 +32,8 @@ from scripts.checks.probes.shell import (
     optional,
     run_sections,
 )
-from scripts.checks.targets.target import LocalTarget, Target
+from scripts.checks.targets.host import HostHandle
+from scripts.checks.targets.target import LocalTarget, Target, host_target
 
 MARKER_LIFETIME_S = 1800
 BASELINE_SNIPPETS = {
@@ -98,12 +99,19 @@ def baseline_from_sections(
 
 
 @contextmanager
-def host_baseline() -> Iterator[HostBaseline]:
-    """Read the host (this machine) once and keep the marker process alive until exit."""
+def host_baseline(host: HostHandle | None = None) -> Iterator[HostBaseline]:
+    """Read the host (the stack's host; None: this machine) once and keep the marker process
+    alive on it until exit."""
+    if host is not None and not host.is_local:
+        with remote_marker(host) as (argv0, pid):
+            target = host_target(host)
+            sections = run_sections(target, BASELINE_SNIPPETS)
+            yield baseline_from_sections(sections, target, argv0, pid, time.monotonic())
+        return
     sleep = shutil.which("sleep")
     if sleep is None:
         raise ProbeOutputError("local://: no `sleep` on PATH to start the host marker process")
-    argv0 = f"twinlab-marker-{uuid.uuid4().hex[:12]}"
+    argv0 = marker_argv0()
     marker = subprocess.Popen(
         [argv0, str(MARKER_LIFETIME_S)],
         executable=sleep,
@@ -112,9 +120,28 @@ def host_baseline() -> Iterator[HostBaseline]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        host = LocalTarget("local://")
-        sections = run_sections(host, BASELINE_SNIPPETS)
-        yield baseline_from_sections(sections, host, argv0, marker.pid, time.monotonic())
+        local = LocalTarget("local://")
+        sections = run_sections(local, BASELINE_SNIPPETS)
+        yield baseline_from_sections(sections, local, argv0, marker.pid, time.monotonic())
     finally:
         marker.kill()
         marker.wait()
+
+
+def marker_argv0() -> str:
+    return f"twinlab-marker-{uuid.uuid4().hex[:12]}"
+
+
+@contextmanager
+def remote_marker(host: HostHandle) -> Iterator[tuple[str, int]]:
+    """The marker process on a remote host, started over its SSH (bash's exec -a names it)."""
+    argv0 = marker_argv0()
+    script = 'nohup bash -c \'exec -a "$0" sleep "$1"\' "$0" "$1" >/dev/null 2>&1 & echo $!'
+    started = host.run(["sh", "-c", script, argv0, str(MARKER_LIFETIME_S)])
+    if started.returncode != 0 or not started.stdout.strip().isdigit():
+        raise ProbeOutputError(f"host {host}: cannot start the marker process: {started.stderr}")
+    pid = int(started.stdout.strip())
+    try:
+        yield argv0, pid
+    finally:
+        host.run(["kill", str(pid)])

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 
 from components.naming import resource_name
@@ -11,7 +10,8 @@ from scripts.checks.lifecycle import RunContext
 from scripts.checks.probes import attack_surface, host_baseline, run_isolation, run_os_probes
 from scripts.checks.probes.weakened import WEAKENED_METADATA, weakened_container
 from scripts.checks.results.samples import Sample
-from scripts.checks.targets.target import LocalTarget, Target, parse_target
+from scripts.checks.targets.host import HostHandle
+from scripts.checks.targets.target import Target, host_target, parse_target
 
 
 def run(context: RunContext) -> list[Sample]:
@@ -26,7 +26,8 @@ def _probes(context: RunContext) -> list[Sample]:
     def started(target: Target, probe: str) -> None:
         console.print(f"  probe {target.url.split('?')[0]} {probe}")
 
-    with host_baseline() as baseline:
+    host = subjects.host  # the baseline, the weakened control and the tracer are there
+    with host_baseline(host) as baseline:
         console.print("[bold]OS probes[/] (A1, A2, U1)")
         samples += run_os_probes(
             targets,
@@ -47,11 +48,11 @@ def _probes(context: RunContext) -> list[Sample]:
                 target_metadata=weak_metadata,
                 on_probe=started,
             )
-        image = _container_image(container.target.removeprefix("docker://").split("?")[0])
+        image = _container_image(container.target.removeprefix("docker://").split("?")[0], host)
         name = resource_name(subjects.stack, "weakened")
-        with weakened_container(name, image) as weak:
+        with weakened_container(name, image, host) as weak:
             console.print(f"  weakened container {weak.name}: {weak.flags}")
-            weak_target = parse_target(weak.target, container.parsed().label)
+            weak_target = parse_target(weak.target, container.parsed().label, container.host)
             samples += run_isolation(
                 [*targets, *weakened, weak_target],
                 run_id=context.run_id,
@@ -69,9 +70,13 @@ def _probes(context: RunContext) -> list[Sample]:
 def _attack_surface(context: RunContext) -> list[Sample]:
     """Issue 11 item 4: the host kernel functions each variant's app requests reach (ftrace),
     or "not measurable on this host" with the reason. Needs the app URL and instance name."""
+    host = context.subjects.host
     chosen = [
         attack_surface.Subject(
-            target, _host_pids(target, subject.instance_name), subject.url + "/healthz"
+            target,
+            _host_pids(target, subject.instance_name, host),
+            subject.url + "/healthz",
+            host,
         )
         for subject, target in zip(context.subjects.items, context.targets, strict=True)
         if subject.url is not None and subject.instance_name is not None
@@ -79,20 +84,15 @@ def _attack_surface(context: RunContext) -> list[Sample]:
     if not chosen:
         return []
     context.console.print("[bold]host-kernel attack surface[/] (ftrace)")
-    return attack_surface.attack_surface(LocalTarget("local://"), chosen)
+    return attack_surface.attack_surface(host_target(host), chosen)
 
 
-def _host_pids(target: Target, instance: str) -> Callable[[], list[int]]:
+def _host_pids(target: Target, instance: str, host: HostHandle) -> Callable[[], list[int]]:
     if target.kind != "vm":  # a container or sandbox: the processes of its Docker container
-        return lambda: attack_surface.container_pids(instance)
-    return lambda: attack_surface.qemu_pids(instance)
+        return lambda: attack_surface.container_pids(instance, host)
+    return lambda: attack_surface.qemu_pids(instance, host)
 
 
-def _container_image(container_name: str) -> str:
-    done = subprocess.run(
-        ["docker", "inspect", "-f", "{{.Config.Image}}", container_name],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+def _container_image(container_name: str, host: HostHandle) -> str:
+    done = host.docker(["inspect", "-f", "{{.Config.Image}}", container_name], timeout_s=30)
     return done.stdout.strip() or container_name

@@ -10,14 +10,13 @@ the host has, no seccomp, /proc and /sys unmasked, host PID namespace.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from components.errors import TwinlabError
 from scripts.checks.parsers.proc import CAP_NAMES, cap_mask, parse_status
+from scripts.checks.targets.host import HostHandle, local_host
 
 PRIVILEGED_FLAGS = ("--privileged", "--pid=host")
 WEAKENED_METADATA = {"weakened": True}
@@ -33,15 +32,11 @@ class WeakenedContainer:
         return f"docker://{self.name}"
 
 
-def _docker(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
-
-
-def missing_host_caps() -> list[str]:
-    """Capabilities this host's root lacks: Docker fails to grant them to a privileged one."""
-    status = parse_status(Path("/proc/self/status").read_text(encoding="ascii"))
+def missing_host_caps(host: HostHandle) -> list[str]:
+    """Capabilities the host's root lacks: Docker fails to grant them to a privileged one."""
+    status = parse_status(host.read_text("/proc/self/status"))
     bounding = cap_mask(status["CapBnd"])
-    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text(encoding="ascii"))
+    last = int(host.read_text("/proc/sys/kernel/cap_last_cap"))
     return [CAP_NAMES[bit] for bit in range(last + 1) if not bounding >> bit & 1]
 
 
@@ -56,23 +51,28 @@ def piecewise_flags(missing_caps: list[str]) -> list[str]:
     ]
 
 
-def start_weakened(name: str, image: str) -> WeakenedContainer:
-    started = _docker("run", "-d", "--name", name, *PRIVILEGED_FLAGS, image)
+def start_weakened(name: str, image: str, host: HostHandle | None = None) -> WeakenedContainer:
+    host = host or local_host()
+    started = host.docker(["run", "-d", "--name", name, *PRIVILEGED_FLAGS, image])
     if started.returncode == 0:
         return WeakenedContainer(name, " ".join(PRIVILEGED_FLAGS))
-    _docker("rm", "-f", name)
-    flags = piecewise_flags(missing_host_caps())
-    started = _docker("run", "-d", "--name", name, *flags, image)
+    host.docker(["rm", "-f", name])
+    flags = piecewise_flags(missing_host_caps(host))
+    started = host.docker(["run", "-d", "--name", name, *flags, image])
     if started.returncode != 0:
         raise TwinlabError(f"cannot start the weakened container {name}: {started.stderr.strip()}")
     return WeakenedContainer(name, " ".join(flags))
 
 
 @contextmanager
-def weakened_container(name: str, image: str) -> Iterator[WeakenedContainer]:
-    """A weakened container for the duration of the block; always removed."""
-    _docker("rm", "-f", name)
+def weakened_container(
+    name: str, image: str, host: HostHandle | None = None
+) -> Iterator[WeakenedContainer]:
+    """A weakened container on the host (None: this machine's Docker) for the duration of the
+    block; always removed."""
+    host = host or local_host()
+    host.docker(["rm", "-f", name])
     try:
-        yield start_weakened(name, image)
+        yield start_weakened(name, image, host)
     finally:
-        _docker("rm", "-f", name)
+        host.docker(["rm", "-f", name])

@@ -168,15 +168,22 @@ class KernelLog:
     """New kernel log records since it was opened (/dev/kmsg, non-blocking). On a host where
     the log cannot be read, `available` is False and the other OOM sources still count."""
 
-    def __init__(self, path: Path = Path("/dev/kmsg")) -> None:
-        self.problem = ""
+    def __init__(self, path: Path | None = Path("/dev/kmsg"), problem: str = "") -> None:
+        self.problem = problem
         self._fd: int | None = None
+        if path is None:
+            return
         try:
             self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
             os.lseek(self._fd, 0, os.SEEK_END)
         except OSError as error:
             self.problem = f"{path}: {error.strerror}"
             self.close()
+
+    @classmethod
+    def unavailable(cls, why: str) -> KernelLog:
+        """A log that reads nothing, saying why (the other OOM sources still count)."""
+        return cls(None, why)
 
     @property
     def available(self) -> bool:
@@ -263,7 +270,8 @@ def read_counters(memory_dir: Path, version: CgroupVersion) -> MemoryCounters:
 def instance_memory_dir(pid: int, layout: CgroupLayout) -> Path:
     """The memory cgroup of the instance whose main process is `pid` (a container's cgroup,
     a VM's NAME.libvirt-qemu: on v2 libvirt puts QEMU into an emulator child)."""
-    _, memory_dir, _ = footprint.container_cgroup(pid, root=layout.root)
+    proc = type(layout.root)("/proc")  # on the host of the cgroup tree (a HostPath if remote)
+    _, memory_dir, _ = footprint.container_cgroup(pid, proc=proc, root=layout.root)
     if layout.version == "v2" and memory_dir.name == "emulator":
         return memory_dir.parent
     return memory_dir
@@ -349,7 +357,12 @@ class BudgetCgroup:
 
 
 def _child_dirs(path: Path) -> list[Path]:
-    return [Path(top) / name for top, dirs, _ in os.walk(path) for name in dirs]
+    """Every directory below `path` (through Path methods: a HostPath walks a remote host)."""
+    try:
+        children = [child for child in path.iterdir() if child.is_dir() and not child.is_symlink()]
+    except OSError:
+        return []
+    return [found for child in children for found in (child, *_child_dirs(child))]
 
 
 def enable_v2_controllers(cgroup: Path) -> None:

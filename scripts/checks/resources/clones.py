@@ -8,6 +8,7 @@ volumes alike); `remove_clones(stack)` removes every leftover one.
 
 from __future__ import annotations
 
+import fnmatch
 import socket
 import threading
 import time
@@ -33,6 +34,8 @@ from scripts.checks.resources.start_watch import (
 )
 from scripts.checks.results.samples import VariantLabel
 from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.host import HostHandle, local_host
+from scripts.checks.targets.host_path import host_path
 from scripts.checks.targets.libvirt_domains import Virsh, disk_chain
 
 CONTAINER_READY_TIMEOUT_S = 30.0
@@ -58,18 +61,24 @@ def stack_of(instance_name: str) -> str:
 
 
 class PortAllocator:
-    """Free 127.0.0.1 ports, never the same one twice in this process (the clones of one run
-    bind theirs only when they start)."""
+    """Free 127.0.0.1 ports of the clones' host, never the same one twice in this process (the
+    clones of one run bind theirs only when they start)."""
 
     _lock = threading.Lock()
     _handed_out: set[int] = set()  # noqa: RUF012 - process-wide on purpose
 
+    def __init__(self, host: HostHandle | None = None) -> None:
+        self.host = host
+
     def free_port(self) -> int:
         with self._lock:
             for _ in range(100):
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                    probe.bind(("127.0.0.1", 0))
-                    port = int(probe.getsockname()[1])
+                if self.host is not None and not self.host.is_local:
+                    port = self.host.free_port()
+                else:
+                    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                        probe.bind(("127.0.0.1", 0))
+                        port = int(probe.getsockname()[1])
                 if port not in self._handed_out:
                     self._handed_out.add(port)
                     return port
@@ -103,11 +112,19 @@ class Cloner(ABC):
     # Containers only: the clones' CPU weight instead of the source's (docker --cpu-shares).
     cpu_shares: int | None = None
 
-    def __init__(self, source_name: str, stack: str | None, label: VariantLabel | None) -> None:
+    def __init__(
+        self,
+        source_name: str,
+        stack: str | None,
+        label: VariantLabel | None,
+        host: HostHandle | None = None,
+    ) -> None:
         self.source_name = source_name
         self.stack = stack or stack_of(source_name)
         self.label = label or VariantLabel(self.kind, self.kind)
-        self.ports = PortAllocator()
+        # Where the clones run: their URLs are on its loopback (HostHandle.reach from here).
+        self.host = host or local_host()
+        self.ports = PortAllocator(self.host)
 
     @property
     def variant(self) -> str:
@@ -160,8 +177,9 @@ class ContainerCloner(Cloner):
         http_port: str = f"{GUEST_HTTP_PORT}/tcp",
         label: VariantLabel | None = None,
     ) -> None:
-        super().__init__(source_name, stack, label)
-        self.engine = engine or DockerEngine()
+        engine = engine or DockerEngine()
+        super().__init__(source_name, stack, label, engine.handle)
+        self.engine = engine
         self.inspect = self.engine.running_container(source_name)
         self.facts = parse_container(self.inspect)
         self.http_port = http_port
@@ -220,7 +238,7 @@ class ContainerCloner(Cloner):
 
     def memory(self, clone: Clone) -> footprint.MemoryReading:
         pid = parse_container(self.engine.running_container(clone.name)).pid
-        return footprint.container_memory(pid)
+        return footprint.container_memory(pid, host=self.host)
 
 
 class VmCloner(Cloner):
@@ -236,8 +254,9 @@ class VmCloner(Cloner):
         guest_http_port: int = GUEST_HTTP_PORT,
         label: VariantLabel | None = None,
     ) -> None:
-        super().__init__(source_name, stack, label)
-        self.virsh = virsh or Virsh()
+        virsh = virsh or Virsh()
+        super().__init__(source_name, stack, label, virsh.host)
+        self.virsh = virsh
         self.xml = self.virsh.running_domain_xml(source_name)
         self.facts = parse_domain(self.xml)
         self.guest_http_port = guest_http_port
@@ -266,7 +285,7 @@ class VmCloner(Cloner):
         disk_paths = {}
         try:
             for disk in self.facts.disks:
-                source = disk_chain(self.virsh.disk_path(disk))[0]
+                source = disk_chain(self.virsh.disk_path(disk), self.host)[0]
                 if source.backing_filename is None:
                     raise CloneError(
                         f"domain {self.source_name!r}: disk {disk.target_dev} "
@@ -278,7 +297,7 @@ class VmCloner(Cloner):
                     pool, volume, source.backing_filename, source.virtual_size_bytes
                 )
                 clone.volumes.append((pool, volume))
-            console_log = console_log_path(name)
+            console_log = console_log_path(name, self.host)
             console_log.unlink(missing_ok=True)  # a removed clone's of the same name
             xml = clone_domain_xml(self.xml, name, disk_paths, port_map, str(console_log))
             if self.cpu_set is not None:
@@ -298,17 +317,18 @@ class VmCloner(Cloner):
     def remove(self, clone: Clone) -> None:
         clone.watch.close()
         self.virsh.destroy(clone.name)
-        console_log_path(clone.name).unlink(missing_ok=True)
+        console_log_path(clone.name, self.host).unlink(missing_ok=True)
         for pool, volume in clone.volumes:
             self.virsh.delete_volume(pool, volume)
 
     def memory(self, clone: Clone) -> footprint.MemoryReading:
         pid = self.virsh.qemu_pid(clone.name)
-        return footprint.vm_memory(pid, guest_memory_mib=self.facts.memory_mib)
+        return footprint.vm_memory(pid, guest_memory_mib=self.facts.memory_mib, host=self.host)
 
 
-def console_log_path(clone_name: str) -> Path:
-    return CONSOLE_LOG_DIR / f"{clone_name}-console.log"
+def console_log_path(clone_name: str, host: HostHandle | None = None) -> Path:
+    """Where virtlogd writes a clone's console, on the clone's host."""
+    return host_path(host, CONSOLE_LOG_DIR / f"{clone_name}-console.log")
 
 
 @dataclass
@@ -338,7 +358,9 @@ def remove_clones(
         for name in virsh.domain_names(prefix):
             virsh.destroy(name)
             result.removed.append(f"domain {name}")
-        for log in sorted(CONSOLE_LOG_DIR.glob(f"{prefix}*-console.log")):
+        logs = host_path(virsh.host, CONSOLE_LOG_DIR)
+        found = sorted(logs.iterdir()) if logs.is_dir() else []
+        for log in [p for p in found if fnmatch.fnmatch(p.name, f"{prefix}*-console.log")]:
             log.unlink(missing_ok=True)
             result.removed.append(f"console log {log}")
         for pool in virsh.pool_names():

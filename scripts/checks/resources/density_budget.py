@@ -78,6 +78,8 @@ from scripts.checks.resources.errors import (
 from scripts.checks.results.run_tags import RunTags, run_tags
 from scripts.checks.results.samples import Sample, Value, VariantLabel, write_samples
 from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.host import HostHandle
+from scripts.checks.targets.host_path import host_path
 from scripts.checks.targets.libvirt_domains import DEFAULT_URI, Virsh
 
 HOLD_S = 30.0  # the survivors must stay healthy this long after the last start
@@ -418,8 +420,11 @@ def validate(
         raise BudgetError("density run not started: " + "; ".join(problems))
 
 
-def host_available_mib() -> float:
-    return meminfo_available_mib(Path("/proc/meminfo").read_text())
+REMOTE_KERNEL_LOG = "not read on a remote host (OOM kills counted by cgroup and runtime)"
+
+
+def host_available_mib(host: HostHandle | None = None) -> float:
+    return meminfo_available_mib(host_path(host, "/proc/meminfo").read_text())
 
 
 def run(
@@ -437,32 +442,35 @@ def run(
     docker_host: str | None = None,
     libvirt_uri: str = DEFAULT_URI,
     cgroup_root: Path = CGROUP_ROOT,
+    host: HostHandle | None = None,
 ) -> DensityResult:
     """Start clones of the deployed instance `source_name` inside a `budget_mib` budget until
     the kernel allows no more (see the module's docstring). Always removes what it made.
-    `instance_limit_mib` replaces the deployed per-instance memory limit (None: as deployed)."""
+    `instance_limit_mib` replaces the deployed per-instance memory limit (None: as deployed).
+    With a stack's `host`, the budget, the clones and every reading are on that host (its
+    cgroup and /proc files as HostPaths over its SSH when remote)."""
     limits = RunLimits(
         max_instances if max_instances is not None else DEFAULT_MAX_INSTANCES.get(kind, 1),
         wall_clock_s,
         ready_deadline_s if ready_deadline_s is not None else READY_DEADLINE_S.get(kind, 0.0),
         hold_s,
     )
-    validate(kind, budget_mib, limits, host_available_mib(), instance_limit_mib)
+    validate(kind, budget_mib, limits, host_available_mib(host), instance_limit_mib)
     stack = stack or stack_of(source_name)
     name = budget_cgroup.budget_name(stack, str(os.getpid()))
-    layout = budget_cgroup.detect_layout(cgroup_root)
+    layout = budget_cgroup.detect_layout(host_path(host, cgroup_root))
     placement: str
     cloner: Cloner
     view: InstanceView
     if kind == "container":
         placement = budget_cgroup.docker_cgroup_parent(name)
-        engine = BudgetedDockerEngine(placement, docker_host, instance_limit_mib)
+        engine = BudgetedDockerEngine(placement, host or docker_host, instance_limit_mib)
         check_placement_supported(kind, engine)
         cloner, view = ContainerCloner(source_name, stack, engine), ContainerView(engine)
     else:
-        check_placement_supported(kind)
+        check_placement_supported(kind, host=host)
         placement = budget_cgroup.libvirt_partition(name)
-        virsh = PartitionedVirsh(placement, libvirt_uri, instance_limit_mib)
+        virsh = PartitionedVirsh(placement, host or libvirt_uri, instance_limit_mib)
         cloner, view = VmCloner(source_name, stack, virsh), VmView(virsh)
     budget = BudgetCgroup(layout, budget_cgroup.budget_dir(kind, name), int(budget_mib * MIB))
     limit_mib = instance_limit_mib if instance_limit_mib is not None else cloner.limit_mib
@@ -480,11 +488,14 @@ def _run_in_budget(
     on_event: ProgressCallback | None,
 ) -> DensityResult:
     began = time.monotonic()
-    load_start = round(os.getloadavg()[0], 2)
+    host = cloner.host
+    load_start = round(host.load_avg_1m(), 2)
     tally = Tally(limits)
     clones: list[Clone] = []
-    kernel_log = KernelLog()
-    watcher = Watcher(budget.layout, budget, kernel_log)
+    # A remote host's kernel log is not streamed here: its cgroup counters and the runtime's
+    # view still count OOM kills (KernelLog's own fallback).
+    kernel_log = KernelLog() if host.is_local else KernelLog.unavailable(REMOTE_KERNEL_LOG)
+    watcher = Watcher(budget.layout, budget, kernel_log, host)
 
     def elapsed() -> float:
         return time.monotonic() - began
@@ -521,7 +532,8 @@ def _run_in_budget(
                 break
             clones.append(clone)
             record.create_call_s = clone.create_call_s
-            _await_first_200(clone, record, tally, view, watcher, limits, apply_losses)
+            with host.reach(clone.url) as url:
+                _await_first_200(clone, url, record, tally, view, watcher, limits, apply_losses)
             if record.answered:
                 emit("ready", record, f"HTTP 200 after {record.ready_s:.2f} s")
                 pid = view.main_pid(record.name)
@@ -587,7 +599,7 @@ def _run_in_budget(
         kernel_log="read" if kernel_log.problem == "" else kernel_log.problem,
         wall_s=elapsed(),
         load_avg_start=load_start,
-        load_avg_end=round(os.getloadavg()[0], 2),
+        load_avg_end=round(host.load_avg_1m(), 2),
         leftovers=tuple(leftovers),
         count_is_lower_bound=tally.stopped_by_bound,
     )
@@ -619,6 +631,7 @@ def _charged_mib(watcher: Watcher, name: str, budget: BudgetCgroup) -> float | N
 
 def _await_first_200(
     clone: Clone,
+    url: str,  # the clone's URL as this process reaches it
     record: InstanceRecord,
     tally: Tally,
     view: InstanceView,
@@ -633,7 +646,7 @@ def _await_first_200(
     noted = False
     while True:
         slice_end = min(deadline, time.monotonic() + WAIT_SLICE_S)
-        result = wait_for_http_200(clone.url, clone.created_at, slice_end - clone.created_at)
+        result = wait_for_http_200(url, clone.created_at, slice_end - clone.created_at)
         if result.seconds is not None:
             tally.answered(record, result.seconds)
             return

@@ -8,7 +8,6 @@ wrappers change only where they run (and, if asked, their memory limit).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from typing import Any, Protocol
 
 from scripts.checks.parsers import domain_xml  # noqa: F401 - registers the qemu: namespace
@@ -17,6 +16,8 @@ from scripts.checks.parsers.proc_resources import MIB
 from scripts.checks.resources.budget_cgroup import Kind
 from scripts.checks.resources.errors import BudgetError, InstanceNotFoundError, ResourceCheckError
 from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.host import HostHandle
+from scripts.checks.targets.host_path import host_path
 from scripts.checks.targets.libvirt_domains import DEFAULT_URI, Virsh
 
 
@@ -30,7 +31,10 @@ class BudgetedDockerEngine(DockerEngine):
     not restart a killed QEMU either, so both kinds are judged alike."""
 
     def __init__(
-        self, cgroup_parent: str, host: str | None = None, memory_mib: float | None = None
+        self,
+        cgroup_parent: str,
+        host: str | HostHandle | None = None,
+        memory_mib: float | None = None,
     ) -> None:
         super().__init__(host)
         self.cgroup_parent = cgroup_parent
@@ -67,7 +71,7 @@ class PartitionedVirsh(Virsh):
     """virsh that starts every transient domain inside one libvirt resource partition."""
 
     def __init__(
-        self, partition: str, uri: str = DEFAULT_URI, memory_mib: float | None = None
+        self, partition: str, uri: str | HostHandle = DEFAULT_URI, memory_mib: float | None = None
     ) -> None:
         super().__init__(uri)
         self.partition = partition
@@ -77,7 +81,9 @@ class PartitionedVirsh(Virsh):
         super().create_transient(budgeted_domain_xml(xml, self.partition, self.memory_mib))
 
 
-def check_placement_supported(kind: Kind, engine: DockerEngine | None = None) -> None:
+def check_placement_supported(
+    kind: Kind, engine: DockerEngine | None = None, host: HostHandle | None = None
+) -> None:
     """Refuse hosts where the runtime would not place instances where the budget is."""
     if kind == "container":
         status, info = (engine or DockerEngine()).call("GET", "/info")
@@ -88,7 +94,7 @@ def check_placement_supported(kind: Kind, engine: DockerEngine | None = None) ->
                 "cgroupfs parent; with the systemd driver the parent is a slice whose limit "
                 "systemd sets (not supported yet)"
             )
-    elif Path("/run/systemd/system").is_dir():
+    elif host_path(host, "/run/systemd/system").is_dir():
         raise BudgetError(
             "systemd runs this host: libvirt would put the partition into a machined slice "
             "(machine-NAME.slice) whose limit systemd sets; the density check supports "

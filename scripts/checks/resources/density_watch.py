@@ -15,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.http_wait import wait_for_http_200
+from components.http_wait import WaitResult, wait_for_http_200
 from scripts.checks.resources import budget_cgroup
 from scripts.checks.resources.budget_cgroup import BudgetCgroup, CgroupLayout, KernelLog, OomKill
 from scripts.checks.resources.errors import BudgetError, ResourceCheckError
+from scripts.checks.targets.host import HostHandle, local_host
 
 HEALTH_INTERVAL_S = 2.0  # how often every admitted instance is probed
 PROBE_TIMEOUT_S = 3.0  # one probe: retries within this before it counts as unanswered
@@ -60,8 +61,15 @@ class Watcher:
     polls; the HTTP probes of every admitted instance, and whether its process is still there,
     run in a background thread. Losses and kills are collected for the main loop."""
 
-    def __init__(self, layout: CgroupLayout, budget: BudgetCgroup, kernel_log: KernelLog) -> None:
+    def __init__(
+        self,
+        layout: CgroupLayout,
+        budget: BudgetCgroup,
+        kernel_log: KernelLog,
+        host: HostHandle | None = None,
+    ) -> None:
         self.layout, self.budget, self.kernel_log = layout, budget, kernel_log
+        self.host = host or local_host()  # where the instances run: their URLs and /proc
         self._lock = threading.Lock()
         self._watched: dict[str, Watched] = {}
         self._losses: dict[str, Loss] = {}
@@ -144,7 +152,7 @@ class Watcher:
             )
         for item in watched:
             kill = killed.get(item.name)
-            gone = not Path(f"/proc/{item.pid}").exists()
+            gone = not self._proc(item.pid).exists()
             if kill is not None:
                 reason = f"was OOM-killed (kernel killed {kill.task} pid {kill.pid})"
                 self._lose(item.name, reason, whole=gone or kill.pid == item.pid)
@@ -163,7 +171,7 @@ class Watcher:
             with ThreadPoolExecutor(max_workers=min(16, len(watched))) as pool:
                 answers = list(
                     pool.map(
-                        lambda w: wait_for_http_200(w.url, time.monotonic(), PROBE_TIMEOUT_S),
+                        self._probe,
                         watched,
                     )
                 )
@@ -171,13 +179,21 @@ class Watcher:
             for item, answer in zip(watched, answers, strict=True):
                 if answer.seconds is not None:
                     item.last_ok = now
-                if not Path(f"/proc/{item.pid}").exists():
+                if not self._proc(item.pid).exists():
                     reason = f"lost its main process (pid {item.pid} gone)"
                     self._lose(item.name, reason, whole=True)
                 elif now - item.last_ok > UNANSWERED_GRACE_S:
                     silent_s = now - item.last_ok
                     self._lose(item.name, f"stopped answering (no HTTP 200 for {silent_s:.0f} s)")
         self.check_kills()  # a kill explains a missing process better: it wins below
+
+    def _proc(self, pid: int) -> Path:
+        """/proc/PID on the instances' host (the cgroup tree's: a HostPath when remote)."""
+        return type(self.layout.root)(f"/proc/{pid}")
+
+    def _probe(self, item: Watched) -> WaitResult:
+        with self.host.reach(item.url) as url:
+            return wait_for_http_200(url, time.monotonic(), PROBE_TIMEOUT_S)
 
     def _lose(self, name: str, reason: str, whole: bool = False) -> None:
         """Record a loss once; a kill found later explains an untaken loss better."""

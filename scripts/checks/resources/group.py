@@ -36,4 +36,5 @@ def run(context: RunContext) -> list[Sample]:
         run_id=context.run_id,
         console=context.console,
         virt_mode=context.virt_mode,
+        host=subjects.host,
     )

@@ -21,6 +21,7 @@ from scripts.checks.resources.clones import Cloner, ContainerCloner, VmCloner
 from scripts.checks.resources.errors import ResourceCheckError
 from scripts.checks.results.samples import Value, VariantLabel
 from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.host import HostHandle
 from scripts.checks.targets.libvirt_domains import Virsh, disk_chain
 
 
@@ -49,6 +50,7 @@ class Meter(ABC):
         self.instance = instance
         self.engine = engine
         self.virsh = virsh
+        self.host = virsh.host  # the instance's host: every reading is made there
 
     @property
     @abstractmethod
@@ -96,10 +98,10 @@ class ContainerMeter(Meter):
         return self.facts.health_check_interval_s
 
     def cpu_ns(self) -> int:
-        return footprint.container_cpu_ns(self.facts.pid)
+        return footprint.container_cpu_ns(self.facts.pid, host=self.host)
 
     def memory(self) -> footprint.MemoryReading:
-        return footprint.container_memory(self.facts.pid)
+        return footprint.container_memory(self.facts.pid, host=self.host)
 
     def size(self) -> Size:
         image = self.engine.inspect_image(self.facts.image_id)
@@ -121,7 +123,7 @@ def vm_disk_sizes(facts: DomainFacts, virsh: Virsh) -> dict[str, float]:
     the instance's own overlay. The base is the bottom of the root disk's backing chain."""
     if not facts.disks:
         raise ResourceCheckError(f"domain {facts.name!r} has no disk")
-    chain = disk_chain(virsh.disk_path(facts.disks[0]))
+    chain = disk_chain(virsh.disk_path(facts.disks[0]), virsh.host)
     base, overlay = chain[-1], chain[0]
     files = {"kernel": facts.kernel, "initrd": facts.initrd}
     sizes = {
@@ -130,8 +132,18 @@ def vm_disk_sizes(facts: DomainFacts, virsh: Virsh) -> dict[str, float]:
         "overlay_actual_mib": overlay.actual_size_bytes / MIB if len(chain) > 1 else 0.0,
     }
     for key, path in files.items():
-        sizes[f"{key}_mib"] = os.stat(path).st_size / MIB if path else 0.0
+        sizes[f"{key}_mib"] = file_size_bytes(virsh.host, path) / MIB if path else 0.0
     return sizes
+
+
+def file_size_bytes(host: HostHandle, path: str) -> int:
+    """Size of a file on the host (stat(1) there when it is remote)."""
+    if host.is_local:
+        return os.stat(path).st_size
+    done = host.run(["stat", "-L", "-c", "%s", path])
+    if done.returncode != 0:
+        raise ResourceCheckError(f"host {host}: cannot stat {path}: {done.stderr.strip()}")
+    return int(done.stdout.strip())
 
 
 class DomainMeter(Meter):
@@ -151,10 +163,10 @@ class DomainMeter(Meter):
         return self.facts.memory_mib
 
     def cpu_ns(self) -> int:
-        return footprint.qemu_cpu_ns(self.pid)
+        return footprint.qemu_cpu_ns(self.pid, host=self.host)
 
     def memory(self) -> footprint.MemoryReading:
-        return footprint.vm_memory(self.pid, guest_memory_mib=self.facts.memory_mib)
+        return footprint.vm_memory(self.pid, guest_memory_mib=self.facts.memory_mib, host=self.host)
 
     def size(self) -> Size:
         disk = vm_disk_sizes(self.facts, self.virsh)

@@ -46,6 +46,7 @@ from scripts.checks.results.run_tags import RunTags, run_tags
 from scripts.checks.results.samples import Sample, VariantLabel, write_samples
 from scripts.checks.targets.deployed import read_deployed
 from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.host import HostHandle
 from scripts.checks.targets.libvirt_domains import DEFAULT_URI, Virsh
 
 __all__ = ["CHECKS", "Instance", "main", "run_resource_checks"]
@@ -69,14 +70,19 @@ def run_resource_checks(
     settle_s: float = SETTLE_S,
     virt_mode: str | None = None,
     density: DensityBounds | None = None,
+    host: HostHandle | None = None,
 ) -> list[Sample]:
     """The chosen checks in a fixed order (R3, R2 before any clone runs; then R1 over every
-    instance, R4 over the primary container and the primary VM)."""
+    instance, R4 over the primary container and the primary VM). With a stack's `host`, every
+    reading, clone and budget is made there (over its SSH when remote)."""
     density = density or DensityBounds()
     unknown = sorted(set(checks) - set(CHECKS))
     if unknown:
         raise ResourceCheckError(f"unknown checks {unknown}; choose from {list(CHECKS)}")
-    engine, virsh = DockerEngine(docker_host), Virsh(libvirt_uri)
+    if host is not None:
+        engine, virsh = DockerEngine(host), Virsh(host)
+    else:
+        engine, virsh = DockerEngine(docker_host), Virsh(libvirt_uri)
     meters = [meter_for(instance, engine, virsh) for instance in instances]
     domains = [meter for meter in meters if isinstance(meter, DomainMeter)]
     tags = run_tags(virt_mode or (domains[0].facts.virt_mode if domains else "n/a"), run_id)
@@ -94,7 +100,7 @@ def run_resource_checks(
         samples += sandbox_runtime.runtime_samples(meters, engine, tags)
     if "r4" in checks:
         for meter in primary_meters(meters):
-            samples += measure_density(meter, stack, tags, budget_mib, density, console)
+            samples += measure_density(meter, stack, tags, budget_mib, density, console, host)
     return samples
 
 
@@ -110,6 +116,8 @@ class DensityBounds:
     # Under TCG a VM answers in 8-20 s on a quiet host; one that needs more than this inside
     # a full budget did not fit.
     vm_ready_deadline_s: float = 90.0
+    # How long the survivors must stay healthy after the last start (density_budget.HOLD_S).
+    hold_s: float = density_budget.HOLD_S
 
 
 def primary_meters(meters: Sequence[Meter]) -> list[Meter]:
@@ -131,6 +139,7 @@ def measure_density(
     budget_mib: float,
     bounds: DensityBounds,
     console: Console | None,
+    host: HostHandle | None = None,
 ) -> list[Sample]:
     """R4 for one deployed instance: density_budget.run in a kernel-enforced budget."""
     instance = meter.instance
@@ -151,7 +160,9 @@ def measure_density(
         max_instances=bounds.max_containers if kind == "container" else None,
         wall_clock_s=bounds.wall_clock_s,
         ready_deadline_s=bounds.vm_ready_deadline_s if kind == "vm" else None,
+        hold_s=bounds.hold_s,
         on_event=show,
+        host=host,
     )
     if result.leftovers:
         raise ResourceCheckError(
@@ -172,11 +183,14 @@ def hand_instance(spec: str) -> Instance:
     return Instance(VariantLabel(kind, kind), name, target)
 
 
-def stack_instances(stack: str) -> list[Instance]:
+def stack_instances(stack: str) -> tuple[list[Instance], HostHandle | None]:
+    """The stack's instances and their host (None when they are on several: not one run)."""
     deployed = read_deployed(stack)
-    return [
+    instances = [
         Instance(VariantLabel(v.name, v.kind), v.instance_name, v.target) for v in deployed.variants
     ]
+    hosts = {v.host for v in deployed.variants}
+    return instances, deployed.host_of(deployed.variants[0]) if len(hosts) == 1 else None
 
 
 def print_samples(samples: list[Sample], console: Console) -> None:
@@ -241,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if swept.skipped else 0
         if bool(args.stack) == bool(args.instance):
             parser.error("give --stack STACK or --instance KIND:NAME ... (or --sweep STACK)")
+        host = None
         if args.stack:
-            instances = stack_instances(args.stack)
+            instances, host = stack_instances(args.stack)
         else:
             instances = [hand_instance(spec) for spec in args.instance]
         checks = tuple(c.strip().lower() for c in args.checks.split(",") if c.strip())
@@ -257,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             docker_host=args.docker_host,
             libvirt_uri=args.libvirt_uri,
             settle_s=args.settle_s,
+            host=host,
         )
     except TwinlabError as error:
         console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)

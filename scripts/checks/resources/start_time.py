@@ -17,7 +17,6 @@ say so. Each stage is a sample `start_stage_s` (seconds since the create call, m
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,7 +72,8 @@ def measure_start_times_interleaved(
     if repeats < 1:
         raise ResourceCheckError(f"repeats must be at least 1, got {repeats}")
     problems = {
-        id(cloner): kvm_device_problem() if cloner.kind == "vm" else None for cloner, _ in cloners
+        id(cloner): kvm_device_problem() if cloner.kind == "vm" and cloner.host.is_local else None
+        for cloner, _ in cloners
     }
     for problem in sorted({p for p in problems.values() if p}):
         (console or Console(stderr=True)).print(f"[yellow]warning:[/yellow] {problem}")
@@ -90,7 +90,7 @@ def measure_start_times_interleaved(
                     "clone": start.clone.name,
                     "source": cloner.source_name,
                     "start_method": cloner.start_method,
-                    "load_avg_1m": round(os.getloadavg()[0], 2),
+                    "load_avg_1m": round(cloner.host.load_avg_1m(), 2),
                 }
                 samples.append(
                     tags.sample(
@@ -164,7 +164,8 @@ def _timed_clone(cloner: Cloner, bar: Progress, label: str, timeout_s: float) ->
                     "workloads/app/gunicorn_conf.py); the clone was removed: check the deployed "
                     f"{cloner.source_name} (docker logs / virsh console), or raise the timeout"
                 )
-        waited = wait_for_http_200(clone.url, clone.created_at, timeout_s, show)
+        with cloner.host.reach(clone.url) as url:
+            waited = wait_for_http_200(url, clone.created_at, timeout_s, show)
         stages = watch.stages() if waited.seconds is not None else {}
     finally:
         cloner.remove(clone)

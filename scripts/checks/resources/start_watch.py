@@ -22,11 +22,13 @@ from pathlib import Path
 
 from scripts.checks.parsers.start_marks import docker_time, guest_stage, listening_wall_clock
 from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.host_path import HostPath
 
 CONTAINER_STAGES = ("start_call", "process_exec", "app_listening", "first_200")
 VM_STAGES = ("qemu_running", "kernel_entry", "initramfs", "init", "app_listening", "first_200")
 # How often the console tail looks for new bytes: the resolution of the VM's stage stamps.
 CONSOLE_READ_INTERVAL_S = 0.005
+REMOTE_TAIL_BOUND_S = 900  # a remote `tail -F` ends by then whatever happens
 
 
 class StartWatch(ABC):
@@ -115,7 +117,40 @@ class ConsoleWatch(StartWatch):
         self._thread = threading.Thread(target=self._tail, name=f"console {log_path}", daemon=True)
         self._thread.start()
 
+    def _take(self, pending: bytes, chunk: bytes, stamp: float) -> bytes:
+        """Record the complete lines of `chunk` (after `pending`) at `stamp`; the rest."""
+        *complete, pending = (pending + chunk).split(b"\n")
+        for raw in complete:
+            line = raw.decode(errors="replace").rstrip("\r")
+            self.lines.append((stamp, line))
+            if listening_wall_clock(line) is not None:
+                self._listening.set()
+        return pending
+
+    def _tail_remote(self, log_path: HostPath) -> None:
+        """Follow the log on its remote host (`tail -F` over its SSH; each line stamped as it
+        arrives). tail ends when the log is removed (its complaint meets a closed pipe) or at
+        REMOTE_TAIL_BOUND_S."""
+        argv = ["timeout", str(REMOTE_TAIL_BOUND_S), "tail", "-c", "+1", "-F", str(log_path)]
+        channel = log_path.host.open_stream(argv)
+        channel.settimeout(CONSOLE_READ_INTERVAL_S)
+        pending = b""
+        try:
+            while not self._stop.is_set():
+                try:
+                    chunk = channel.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    break
+                pending = self._take(pending, chunk, time.monotonic())
+        finally:
+            channel.close()
+
     def _tail(self) -> None:
+        if isinstance(self.log_path, HostPath):
+            self._tail_remote(self.log_path)
+            return
         handle = None
         pending = b""
         try:
@@ -130,13 +165,7 @@ class ConsoleWatch(StartWatch):
                 if not chunk:
                     time.sleep(CONSOLE_READ_INTERVAL_S)
                     continue
-                stamp = time.monotonic()
-                *complete, pending = (pending + chunk).split(b"\n")
-                for raw in complete:
-                    line = raw.decode(errors="replace").rstrip("\r")
-                    self.lines.append((stamp, line))
-                    if listening_wall_clock(line) is not None:
-                        self._listening.set()
+                pending = self._take(pending, chunk, time.monotonic())
         finally:
             if handle is not None:
                 handle.close()

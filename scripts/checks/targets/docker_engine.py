@@ -7,14 +7,19 @@ HostConfig that `docker inspect` shows, which only POST /containers/create accep
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import paramiko
+
+from components.errors import TwinlabError
 from scripts.checks.parsers.start_marks import split_log_frames
 from scripts.checks.resources.errors import (
     CloneError,
@@ -22,6 +27,7 @@ from scripts.checks.resources.errors import (
     InstanceNotFoundError,
     InstanceNotRunningError,
 )
+from scripts.checks.targets.host import HostHandle
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 TIMEOUT_S = 60.0
@@ -40,22 +46,87 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-class DockerEngine:
-    """The Docker daemon at `host` (unix:// or tcp://; default DOCKER_HOST or the local socket)."""
+class _ChannelReader(io.RawIOBase):
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
 
-    def __init__(self, host: str | None = None, timeout_s: float = TIMEOUT_S) -> None:
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.channel.recv(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _ChannelSocket:
+    """What http.client needs of a socket (sendall, makefile, settimeout, close) over an SSH
+    channel; makefile gives a real buffered reader (streamed responses use read1)."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+
+    def sendall(self, data: bytes) -> None:
+        self.channel.sendall(data)
+
+    def makefile(self, *_args: Any, **_kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_ChannelReader(self.channel))
+
+    def settimeout(self, timeout_s: float | None) -> None:
+        self.channel.settimeout(timeout_s)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class _DialStdioConnection(http.client.HTTPConnection):
+    """HTTP to a remote host's Docker daemon over its SSH: `docker system dial-stdio` on the
+    host relays one channel to its daemon socket (what the docker CLI does for ssh:// hosts)."""
+
+    def __init__(self, handle: HostHandle, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.handle = handle
+
+    def connect(self) -> None:
+        transport = self.handle.connection().client.get_transport()
+        if transport is None:
+            raise OSError(f"no SSH transport to {self.handle}")
+        channel = transport.open_session(timeout=self.timeout)
+        channel.settimeout(self.timeout)
+        channel.exec_command("docker system dial-stdio")
+        self.sock = _ChannelSocket(channel)
+
+
+class DockerEngine:
+    """The Docker daemon at `host`: a URL (unix:// or tcp://; default DOCKER_HOST or the local
+    socket), or a stack host's handle (its daemon socket, over its SSH when remote)."""
+
+    def __init__(self, host: str | HostHandle | None = None, timeout_s: float = TIMEOUT_S) -> None:
+        self.handle = host if isinstance(host, HostHandle) else None
+        if isinstance(host, HostHandle):
+            host = host.docker_host
         self.host = host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
         self.timeout_s = timeout_s
         parts = urlsplit(self.host)
+        self._parts = parts
+        self._api_prefix: str | None = None
+        # Over SSH each new connection is a new `docker system dial-stdio` on the host (a
+        # session, tenths of a second): connections are kept and reused (HTTP keep-alive), so
+        # a timed create-and-start (R1) costs round trips, not sessions.
+        self._keeps_connections = self.handle is not None and not self.handle.is_local
+        self._idle: list[http.client.HTTPConnection] = []
+        self._idle_lock = threading.Lock()
+        if self._keeps_connections:
+            return
         if parts.scheme not in ("unix", "tcp"):
             raise DaemonUnavailableError(
                 f"Docker host {self.host}: the resource checks read the host's /proc and cgroups, "
                 "so they run on the Docker host itself (unix:// or tcp://127.0.0.1)"
             )
-        self._parts = parts
-        self._api_prefix: str | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
+        if self.handle is not None and not self.handle.is_local:
+            return _DialStdioConnection(self.handle, self.timeout_s)
         if self._parts.scheme == "unix":
             return _UnixConnection(self._parts.path, self.timeout_s)
         return http.client.HTTPConnection(
@@ -70,20 +141,34 @@ class DockerEngine:
     def _raw(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}
-        connection = self._connection()
+        pooled = self._take_idle()
+        connection = pooled or self._connection()
+        reusable = False
         try:
             connection.request(method, path, body=payload, headers=headers)
             response = connection.getresponse()
             data = response.read()
-        except (OSError, http.client.HTTPException) as error:
+            reusable = self._keeps_connections and not response.will_close
+        except (OSError, http.client.HTTPException, TwinlabError) as error:
+            if pooled is not None:  # an idle connection the daemon closed: once more, anew
+                connection.close()
+                return self._raw(method, path, body)
             raise self._unavailable(error) from None
         finally:
-            connection.close()
+            if reusable:
+                with self._idle_lock:
+                    self._idle.append(connection)
+            else:
+                connection.close()
         try:
             decoded = json.loads(data) if data else None
         except ValueError:
             decoded = data.decode(errors="replace")
         return response.status, decoded
+
+    def _take_idle(self) -> http.client.HTTPConnection | None:
+        with self._idle_lock:
+            return self._idle.pop() if self._idle else None
 
     def api_prefix(self) -> str:
         """/vX.Y of the daemon's own API version, so old and new daemons both accept requests."""

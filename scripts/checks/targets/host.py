@@ -11,7 +11,6 @@ local" test (tests/integration/test_nothing_local.py), where that must fail.
 
 from __future__ import annotations
 
-import io
 import os
 import shlex
 import socket
@@ -21,21 +20,27 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import fabric
-import invoke
 import paramiko
 
 from components import outputs
 from components.errors import TwinlabError
 from components.hosts import SINGLE_HOST, host_output
 from components.remote_ssh import CONNECT_TIMEOUT_S, known_hosts_path
+from scripts.checks.targets.forward import forwarded_port
 
 AS_LOCAL_ENV = "TWINLAB_HOSTS_AS_LOCAL"
 LOCAL_DOCKER_HOST = "unix:///var/run/docker.sock"
 LOCAL_LIBVIRT_URI = "qemu:///system"
 DEFAULT_TIMEOUT_S = 60.0
+# Free ports on a remote host: random candidates below the usual ephemeral range, checked with
+# ss (iproute2, on every Debian) rather than bound, as nothing of twinlab runs there.
+FREE_PORT_SCRIPT = (
+    'for p in $(shuf -i 20000-32000 -n 50); do ss -Hltn "sport = :$p" | grep -q . || '
+    "{ echo $p; exit 0; }; done; exit 1"
+)
 
 
 class HostUnreachableError(TwinlabError):
@@ -94,9 +99,10 @@ class HostHandle:
                     input=input_text,
                     stdin=None if input_text is not None else subprocess.DEVNULL,
                 )
-            except FileNotFoundError:
+            except OSError as error:  # missing, or not executable
                 raise HostUnreachableError(
-                    f"host {self}: cannot run {argv[0]}: not found on PATH"
+                    f"host {self}: cannot reach {argv[0]} here ({error.strerror}); "
+                    "run scripts/setup.sh"
                 ) from None
             except subprocess.TimeoutExpired:
                 raise HostUnreachableError(
@@ -107,22 +113,47 @@ class HostHandle:
     def _run_remote(
         self, argv: list[str], timeout_s: float, input_text: str | None
     ) -> subprocess.CompletedProcess[str]:
+        """One exec channel on the host's connection (lighter than a Fabric runner: no stdin
+        relay threads, input sent at once)."""
         command = shlex.join(argv)
-        stream = io.StringIO(input_text) if input_text is not None else False
         try:
-            done = self.connection().run(
-                command, hide=True, warn=True, timeout=timeout_s, in_stream=stream
-            )
-        except invoke.exceptions.CommandTimedOut:
+            transport = self.connection().client.get_transport()
+            if transport is None:
+                raise paramiko.SSHException("no transport")
+            channel = transport.open_session(timeout=CONNECT_TIMEOUT_S)
+        except (paramiko.SSHException, OSError) as error:
+            self.close()
+            raise HostUnreachableError(f"host {self}: SSH connection lost ({error})") from None
+        try:
+            channel.settimeout(timeout_s)
+            channel.exec_command(command)
+            if input_text is not None:
+                channel.sendall(input_text.encode())
+            channel.shutdown_write()
+            stdout = channel.makefile("rb").read().decode(errors="replace")
+            stderr = channel.makefile_stderr("rb").read().decode(errors="replace")
+            rc = channel.recv_exit_status()
+        except TimeoutError:
             raise HostUnreachableError(
                 f"host {self}: {command[:80]} gave no answer within {timeout_s:g} s"
             ) from None
         except (paramiko.SSHException, OSError) as error:
-            self.close()
-            raise HostUnreachableError(f"host {self}: SSH connection lost ({error})") from None
-        if done.return_code == 127 and "not found" in done.stderr:
+            raise HostUnreachableError(f"host {self}: {command[:80]} failed ({error})") from None
+        finally:
+            channel.close()
+        if rc == 127 and "not found" in stderr:
             raise HostUnreachableError(f"host {self}: {argv[0]} is not installed there")
-        return subprocess.CompletedProcess(argv, done.return_code, done.stdout, done.stderr)
+        return subprocess.CompletedProcess(argv, rc, stdout, stderr)
+
+    def open_stream(self, argv: Sequence[str]) -> paramiko.Channel:
+        """A remote command whose output is read as it comes (a console log followed): the
+        channel, for the caller to read and close."""
+        transport = self.connection().client.get_transport()
+        if transport is None:
+            raise HostUnreachableError(f"host {self}: SSH connection lost")
+        channel: paramiko.Channel = transport.open_session(timeout=CONNECT_TIMEOUT_S)
+        channel.exec_command(shlex.join(argv))
+        return channel
 
     def docker(
         self, argv: Sequence[str], *, timeout_s: float = DEFAULT_TIMEOUT_S
@@ -156,6 +187,21 @@ class HostHandle:
             raise FileNotFoundError(f"host {self}: {path}: {done.stderr.strip()}")
         return done.stdout
 
+    def free_port(self) -> int:
+        """A TCP port free on the host's 127.0.0.1 now (below the ephemeral range there)."""
+        if self.ssh is None:
+            return free_local_port()
+        done = self.run(["sh", "-c", FREE_PORT_SCRIPT])
+        if done.returncode != 0 or not done.stdout.strip().isdigit():
+            raise HostUnreachableError(f"host {self}: no free 127.0.0.1 port ({done.stderr})")
+        return int(done.stdout.strip())
+
+    def load_avg_1m(self) -> float:
+        """The host's 1-minute load average (recorded with timings)."""
+        if self.ssh is None:
+            return os.getloadavg()[0]
+        return float(self.read_text("/proc/loadavg").split()[0])
+
     # --- HTTP to the host's loopback --------------------------------------------------------
 
     @contextmanager
@@ -165,11 +211,22 @@ class HostHandle:
         if self.ssh is None:
             yield remote_port
             return
-        local_port = free_local_port()
-        with self.connection().forward_local(
-            local_port, remote_port=remote_port, remote_host="127.0.0.1", local_host="127.0.0.1"
-        ):
+        transport = self.connection().client.get_transport()
+        if transport is None:
+            raise HostUnreachableError(f"host {self}: SSH connection lost")
+        with forwarded_port(transport, remote_port) as local_port:
             yield local_port
+
+    @contextmanager
+    def reach(self, url: str) -> Iterator[str]:
+        """`url` (http://127.0.0.1:PORT/... on the host) as this process reaches it: the same
+        URL on a local host, through an SSH forward of PORT otherwise."""
+        parts = urlsplit(url)
+        if self.ssh is None or parts.port is None:
+            yield url
+            return
+        with self.forward(parts.port) as local_port:
+            yield urlunsplit(parts._replace(netloc=f"127.0.0.1:{local_port}"))
 
     # --- the SSH connection ---------------------------------------------------------------
 

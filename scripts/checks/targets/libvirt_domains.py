@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import grp
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
+from components.hosts import SINGLE_HOST
 from scripts.checks.parsers.domain_xml import DomainDisk
 from scripts.checks.parsers.proc_resources import DiskImage, parse_qemu_img_chain
 from scripts.checks.parsers.virsh import parse_name_list, parse_vol_list
@@ -19,6 +19,7 @@ from scripts.checks.resources.errors import (
     InstanceNotFoundError,
     InstanceNotRunningError,
 )
+from scripts.checks.targets.host import HostHandle, HostUnreachableError, local_host
 
 DEFAULT_URI = "qemu:///system"
 TIMEOUT_S = 60.0
@@ -27,26 +28,24 @@ START_HINT = "start virtlogd and libvirtd (scripts/setup.sh)"
 
 
 class Virsh:
-    def __init__(self, uri: str = DEFAULT_URI) -> None:
-        self.uri = uri
+    """virsh against a libvirt URI on this machine, or run on a stack host (HostHandle)."""
+
+    def __init__(self, uri: str | HostHandle = DEFAULT_URI) -> None:
+        self.host = uri if isinstance(uri, HostHandle) else HostHandle(SINGLE_HOST, "", uri)
+        self.uri = self.host.libvirt_uri
 
     def run(self, *args: str, check: bool = True, timeout_s: float = TIMEOUT_S) -> str:
-        argv = ["virsh", "-q", "-c", self.uri, *args]
         try:
-            done = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL
-            )
-        except FileNotFoundError:
-            raise DaemonUnavailableError("virsh is not installed; run scripts/setup.sh") from None
-        except subprocess.TimeoutExpired:
+            done = self.host.virsh(args, timeout_s=timeout_s)
+        except HostUnreachableError as unreachable:
             raise DaemonUnavailableError(
-                f"virsh {args[0]} on {self.uri} gave no answer within {timeout_s:g} s"
+                f"cannot reach virsh: {unreachable}; {START_HINT}"
             ) from None
-        error = done.stderr.strip()
-        if "failed to connect to the hypervisor" in error:
+        stderr = done.stderr.strip()
+        if "failed to connect to the hypervisor" in stderr:
             raise DaemonUnavailableError(f"libvirtd at {self.uri} does not answer; {START_HINT}")
         if check and done.returncode != 0:
-            raise CloneError(f"virsh {' '.join(args[:2])}: {last_line(error)}")
+            raise CloneError(f"virsh {' '.join(args[:2])}: {last_line(stderr)}")
         return done.stdout
 
     # --- domains --------------------------------------------------------------------------
@@ -76,12 +75,25 @@ class Virsh:
 
     def create_transient(self, xml: str) -> None:
         """`virsh create`: start a domain that leaves no definition behind once destroyed."""
+        if not self.host.is_local:  # the file virsh reads is on the host: virsh reads stdin
+            self.run_with_input(xml, "create", "/dev/stdin")
+            return
         with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as handle:
             handle.write(xml)
         try:
             self.run("create", handle.name)
         finally:
             os.unlink(handle.name)
+
+    def run_with_input(self, text: str, *args: str) -> str:
+        argv = ["virsh", "-q", "-c", self.host.virsh_uri, *args]
+        try:
+            done = self.host.run(argv, timeout_s=TIMEOUT_S, input_text=text)
+        except HostUnreachableError as error:
+            raise DaemonUnavailableError(f"cannot reach virsh: {error}; {START_HINT}") from None
+        if done.returncode != 0:
+            raise CloneError(f"virsh {' '.join(args[:1])}: {last_line(done.stderr)}")
+        return done.stdout
 
     def destroy(self, name: str) -> None:
         """Stop and forget a domain; one already gone is fine."""
@@ -93,9 +105,9 @@ class Virsh:
         return sorted(name for name in names if name.startswith(prefix))
 
     def qemu_pid(self, name: str) -> int:
-        """PID of the domain's QEMU process, from the pid file libvirt keeps."""
+        """PID of the domain's QEMU process on its host, from the pid file libvirt keeps."""
         try:
-            return int((QEMU_PID_DIR / f"{name}.pid").read_text().strip())
+            return int(self.host.read_text(f"{QEMU_PID_DIR}/{name}.pid").strip())
         except (OSError, ValueError):
             raise InstanceNotRunningError(
                 f"domain {name!r} has no QEMU process (no {QEMU_PID_DIR}/{name}.pid); "
@@ -148,15 +160,16 @@ def last_line(text: str) -> str:
     return lines[-1].removeprefix("error: ") if lines else "failed"
 
 
-def disk_chain(path: str) -> list[DiskImage]:
-    """The image at `path` and its backing files (qemu-img info; -U: it may be in use)."""
+def disk_chain(path: str, host: HostHandle | None = None) -> list[DiskImage]:
+    """The image at `path` on the host and its backing files (qemu-img info; -U: it may be in
+    use)."""
     argv = ["qemu-img", "info", "-U", "--backing-chain", "--output=json", path]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, check=True)
-    except FileNotFoundError:
-        raise CloneError("qemu-img is not installed; run scripts/setup.sh") from None
-    except subprocess.CalledProcessError as error:
-        raise CloneError(f"qemu-img info {path}: {last_line(error.stderr)}") from None
+        done = (host or local_host()).run(argv, timeout_s=TIMEOUT_S)
+    except HostUnreachableError as error:
+        raise CloneError(f"qemu-img: {error}; run scripts/setup.sh") from None
+    if done.returncode != 0:
+        raise CloneError(f"qemu-img info {path}: {last_line(done.stderr)}")
     return parse_qemu_img_chain(done.stdout)
 
 

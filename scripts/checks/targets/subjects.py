@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.errors import TwinlabError
 from components.thresholds import Thresholds
 from scripts.checks.results.samples import VariantLabel
 from scripts.checks.targets.deployed import DeployedStack
+from scripts.checks.targets.host import HostHandle, local_host
 from scripts.checks.targets.target import Target, parse_target
 
 
@@ -22,9 +24,10 @@ class Subject:
     url: str | None = None
     instance_name: str | None = None
     label: VariantLabel | None = None
+    host: HostHandle | None = None  # from the stack: where it runs (None: named by hand)
 
     def parsed(self) -> Target:
-        return parse_target(self.target, self.label)
+        return parse_target(self.target, self.label, self.host)
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,13 @@ class Subjects:
     def of_stack(cls, deployed: DeployedStack) -> Subjects:
         return cls(
             tuple(
-                Subject(v.target, v.url, v.instance_name, VariantLabel(v.name, v.kind))
+                Subject(
+                    v.target,
+                    v.url,
+                    v.instance_name,
+                    VariantLabel(v.name, v.kind),
+                    deployed.host_of(v),
+                )
                 for v in deployed.variants
             ),
             stack=deployed.stack,
@@ -48,6 +57,15 @@ class Subjects:
             virt_mode=deployed.virt_mode,
             thresholds=deployed.thresholds,
         )
+
+    @property
+    def host(self) -> HostHandle:
+        """The host the subjects run on (one per run; this machine for targets named by
+        hand). Every check reaches it through this handle."""
+        hosts = {id(s.host): s.host for s in self.items if s.host is not None}
+        if len(hosts) > 1:
+            raise TwinlabError("one run checks the variants of one host; run each host apart")
+        return next(iter(hosts.values()), None) or local_host()
 
     def container(self) -> Subject | None:
         """The primary container-kind subject: named like its kind, else the first."""

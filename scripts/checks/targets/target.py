@@ -33,6 +33,7 @@ import paramiko
 
 from components.errors import TwinlabError
 from scripts.checks.results.samples import HOST_LABEL, VariantLabel
+from scripts.checks.targets.host import HostHandle, HostUnreachableError
 
 DEFAULT_TIMEOUT_S = 30.0
 # Paramiko's transport thread logs every failed handshake with a traceback (many while a VM
@@ -184,6 +185,7 @@ class DockerTarget(Target):
         super().__init__(url)
         self.name = name
         self.docker_host = docker_host
+        self.via: HostHandle | None = None  # set from the stack: docker runs on that host
 
     @classmethod
     def from_url(cls, url: str, parts: SplitResult) -> Target:
@@ -201,11 +203,26 @@ class DockerTarget(Target):
         self, cmd: str, *, root: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> CommandResult:
         user = ["-u", "0"] if root else []
-        argv = self.docker_argv("exec", *user, self.name, "sh", "-c", cmd)
-        result = run_subprocess(argv, self.url, cmd, timeout_s)
+        exec_args = ("exec", *user, self.name, "sh", "-c", cmd)
+        if self.via is None:
+            result = run_subprocess(self.docker_argv(*exec_args), self.url, cmd, timeout_s)
+        else:
+            result = self.run_on_host(exec_args, cmd, timeout_s)
         if result.rc != 0:
             self.raise_for_daemon_error(result.stderr)
         return result
+
+    def run_on_host(self, exec_args: tuple[str, ...], cmd: str, timeout_s: float) -> CommandResult:
+        assert self.via is not None
+        try:
+            done = self.via.docker(exec_args, timeout_s=timeout_s)
+        except HostUnreachableError as error:
+            if "gave no answer" in str(error):
+                raise CommandTimeoutError(
+                    f"{self.url}: command timed out after {timeout_s:g} s: {short(cmd)}"
+                ) from None
+            raise TargetUnreachableError(f"{self.url}: {error}") from None
+        return CommandResult(done.returncode, done.stdout, done.stderr)
 
     def raise_for_daemon_error(self, stderr: str) -> None:
         first = stderr.strip().splitlines()[0] if stderr.strip() else ""
@@ -252,6 +269,8 @@ class SshTarget(Target):
         self.host, self.port, self.user, self.key = host, port, user, key
         self.wait_s = wait_s
         self.connection: fabric.Connection | None = None
+        # Set from the stack: the VM's port is on that host's loopback, reached through its SSH.
+        self.via: HostHandle | None = None
 
     @classmethod
     def from_url(cls, url: str, parts: SplitResult) -> Target:
@@ -291,6 +310,8 @@ class SshTarget(Target):
             connect_kwargs=connect_kwargs,
             # An explicit empty ssh_config: the user's ~/.ssh/config must not change the target.
             config=fabric.Config(ssh_config=paramiko.SSHConfig()),
+            # ProxyJump: a direct-tcpip channel from the host's SSH to the VM's forwarded port.
+            gateway=None if self.via is None or self.via.is_local else self.via.connection(),
         )
         # Accept the VM's new host key in memory only: no known_hosts file was loaded, so
         # Paramiko has no file to save it to.
@@ -366,6 +387,42 @@ def raise_if_sudo_refused(url: str, user: str, result: CommandResult) -> None:
         )
 
 
+class HostTarget(Target):
+    """A host of the stack reached through its HostHandle (the baseline of a remote host)."""
+
+    guessed_kind = HOST_LABEL.kind
+
+    def __init__(self, host: HostHandle) -> None:
+        super().__init__(f"ssh://{host.ssh}" if host.ssh is not None else "local://")
+        self.label = HOST_LABEL
+        self.host = host
+
+    @classmethod
+    def from_url(cls, url: str, parts: SplitResult) -> Target:
+        raise BadTargetUrlError(f"{url}: a host target comes from the stack, not from a URL")
+
+    def run(
+        self, cmd: str, *, root: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> CommandResult:
+        user = self.host.ssh.user if self.host.ssh is not None else "this user"
+        sudo = ["sudo", "-n"] if root and user != "root" else []
+        try:
+            done = self.host.run([*sudo, "sh", "-c", cmd], timeout_s=timeout_s)
+        except HostUnreachableError as error:
+            raise TargetUnreachableError(f"{self.url}: {error}") from None
+        result = CommandResult(done.returncode, done.stdout, done.stderr)
+        if sudo:
+            raise_if_sudo_refused(self.url, user, result)
+        return result
+
+
+def host_target(host: HostHandle | None) -> Target:
+    """The host as a probe target: this machine (local://) or a remote host over its SSH."""
+    if host is None or host.is_local:
+        return LocalTarget("local://")
+    return HostTarget(host)
+
+
 class LocalTarget(Target):
     """The machine running the checks: the host baseline."""
 
@@ -398,9 +455,12 @@ TRANSPORTS: dict[str, type[Target]] = {
 }
 
 
-def parse_target(url: str, label: VariantLabel | None = None) -> Target:
+def parse_target(
+    url: str, label: VariantLabel | None = None, host: HostHandle | None = None
+) -> Target:
     """The Target named by `url`, labelled with its variant (from the stack outputs; without
-    one, the transport's usual kind as a guess); BadTargetUrlError otherwise."""
+    one, the transport's usual kind as a guess), reached through its stack host when given
+    (docker on that host; SSH through that host's); BadTargetUrlError otherwise."""
     parts = urlsplit(url.strip())
     transport = TRANSPORTS.get(parts.scheme)
     if transport is None:
@@ -411,4 +471,6 @@ def parse_target(url: str, label: VariantLabel | None = None) -> Target:
     target = transport.from_url(url.strip(), parts)
     if label is not None and not isinstance(target, LocalTarget):
         target.label = label
+    if isinstance(target, DockerTarget | SshTarget):
+        target.via = host
     return target
