@@ -20,7 +20,6 @@ import pytest
 import yaml
 from pulumi import automation as auto
 from rich.console import Console
-from scripts.checks.results.fleet_report import HOST_KEY
 
 from components import outputs
 from components.naming import stack_prefix
@@ -28,6 +27,7 @@ from scripts import leftovers
 from scripts.checks.fleet import run_fleet
 from scripts.checks.lifecycle import RunOptions
 from scripts.checks.load.closed_loop import LoadPlan
+from scripts.checks.results.fleet_report import HOST_KEY
 from scripts.checks.results.samples import read_samples
 from scripts.checks.targets.deployed import read_deployed
 from scripts.recover import names_prefix, recover

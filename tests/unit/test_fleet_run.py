@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from scripts.checks.results.fleet_report import HOST_KEY, HostRun, overlap, render_markdown, spread
 
 from components.errors import TwinlabError
 from components.thresholds import thresholds_for
@@ -25,6 +24,7 @@ from scripts.checks.fleet import (
     run_fleet,
 )
 from scripts.checks.lifecycle import RunOptions
+from scripts.checks.results.fleet_report import HOST_KEY, HostRun, overlap, render_markdown, spread
 from scripts.checks.results.report import write_run
 from scripts.checks.results.samples import Sample, read_samples
 from scripts.checks.results.stats import summarize
