@@ -100,7 +100,8 @@ def test_sizes(meters: dict[str, Meter], tags: RunTags) -> None:
 
 
 def test_footprint(meters: dict[str, Meter], tags: RunTags) -> None:
-    samples = measure_footprint(list(meters.values()), tags, window_s=3.0, settle_s=1.0)
+    measured = measure_footprint(list(meters.values()), tags, window_s=3.0, settle_s=1.0)
+    samples = [s for s in measured if s.metric != "memory_part_mib"]
     readings = {(s.variant, s.metric, s.metadata["reading"]) for s in samples}
     assert readings == {
         (variant, metric, reading)
@@ -109,6 +110,17 @@ def test_footprint(meters: dict[str, Meter], tags: RunTags) -> None:
         for reading in range(5)
     }
     assert len(samples) == len(readings)
+    # The VM's PSS breakdown: three parts per reading; a container is one piece (no parts).
+    parts = {
+        (s.variant, s.metadata["part"], s.metadata["reading"])
+        for s in measured
+        if s.metric == "memory_part_mib"
+    }
+    assert parts == {
+        ("vm", part, reading)
+        for part in ("guest_ram", "tcg_cache", "qemu_other")
+        for reading in range(5)
+    }
     by_key = {(s.variant, s.metric): s for s in samples}
     container = by_key["container", "memory_charged_mib"]
     assert 1 < float(container.value) <= float(container.metadata["limit_mib"])
@@ -168,9 +180,11 @@ def test_r1_restores_clones_of_the_deployed_vm_from_its_snapshot(
     restoring = [(c, t) for c, t in cloners if c.start_method == "restore"]
     assert len(restoring) == 1 and restoring[0][0].variant in restored_start.restoring_names()
     try:
-        samples = measure_start_times_interleaved(restoring, tags, repeats=2)
+        measured = measure_start_times_interleaved(restoring, tags, repeats=2)
     finally:
         snapshot_restore.sweep(clone_prefix(stack))
+    samples = [s for s in measured if s.metric == "time_to_first_response_s"]  # not the stages
+    assert {s.metadata["start_method"] for s in measured} == {"restore"}
     assert [s.metadata["start_method"] for s in samples] == ["restore", "restore"]
     assert all(0 < float(s.value) < restoring[0][0].ready_timeout_s for s in samples)
     assert {s.kind for s in samples} == {"vm"}
