@@ -1,0 +1,1 @@
+"""What a run produces: samples, their statistics, verdicts per claim, and the report."""
