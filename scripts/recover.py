@@ -6,6 +6,9 @@ resources themselves, some of which the state never recorded. `pulumi destroy` a
 refuses (locked) or reports success while leaving a domain and its pool behind. This does, in
 order, and says what each step found:
 
+0. the state files: a sidecar the kill left empty (scripts/state_files.py) makes every
+   `pulumi stack ls` fail with "EOF"; it is removed first, and once the lock's holder is known
+   dead, the stack's unfinished checkpoint writes too;
 1. the lock: cleared (`pulumi cancel`) only when every process holding it is dead;
    a live holder stops the recovery, naming it;
 2. pending creates: dropped from the state (`pulumi refresh --clear-pending-creates`);
@@ -34,7 +37,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from components.fleet import with_user
 from components.hosts import host_output
@@ -42,6 +44,7 @@ from components.naming import stack_prefix
 from scripts import leftovers
 from scripts.checks.targets.deployed import ROOT
 from scripts.checks.targets.host import HostHandle, HostUnreachableError, host_handle
+from scripts.state_files import lock_files, remove_torn_sidecars, stale_temp_files
 
 Say = Callable[[str], None]
 
@@ -62,6 +65,7 @@ class LockHolder:
 @dataclass
 class Recovery:
     stack: str
+    torn_removed: list[Path] = field(default_factory=list)
     locks_cleared: list[LockHolder] = field(default_factory=list)
     pending_cleared: bool = False
     destroyed: bool = False
@@ -73,16 +77,6 @@ def names_prefix(stack: str) -> str:
     """What every resource of the stack is named with (components/naming.py), dash included
     so that stack dev never reaches stack dev2."""
     return f"{stack_prefix(stack)}-"
-
-
-def lock_files(backend_url: str, stack: str) -> list[Path]:
-    """The lock files of `stack` in a file:// state backend (Pulumi's diy layout:
-    .pulumi/locks/<org>/<project>/<stack>/<lock id>.json); none for other backends."""
-    parts = urlsplit(backend_url)
-    if parts.scheme != "file":
-        return []
-    root = Path(parts.path) / ".pulumi" / "locks"
-    return sorted(path for path in root.glob(f"**/{stack}/*.json") if path.parent.name == stack)
 
 
 def read_lock(path: Path) -> LockHolder:
@@ -184,8 +178,15 @@ def recover(stack: str, say: Say = print, uri: str = "qemu:///system") -> Recove
     """Bring `stack` back to "nothing deployed, state unlocked"; raises RecoveryError when a
     live process still holds the stack or something could not be removed."""
     result = Recovery(stack)
+    backend = os.environ.get("PULUMI_BACKEND_URL", "")
+    result.torn_removed = remove_torn_sidecars(backend)
+    if result.torn_removed:
+        say(f"  state: removed torn sidecar(s) {[str(p) for p in result.torn_removed]}")
     if stack_exists(stack):
-        _clear_dead_locks(stack, result, say)
+        _clear_dead_locks(backend, stack, result, say)
+        for temp in stale_temp_files(backend, stack):
+            temp.unlink(missing_ok=True)
+            say(f"  state: removed unfinished write {temp}")
         done = _pulumi(["refresh", "--clear-pending-creates", "--skip-preview"], stack, say)
         result.pending_cleared = done.returncode == 0
         if done.returncode != 0:
@@ -235,8 +236,7 @@ def _merge(into: leftovers.Leftovers, found: leftovers.Leftovers) -> None:
         getattr(into, name).extend(items)
 
 
-def _clear_dead_locks(stack: str, result: Recovery, say: Say) -> None:
-    backend = os.environ.get("PULUMI_BACKEND_URL", "")
+def _clear_dead_locks(backend: str, stack: str, result: Recovery, say: Say) -> None:
     holders = [read_lock(path) for path in lock_files(backend, stack)]
     if not holders:
         say("  lock: none")

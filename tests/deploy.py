@@ -7,6 +7,7 @@ interrupted run left is swept by prefix at the next session's start.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from components.host import free_loopback_ports
 from components.naming import stack_prefix
 from components.registry import VARIANTS
 from scripts import leftovers
+from scripts.state_files import forget_removed_stacks, remove_torn_sidecars
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PREFIX = stack_prefix("ci-")
@@ -55,10 +57,14 @@ def sweep_test_stacks() -> str:
     found = leftovers.remove(TEST_PREFIX)
     workspace = auto.LocalWorkspace(work_dir=str(ROOT))
     leftovers.remove_key_files("ci-*")  # the keys the checks wrote for earlier test stacks
+    backend = os.environ.get("PULUMI_BACKEND_URL", "")
+    remove_torn_sidecars(backend)  # a killed up's empty sidecar fails every list with "EOF"
     for summary in workspace.list_stacks():
         if summary.name.startswith("ci-"):
             with contextlib.suppress(auto.errors.CommandError):
                 workspace.remove_stack(summary.name, force=True)
+    kept = {summary.name for summary in workspace.list_stacks()}
+    forget_removed_stacks(backend, "ci-", kept)
     return found.describe()
 
 

@@ -14,7 +14,8 @@ import pytest
 from pulumi import automation as auto
 
 from scripts import leftovers
-from scripts.recover import RecoveryError, lock_files, names_prefix, recover
+from scripts.recover import RecoveryError, names_prefix, recover
+from scripts.state_files import lock_files
 from tests.deploy import ROOT, ci_stack_config, new_stack_name
 
 pytestmark = pytest.mark.integration

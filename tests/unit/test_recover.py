@@ -11,10 +11,10 @@ from scripts.recover import (
     LockHolder,
     holder_alive,
     hosts_of_config,
-    lock_files,
     names_prefix,
     read_lock,
 )
+from scripts.state_files import lock_files
 
 # The shape Pulumi's file backend writes (pkg/backend/diy/lock.go: lockContent).
 LOCK = {
