@@ -11,6 +11,7 @@ runs the chosen groups in order, stamps the run's metadata once and writes the r
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,9 +88,13 @@ def run_checks(
     weakened = [parse_target(url, weak_label) for url in subjects.weakened_targets]
     context = RunContext(subjects, targets, weakened, run_id, virt_mode, options, console)
     samples: list[Sample] = []
+    group_times_s: dict[str, float] = {}
     try:
         for name in groups:
+            started_s = time.monotonic()
             samples += GROUPS[name](context)
+            group_times_s[name] = time.monotonic() - started_s
+            console.print(f"[dim]check group {name}: {group_times_s[name]:.0f} s[/dim]")
     finally:
         for target in [*targets, *weakened]:
             target.close()
@@ -107,11 +112,18 @@ def run_checks(
         "app_version": subjects.app_version,
         "stack": subjects.stack or "(targets named by hand)",
         "groups": ",".join(groups),
+        "group_times_s": group_times_text(group_times_s),
         "variants": ",".join(f"{t.variant}:{t.kind}" for t in targets),
     }
     run_dir = write_run(options.results_dir / run_id, samples, results, metadata)
     _link_latest(run_dir)
     return RunOutcome(run_dir, samples, results)
+
+
+def group_times_text(group_times_s: dict[str, float]) -> str:
+    """Where a run's time went, for the report: each group's wall time, then the total."""
+    parts = [f"{name} {seconds:.0f} s" for name, seconds in group_times_s.items()]
+    return ", ".join([*parts, f"total {sum(group_times_s.values()):.0f} s"])
 
 
 class InstanceMissingError(TwinlabError):

@@ -47,6 +47,15 @@ def test_runner_runs_chosen_groups_in_order_and_stamps_once(
     run_ids = {sample.metadata["run_id"] for sample in outcome.samples}
     assert run_ids == {outcome.run_dir.name}
     assert {sample.metadata["virt_mode"] for sample in outcome.samples} == {"tcg"}
+    # Where the time went: each chosen group, in run order, then the total, in the report.
+    report = (outcome.run_dir / "report.md").read_text(encoding="utf-8")
+    assert "Check groups' wall time: three 0 s, one 0 s, total 0 s." in report
+
+
+def test_group_times_text_names_each_group_and_the_total() -> None:
+    assert runall.group_times_text({"load": 61.6, "neighbours": 290.2}) == (
+        "load 62 s, neighbours 290 s, total 352 s"
+    )
 
 
 def test_unknown_group_is_refused_before_anything_runs(tmp_path: Path) -> None:

@@ -179,6 +179,11 @@ def distribution_lines(results: Sequence[ClaimResult]) -> list[str]:
     return lines
 
 
+def _timing_lines(metadata: Mapping[str, object]) -> list[str]:
+    times = metadata.get("group_times_s")
+    return [f"Check groups' wall time: {times}.", ""] if times else []
+
+
 def render_markdown(
     results: Sequence[ClaimResult],
     metadata: Mapping[str, object],
@@ -197,6 +202,7 @@ def render_markdown(
         "",
         _mode_note(metadata) + f" ({START_DEFINITION}.)",
         "",
+        *_timing_lines(metadata),
         "| "
         + " | ".join(["claim", "verdict", *headings, "ratio", "detail", "published reference"])
         + " |",
@@ -272,6 +278,7 @@ img {{ margin: 8px; border: 1px solid #d0d7de; }}
 <b>{html.escape(str(metadata.get("virt_mode", "?")))}</b>, app
 {html.escape(str(metadata.get("app_version", "?")))}.</p>
 <p>{html.escape(_mode_note(metadata))} ({START_DEFINITION}.)</p>
+{"".join(f"<p>{html.escape(line)}</p>" for line in _timing_lines(metadata) if line)}
 <table><tr><th>claim</th><th>verdict</th>{heading_cells}<th>ratio</th>
 <th>detail</th><th>published reference</th></tr>
 {"".join(rows)}
