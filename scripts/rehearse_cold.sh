@@ -14,6 +14,8 @@
 #     from PyPI is installed as on plain Debian 12 (whose own Go is too old);
 #   - twinlab's sshd is started in a private network namespace of its own (loopback only), so
 #     it can take 127.0.0.1:2222 even where one already runs.
+#   - the container image's Docker repository (twinlab-rehearsal/webapp, removed at the end):
+#     the Docker daemon is shared with the machine's own cache.
 # What cannot be made fresh here: Debian packages already installed stay installed, and daemons
 # already running are used (CI starts them from nothing). The Go module download cache is
 # shared (GOMODCACHE), so modules are not downloaded again; everything is compiled again.
@@ -50,7 +52,8 @@ if [ "${REHEARSAL_INSIDE:-}" = 1 ]; then
     [ "$mode" = run ] && job=(scripts/run.sh)
     env -i HOME="$scratch/home" USER=root LOGNAME=root SHELL=/bin/bash TERM="${TERM:-dumb}" \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        GOMODCACHE="$REHEARSAL_GOMODCACHE" LANG=C.UTF-8 "${job[@]}"
+        GOMODCACHE="$REHEARSAL_GOMODCACHE" LANG=C.UTF-8 \
+        TWINLAB_IMAGE_REPOSITORY="$REHEARSAL_IMAGES" "${job[@]}"
     if [ "$mode" = setup ]; then
         # The `remote` stack's entry step, which the setup no longer runs for everyone.
         env -i HOME="$scratch/home" PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -64,7 +67,11 @@ fi
 # directory everyone may write to.
 mkdir -p "$HOME/.cache"
 scratch="$(mktemp -d "$HOME/.cache/twinlab-rehearsal.XXXXXX")"
+# The Docker daemon is shared: the rehearsal's images get a repository of their own, or its
+# fresh cache and the real one would each re-import the same tag over the other's.
+images=twinlab-rehearsal/webapp
 cleanup() {
+    docker image ls -q "$images" | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
     if [ "$keep" = yes ]; then
         echo "rehearse_cold: scratch kept in $scratch"
     else
@@ -82,7 +89,7 @@ namespaces=(--mount --propagation private)
 echo "rehearse_cold: $mode in $scratch (fresh clone, HOME, /run, PATH)"
 started=$SECONDS
 status=0
-REHEARSAL_INSIDE=1 REHEARSAL_SCRATCH="$scratch" REHEARSAL_GOMODCACHE="$gomodcache" \
+REHEARSAL_INSIDE=1 REHEARSAL_SCRATCH="$scratch" REHEARSAL_GOMODCACHE="$gomodcache" REHEARSAL_IMAGES="$images" \
     unshare "${namespaces[@]}" -- "$0" "$@" || status=$?
 echo "rehearse_cold: $mode $([ $status -eq 0 ] && echo passed || echo "FAILED (exit $status)") in $((SECONDS - started)) s"
 exit $status

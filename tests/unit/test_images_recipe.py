@@ -99,3 +99,10 @@ def test_environment_values_need_no_quoting() -> None:
     # systemd's Environment= and docker's ENV would need different quoting otherwise.
     for name, value in recipe.APP_ENV:
         assert shlex.quote(value) == value and " " not in value, name
+
+
+def test_a_second_cache_names_its_own_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(recipe.IMAGE_REPOSITORY_ENV, "twinlab-rehearsal/webapp")
+    assert recipe.container_tag("1.2.3", "ab" * 32) == "twinlab-rehearsal/webapp:1.2.3-abababababab"
+    monkeypatch.delenv(recipe.IMAGE_REPOSITORY_ENV)
+    assert recipe.container_tag("1.2.3", "ab" * 32).startswith("twinlab/webapp:")

@@ -136,7 +136,14 @@ def prune_images(console: Console | None = None) -> list[str]:
             if not keep.startswith(log.stem.removeprefix("build-")):
                 log.unlink()
         listing = subprocess.run(
-            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "twinlab/webapp"],
+            [
+                "docker",
+                "image",
+                "ls",
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+                recipe.image_repository(),
+            ],
             capture_output=True,
             text=True,
             check=False,

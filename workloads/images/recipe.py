@@ -7,6 +7,7 @@ changed recipe always yields a new cache directory and a new image tag.
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 from collections.abc import Iterable
 from pathlib import Path
@@ -105,8 +106,19 @@ def app_version(workloads_dir: Path = WORKLOADS_DIR) -> str:
     return (workloads_dir / "app" / "VERSION").read_text(encoding="ascii").strip()
 
 
+# One Docker daemon serves every image cache that uses it: a second cache (another HOME, the
+# cold rehearsal) importing the same tag moves it off the first cache's image, which then
+# rebuilds, and back. Such a cache names a repository of its own.
+IMAGE_REPOSITORY_ENV = "TWINLAB_IMAGE_REPOSITORY"
+DEFAULT_IMAGE_REPOSITORY = "twinlab/webapp"
+
+
+def image_repository() -> str:
+    return os.environ.get(IMAGE_REPOSITORY_ENV) or DEFAULT_IMAGE_REPOSITORY
+
+
 def container_tag(version: str, hash_hex: str) -> str:
-    return f"twinlab/webapp:{version}-{hash_hex[:12]}"
+    return f"{image_repository()}:{version}-{hash_hex[:12]}"
 
 
 def docker_changes() -> list[str]:
