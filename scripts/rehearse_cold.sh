@@ -40,8 +40,9 @@ if [ "${REHEARSAL_INSIDE:-}" = 1 ]; then
     mkdir -p "$old_run"
     mount --bind /run "$old_run"
     mount -t tmpfs -o mode=755 twinlab-rehearsal-run /run
-    # Sockets and state of the daemons already running come back; nothing else does.
-    for entry in docker.sock docker containerd libvirt lock; do
+    # Sockets, state and pid files of the daemons already running come back (the setup signals
+    # dockerd by its pid file to reload its runtimes); nothing else does.
+    for entry in docker.sock docker docker.pid containerd libvirt libvirtd.pid virtlogd.pid lock; do
         [ -e "$old_run/$entry" ] || continue
         if [ -d "$old_run/$entry" ]; then mkdir "/run/$entry"; else touch "/run/$entry"; fi
         mount --rbind "$old_run/$entry" "/run/$entry"
