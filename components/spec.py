@@ -120,6 +120,9 @@ class AppSpec:
         }
 
 
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -144,7 +147,7 @@ COMMON_KEYS: tuple[Key, ...] = (
     Key("env", "{}", "a JSON object of NAME: string", "extra app environment, every variant"),
     Key(
         "dockerHost",
-        "unix:///var/run/docker.sock",
+        DEFAULT_DOCKER_HOST,
         "unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT]",
         "Docker daemon for the container",
     ),
