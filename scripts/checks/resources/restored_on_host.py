@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 from pathlib import Path
 
 from components.errors import TwinlabError
@@ -29,7 +28,7 @@ from components.libvirt_save_image import (
 )
 from components.naming import clone_prefix
 from components.snapshot import META_NAME, Snapshot, SnapshotRecipe, snapshot_dir
-from components.snapshot_restore import overlay_path, restore_domain_xml
+from components.snapshot_restore import overlay_path
 from scripts.checks.resources import footprint
 from scripts.checks.resources.clones import Clone, PortAllocator
 from scripts.checks.resources.errors import CloneError
@@ -134,19 +133,7 @@ class HostRestoredVmCloner(RestoredVmCloner):
         try:
             self._check_disk(overlay)
             disk_checked_s = time.monotonic() - created_at
-            xml = restore_domain_xml(
-                self.snapshot.saved_domain_xml,
-                name=name,
-                domain_uuid=str(uuid.uuid4()),
-                generation_id=str(uuid.uuid4()),
-                directory=self.snapshot.directory,
-                disk=overlay,
-                host_ports={
-                    self.snapshot.guest_http_port: http_port,
-                    self.snapshot.guest_ssh_port: ssh_port,
-                },
-                cpuset=self.cpuset,
-            )
+            xml = self.domain_xml(name, overlay, http_port, ssh_port, self.cpuset)
             cookie_offset = len(xml.encode()) + 1 if header.cookie else 0
             written = header_bytes(header, cookie_offset) + data_area(header, xml)
             self._on_host(
