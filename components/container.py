@@ -136,6 +136,7 @@ class ContainerDeployment(Deployment):
             instance_name=container.name,
             ready_timeout_s=READY_TIMEOUT_S,
             ready_after=(pids_limit,),
+            via=spec.placement.ssh,
         )
 
 

@@ -3,6 +3,9 @@ serves."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pulumi
 
 from components import outputs
@@ -30,9 +33,11 @@ class Deployment(pulumi.ComponentResource):
         instance_name: pulumi.Output[str],
         ready_timeout_s: float,
         ready_after: tuple[pulumi.Resource, ...] = (),
+        via: Mapping[str, Any] | None = None,
     ) -> None:
         """`ready_after`: what must be done before the instance counts as ready (e.g. the
-        container's PIDs limit), besides the instance itself."""
+        container's PIDs limit), besides the instance itself; `via`: the host's SSH when it is
+        remote (the wait goes through it to the app's port on the host's loopback)."""
         self.url = pulumi.Output.from_input(f"http://127.0.0.1:{http_port}")
         self.target = pulumi.Output.from_input(target)
         self.instance_name = instance_name
@@ -42,6 +47,7 @@ class Deployment(pulumi.ComponentResource):
             url=f"http://127.0.0.1:{http_port}/healthz",
             instance_id=instance.id,
             timeout_s=ready_timeout_s,
+            via=via,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[instance, *ready_after]),
         )
         self.ready_s = ready.ready_s

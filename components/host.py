@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from components.remote_ssh import remote_command, ssh_client_options, ssh_endpoint
 from components.virt_mode import VirtMode
 
 
@@ -95,16 +96,33 @@ def free_loopback_ports(count: int) -> list[int]:
     raise OSError("no free 127.0.0.1 ports below the ephemeral range")
 
 
+def docker_info_runtimes_argv(docker_host: str, key_path: str | None) -> list[str]:
+    """`docker info` listing the runtimes of the daemon at `docker_host`: over ssh:// on the
+    host itself, the way the Docker provider and the daemon check reach it (the docker CLI
+    cannot be given ssh options); else the local CLI with -H."""
+    info = ["docker", "info", "--format", "{{json .Runtimes}}"]
+    if not docker_host.startswith("ssh://"):
+        return [info[0], "-H", docker_host, *info[1:]]
+    endpoint = ssh_endpoint(docker_host)
+    return [
+        "ssh",
+        *ssh_client_options(key_path),
+        *endpoint.destination_args(),
+        remote_command(*info),
+    ]
+
+
 @functools.cache
-def local_docker_runtimes() -> frozenset[str]:
-    """The OCI runtimes the Docker daemon (DOCKER_HOST or the local one) has registered;
-    empty when it does not answer (the daemon check names that problem)."""
+def docker_runtimes(docker_host: str, key_path: str | None = None) -> frozenset[str]:
+    """The OCI runtimes the Docker daemon at `docker_host` has registered (the stack's host's,
+    not this machine's); empty when it does not answer (the daemon check names that)."""
     try:
         done = subprocess.run(
-            ["docker", "info", "--format", "{{json .Runtimes}}"],
+            docker_info_runtimes_argv(docker_host, key_path),
             capture_output=True,
             text=True,
             timeout=30,
+            stdin=subprocess.DEVNULL,
         )
         runtimes = json.loads(done.stdout or "{}") if done.returncode == 0 else {}
     except (OSError, subprocess.TimeoutExpired, ValueError):
@@ -112,7 +130,13 @@ def local_docker_runtimes() -> frozenset[str]:
     return frozenset(runtimes) if isinstance(runtimes, dict) else frozenset()
 
 
-def probe_host(detected_virt_mode: VirtMode | None, built_app_version: str | None) -> HostFacts:
+def probe_host(
+    detected_virt_mode: VirtMode | None,
+    built_app_version: str | None,
+    docker_host: str,
+    key_path: str | None = None,
+) -> HostFacts:
+    """This machine's facts; the Docker runtimes are those of the daemon at `docker_host`."""
     with open("/proc/meminfo", encoding="ascii") as meminfo:
         memory_mib = memory_mib_from_meminfo(meminfo.read())
     return HostFacts(
@@ -124,5 +148,5 @@ def probe_host(detected_virt_mode: VirtMode | None, built_app_version: str | Non
         port_holder=loopback_port_holder,
         readable=lambda path: os.path.isfile(path) and os.access(path, os.R_OK),
         has_command=lambda name: shutil.which(name) is not None,
-        docker_runtimes=local_docker_runtimes,
+        docker_runtimes=functools.partial(docker_runtimes, docker_host, key_path),
     )

@@ -50,14 +50,19 @@ def transport_problem(docker_host: str, libvirt_uri: str) -> str | None:
     return None
 
 
+def host_ssh(docker_host: str, libvirt_uri: str, key_path: str | None) -> dict[str, Any] | None:
+    """How a host is reached over SSH (its `ssh` entry), or None when its daemons are local."""
+    remote = over_ssh(docker_host, libvirt_uri)
+    return ssh_output(remote[0], key_path) if remote else None
+
+
 def host_output(
     docker_host: str, libvirt_uri: str, key_path: str | None, virt_mode: str
 ) -> dict[str, Any]:
     """One host's entry of the `hosts` output, from where its daemons are."""
-    remote = over_ssh(docker_host, libvirt_uri)
     return {
         outputs.HOST_DOCKER_HOST: docker_host,
         outputs.HOST_LIBVIRT_URI: libvirt_uri,
-        outputs.HOST_SSH: ssh_output(remote[0], key_path) if remote else None,
+        outputs.HOST_SSH: host_ssh(docker_host, libvirt_uri, key_path),
         outputs.HOST_VIRT_MODE: virt_mode,
     }

@@ -14,12 +14,13 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from components import tcg_cache
 from components.errors import ConfigError
 from components.fleet import HOSTS_KEY, LOAD_HOST_KEY, FleetHost, parse_hosts
 from components.host import HostFacts
-from components.hosts import transport_problem
+from components.hosts import host_ssh, transport_problem
 from components.naming import resource_name, stack_prefix
 from components.thresholds import DEFAULTS as THRESHOLD_DEFAULTS
 from components.thresholds import ThresholdError, Thresholds, thresholds_for
@@ -55,6 +56,11 @@ class Placement:
     virt_mode: VirtMode
     pool_dir: str
     remote_ssh_key_path: str | None = None
+
+    @property
+    def ssh(self) -> dict[str, Any] | None:
+        """How the host is reached over SSH (None: its daemons are local)."""
+        return host_ssh(self.docker_host, self.libvirt_uri, self.remote_ssh_key_path)
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,9 @@ class AppSpec:
         }
 
 
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -144,7 +153,7 @@ COMMON_KEYS: tuple[Key, ...] = (
     Key("env", "{}", "a JSON object of NAME: string", "extra app environment, every variant"),
     Key(
         "dockerHost",
-        "unix:///var/run/docker.sock",
+        DEFAULT_DOCKER_HOST,
         "unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT]",
         "Docker daemon for the container",
     ),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import os
 import subprocess
 
 import pulumi
@@ -10,11 +13,11 @@ from components import outputs
 from components.daemons import require_docker, require_libvirt
 from components.errors import ConfigError, DaemonUnavailableError, TwinlabError
 from components.fleet import resolve_virt_mode
-from components.host import probe_host
+from components.host import HostFacts, docker_runtimes, probe_host
 from components.hosts import SINGLE_HOST, host_output
 from components.naming import stack_prefix
 from components.registry import VARIANTS
-from components.spec import NAMESPACE, AppSpec, parse_spec
+from components.spec import DEFAULT_DOCKER_HOST, NAMESPACE, AppSpec, parse_spec
 from components.virt_mode import load_record
 from workloads.images import BuildError, ImageSet, ImagesNotBuiltError, find_images
 
@@ -59,12 +62,20 @@ def own_port_markers(stack: str) -> tuple[str, ...]:
     return tuple(markers)
 
 
-def load_spec(stack: str, raw: dict[str, str], images: ImageSet | None) -> AppSpec:
+def load_facts(raw: dict[str, str], images: ImageSet | None) -> HostFacts:
+    """The facts config validation judges by. A Docker runtime a variant needs (gVisor's runsc)
+    is looked up in the stack's Docker daemon, wherever it is."""
     record = load_record()
-    host = probe_host(
+    return probe_host(
         detected_virt_mode=record.mode if record else None,
         built_app_version=images.app_version if images else None,
+        docker_host=(raw.get("dockerHost") or DEFAULT_DOCKER_HOST).strip(),
+        key_path=os.path.expanduser((raw.get("remoteSshKeyPath") or "").strip()) or None,
     )
+
+
+def load_spec(stack: str, raw: dict[str, str], images: ImageSet | None) -> AppSpec:
+    host = load_facts(raw, images)
     return parse_spec(
         raw, stack=stack, host=host, registered=VARIANTS, owned_names=own_port_markers(stack)
     )
@@ -95,14 +106,35 @@ def require_daemons(specs: dict[str, AppSpec]) -> None:
             raise DaemonUnavailableError(f"host {name}: {error}") from None
 
 
+def require_runnable(specs: dict[str, AppSpec], facts: HostFacts) -> None:
+    """Each host of a fleet can run its variants: what a variant needs of a Docker daemon
+    (gVisor's runtime) is asked of that host's own daemon."""
+    problems = []
+    for name, host_spec in specs.items():
+        placement = host_spec.placement
+        runtimes = functools.partial(
+            docker_runtimes, placement.docker_host, placement.remote_ssh_key_path
+        )
+        on_host = dataclasses.replace(facts, docker_runtimes=runtimes)
+        for variant in host_spec.variants:
+            why = variant.unavailable(on_host)
+            if why is not None:
+                problems.append(f"host {name}: variant {variant.name} cannot run there: {why}")
+    if problems:
+        raise ConfigError(problems)
+
+
 def declare() -> None:
     """The Pulumi program. Every check runs before the first resource is declared."""
     stack = pulumi.get_stack()
     try:
         images = find_images()
-        spec = load_spec(stack, raw_config(), images)
+        raw = raw_config()
+        spec = load_spec(stack, raw, images)
         specs = host_specs(spec)
         require_daemons(specs)
+        if spec.fleet:
+            require_runnable(specs, load_facts(raw, images))
     except (TwinlabError, ImagesNotBuiltError, BuildError) as error:
         # RunError: Pulumi prints the message alone, without a Python stack trace.
         raise pulumi.RunError(str(error)) from None

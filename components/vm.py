@@ -222,6 +222,7 @@ class VmDeployment(Deployment):
             instance=domain,
             instance_name=domain.name,
             ready_timeout_s=READY_TIMEOUT_S,
+            via=spec.placement.ssh,
         )
 
 

@@ -49,12 +49,13 @@ class RunOptions:
     results_dir: Path = field(default_factory=lambda: ROOT / "results")
 
 
-# A short run in which every claim of the isolation, load and resources groups still gets its
-# figures, with fewer repeats (n = 3: verdicts that need n >= 5 say inconclusive) and bounded
-# R4 runs (counts are lower bounds): `fab run-all --quick` and the "nothing local" test.
+# A short run in which every claim of the isolation, load, resources and neighbours groups
+# still gets its figures, with fewer repeats (n = 3: verdicts that need n >= 5 say
+# inconclusive), bounded R4 runs (counts are lower bounds) and N1 with the CPU stressor alone:
+# `fab run-all --quick` and the "nothing local" test.
 QUICK_REPEATS = 3
 QUICK_RUN = RunOptions(
-    groups=("isolation", "load", "resources"),
+    groups=("isolation", "load", "resources", "neighbours"),
     load_plan=LoadPlan(duration_s=1, warmup_s=0, repeats=QUICK_REPEATS),
     open_loop_repeats=QUICK_REPEATS,
     start_repeats=QUICK_REPEATS,
@@ -63,6 +64,7 @@ QUICK_RUN = RunOptions(
     density=DensityBounds(
         wall_clock_s=75.0, max_containers=3, vm_ready_deadline_s=30.0, hold_s=10.0
     ),
+    neighbours=NeighbourPlan(stressors=("cpu",), repeats=QUICK_REPEATS, duration_s=1.5),
 )
 
 

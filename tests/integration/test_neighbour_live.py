@@ -52,7 +52,11 @@ def nothing_left(stack: str) -> None:
 def disjoint(deployed: DeployedStack) -> list[Sample]:
     try:
         return measure_neighbours(
-            subjects(deployed), PLAN, stack=deployed.stack, tags=run_tags(deployed.virt_mode)
+            subjects(deployed),
+            PLAN,
+            stack=deployed.stack,
+            host=deployed.host_of(deployed.variants[0]),
+            tags=run_tags(deployed.virt_mode),
         )
     finally:
         nothing_left(deployed.stack)
@@ -68,6 +72,7 @@ def same_core(deployed: DeployedStack) -> list[Sample]:
             subjects(deployed, "container"),
             dataclasses.replace(PLAN, same_cpus=True, neighbour_cpu_shares=10 * 1024),
             stack=deployed.stack,
+            host=deployed.host_of(deployed.variants[0]),
             tags=run_tags(deployed.virt_mode),
         )
     finally:

@@ -519,3 +519,60 @@ def test_budget_dirs_found_by_name_prefix_for_the_leftovers_sweep(tmp_path: Path
         "twinlab-ci-ab12-budget-7",
         "twinlab-ci-ab12-budget-7.partition",
     ]
+
+
+class FakeStream:
+    """The channel of `dmesg --follow-new` on a remote host: chunks as they come, then maybe an
+    exit."""
+
+    def __init__(self, chunks: list[str], exit_status: int | None = None, stderr: str = "") -> None:
+        self.chunks, self.exit_status, self.stderr = chunks, exit_status, stderr
+        self.closed = False
+
+    def recv_ready(self) -> bool:
+        return bool(self.chunks)
+
+    def recv(self, _size: int) -> bytes:
+        return self.chunks.pop(0).encode()
+
+    def recv_stderr(self, _size: int) -> bytes:
+        return self.stderr.encode()
+
+    def exit_status_ready(self) -> bool:
+        return self.exit_status is not None and not self.chunks
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeRemoteHost:
+    is_local = False
+
+    def __init__(self, stream: FakeStream) -> None:
+        self.stream, self.ran = stream, list[tuple[str, ...]]()
+
+    def open_stream(self, argv: tuple[str, ...]) -> FakeStream:
+        self.ran.append(tuple(argv))
+        return self.stream
+
+
+def test_a_remote_hosts_kernel_log_is_followed_over_its_ssh_line_by_line() -> None:
+    records = (DATA / "oom-kill.kmsg").read_text().splitlines()
+    kill = next(m for m in map(parse_kmsg_record, records) if m.startswith("oom-kill:"))
+    stream = FakeStream([])
+    host = FakeRemoteHost(stream)
+    log = budget_cgroup.open_kernel_log(host)  # type: ignore[arg-type]
+    assert host.ran == [budget_cgroup.FOLLOW_KERNEL_LOG] and log.available
+    stream.chunks.append("some other record\n" + kill[:20])
+    assert log.oom_kills() == []  # half a line waits for its end
+    stream.chunks.append(kill[20:] + "\n")
+    assert [k.pid for k in log.oom_kills()] == [15216]
+    log.close()
+    assert stream.closed and not log.available
+
+
+def test_a_remote_kernel_log_that_cannot_be_read_says_why() -> None:
+    refused = FakeStream([], 1, "dmesg: read kernel buffer failed: Operation not permitted")
+    log = budget_cgroup.open_kernel_log(FakeRemoteHost(refused))  # type: ignore[arg-type]
+    assert not log.available and "Operation not permitted" in log.problem
+    assert log.oom_kills() == []

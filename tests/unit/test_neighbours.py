@@ -4,22 +4,29 @@ stressor (holds, does not hold, inconclusive)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from components.thresholds import thresholds_for
 from scripts.checks.claims import evaluate, n1
-from scripts.checks.neighbours import placement, stressors
+from scripts.checks.neighbours import measure, placement, stressors
 from scripts.checks.neighbours.measure import NeighbourPlan, schedule
-from scripts.checks.neighbours.sibling import sibling_target_url
+from scripts.checks.neighbours.sibling import Neighbour, sibling_target_url
 from scripts.checks.neighbours.slowdown import LATENCY_METRIC, slowdowns
 from scripts.checks.parsers.domain_xml import HostForward
 from scripts.checks.resources.errors import ReadinessTimeoutError
-from scripts.checks.results.samples import Sample, Value
+from scripts.checks.results.run_tags import run_tags
+from scripts.checks.results.samples import Sample, Value, VariantLabel
 from scripts.checks.results.verdicts import ClaimResult, Samples
+from scripts.checks.targets.host import local_host
+from scripts.checks.targets.target import CommandResult
 
 pytestmark = pytest.mark.unit
 T = thresholds_for("tcg")
@@ -305,3 +312,54 @@ def test_a_run_of_the_neighbour_group_alone_leaves_the_isolation_claims_inconclu
 def test_n1_is_part_of_every_evaluation() -> None:
     results = {r.claim: r for r in evaluate(all_three(container=1.6, vm=1.05), T)}
     assert results["N1"].verdict == "holds"
+
+
+class MeasuredUpTo(Exception):
+    """Raised by the fake generator: the run got as far as loading the app."""
+
+
+def test_every_part_of_a_neighbour_run_goes_to_the_variants_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The app's CPUs, the host's, the sibling and the generator are all asked of the variants'
+    host handle (a remote host's in a stack on one), never of this machine by default."""
+    far = local_host("far")  # a handle of its own, told apart by identity
+    asked: list[tuple[str, object]] = []
+    report = json.dumps({"stressor": "cpu", "work": 1, "setup_s": 0.0, "work_s": 0.1})
+    stressor_target = SimpleNamespace(run=lambda *_a, **_k: CommandResult(0, report, ""))
+
+    @contextmanager
+    def sibling(*args: Any, **_kwargs: Any) -> Iterator[Neighbour]:
+        asked.append(("sibling", args[3]))
+        clone = SimpleNamespace(name="n-1")
+        yield Neighbour(clone, stressor_target, args[2], 1.0)  # type: ignore[arg-type]
+
+    def generator(*_args: Any, host: object, **_kwargs: Any) -> None:
+        asked.append(("generator", host))
+        raise MeasuredUpTo
+
+    def app_cpus(_server: object, host: object) -> frozenset[int]:
+        asked.append(("app", host))
+        return frozenset({0})
+
+    def host_cpus(*, host: object) -> frozenset[int]:
+        asked.append(("cpus", host))
+        return frozenset({0, 1})
+
+    monkeypatch.setattr(measure, "server_cpus", app_cpus)
+    monkeypatch.setattr(measure, "host_cpus", host_cpus)
+    monkeypatch.setattr(measure, "running_neighbour", sibling)
+    monkeypatch.setattr(measure, "run_open_loop", generator)
+    subject = measure.Subject(
+        VariantLabel("container", "container"), "app", "docker://app", "http://127.0.0.1:1"
+    )
+    with pytest.raises(MeasuredUpTo):
+        measure.measure_neighbours(
+            [subject],
+            NeighbourPlan(stressors=("cpu",), repeats=1),
+            stack="dev",
+            host=far,
+            tags=run_tags("tcg"),
+        )
+    assert [what for what, _ in asked] == ["app", "cpus", "sibling", "generator"]
+    assert all(host is far for _, host in asked), asked

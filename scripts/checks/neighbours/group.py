@@ -23,6 +23,7 @@ def run(context: RunContext) -> list[Sample]:
         chosen,
         plan,
         stack=subjects.stack,
+        host=subjects.host,
         tags=run_tags(context.virt_mode, context.run_id),
         on_event=context.console.print,
     )

@@ -8,6 +8,10 @@ each alike. Each run is vegeta at one fixed rate (load/open_loop.py), so the lat
 from each request's scheduled start (no coordinated omission). A stressed run's slowdown is its
 latency over the baseline of the same repeat (neighbours/slowdown.py; the N1 judge).
 
+Everything runs on the variants' host through its handle (targets/host.py): the sibling is
+cloned by docker and virsh there, the stressors reach it through the host, vegeta runs on the
+host itself (load/on_host.py says why), CPUs and the load average are the host's.
+
 Bounded in time: `NeighbourPlan.estimated_s` says how long per variant, checked before
 anything starts; each stressor exits by itself; the sibling is removed whatever happens.
 """
@@ -15,7 +19,6 @@ anything starts; each stressor exits by itself; the sibling is removed whatever 
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +44,7 @@ from scripts.checks.neighbours.stressors import (
 from scripts.checks.resources.meters import Instance
 from scripts.checks.results.run_tags import RunTags
 from scripts.checks.results.samples import Sample, Value, VariantLabel
+from scripts.checks.targets.host import HostHandle
 from scripts.checks.targets.target import CommandResult
 
 CLAIM = "N1"
@@ -171,29 +175,37 @@ def measure_neighbours(
     plan: NeighbourPlan,
     *,
     stack: str,
+    host: HostHandle,
     tags: RunTags,
     on_event: Event | None = None,
 ) -> list[Sample]:
-    """N1 samples for every subject, one variant after another (one sibling at a time)."""
+    """N1 samples for every subject on `host`, one variant after another (one sibling at a
+    time)."""
     problems = plan.problems()
     if problems:
         raise NeighbourError("invalid neighbour plan: " + "; ".join(problems))
     say = on_event or (lambda _text: None)
     samples: list[Sample] = []
     for subject in subjects:
-        samples += measure_variant(subject, plan, stack=stack, tags=tags, say=say)
+        samples += measure_variant(subject, plan, stack=stack, host=host, tags=tags, say=say)
     return samples
 
 
 def measure_variant(
-    subject: Subject, plan: NeighbourPlan, *, stack: str, tags: RunTags, say: Event
+    subject: Subject,
+    plan: NeighbourPlan,
+    *,
+    stack: str,
+    host: HostHandle,
+    tags: RunTags,
+    say: Event,
 ) -> list[Sample]:
     """Every (repeat, stressor) run of `plan` for one variant beside its sibling."""
     http = HttpTarget(subject.target, subject.label, subject.url.rstrip("/"))
     try:
-        app = server_cpus(Server(http, subject.instance_name))
+        app = server_cpus(Server(http, subject.instance_name), host)
         choose = placing.same_cpus if plan.same_cpus else placing.disjoint
-        where = choose(host_cpus(), app)
+        where = choose(host_cpus(host=host), app)
     except TwinlabError as error:
         say(f"  [yellow]no neighbour run for {subject.label.name}:[/] {error}")
         return [_unavailable(subject, str(error), tags)]
@@ -210,7 +222,7 @@ def measure_variant(
     samples: list[Sample] = []
     shares = plan.neighbour_cpu_shares
     with running_neighbour(
-        subject.instance, stack, where.neighbour, cpu_shares=shares
+        subject.instance, stack, where.neighbour, host, cpu_shares=shares
     ) as neighbour:
         warmups = _warmups(neighbour, plan)
         base |= {
@@ -225,7 +237,7 @@ def measure_variant(
         for repeat, stressor in schedule(plan.stressors, plan.repeats):
             say(f"  {subject.label.name} run {repeat + 1}/{plan.repeats}: stressor {stressor}")
             warm = dataclasses.replace(plan, warmup_s=warmups.get(stressor, 0.0))
-            samples += _one_run(subject, neighbour, warm, where, repeat, stressor, tags, base)
+            samples += _one_run(subject, neighbour, host, warm, where, repeat, stressor, tags, base)
     return samples
 
 
@@ -252,6 +264,7 @@ def _warmups(neighbour: Neighbour, plan: NeighbourPlan) -> dict[str, float]:
 def _one_run(
     subject: Subject,
     neighbour: Neighbour,
+    host: HostHandle,
     plan: NeighbourPlan,
     where: placing.Placement,
     repeat: int,
@@ -266,7 +279,7 @@ def _one_run(
         stress.start()
         time.sleep(plan.warmup_s)
     started = time.monotonic()
-    run = run_open_loop(url, plan.open_loop(), generator_cpus=where.generator)
+    run = run_open_loop(url, plan.open_loop(), generator_cpus=where.generator, host=host)
     meta: dict[str, Value] = {
         **base,
         "stressor": stressor,
@@ -274,7 +287,7 @@ def _one_run(
         "requests": run.report.requests,
         "warmup_s": plan.warmup_s,
         "rate_honoured": run.rate_honoured,
-        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "load_avg_1m": round(host.load_avg_1m(), 2),
     }
     extra: list[Sample] = []
     if stress is not None:

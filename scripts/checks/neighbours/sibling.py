@@ -26,6 +26,7 @@ from scripts.checks.resources.clones import Clone, Cloner, VmCloner
 from scripts.checks.resources.errors import ReadinessTimeoutError
 from scripts.checks.resources.meters import Instance, meter_for
 from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.host import HostHandle
 from scripts.checks.targets.libvirt_domains import Virsh
 from scripts.checks.targets.target import Target, parse_target
 
@@ -85,13 +86,13 @@ def running_neighbour(
     instance: Instance,
     stack: str,
     cpus: frozenset[int],
-    engine: DockerEngine | None = None,
-    virsh: Virsh | None = None,
+    host: HostHandle,
     cpu_shares: int | None = None,
 ) -> Iterator[Neighbour]:
-    """A sibling of `instance` pinned to `cpus` (and, a container, with `cpu_shares` as its CPU
+    """A sibling of `instance` on `host` (docker and virsh there, its app and SSH reached
+    through the host), pinned to `cpus` (and, a container, with `cpu_shares` as its CPU
     weight), answering HTTP 200, for the block; removed afterwards whatever happens."""
-    cloner = meter_for(instance, engine or DockerEngine(), virsh or Virsh()).cloner(stack)
+    cloner = meter_for(instance, DockerEngine(host), Virsh(host)).cloner(stack)
     if cpu_shares is not None and isinstance(cloner, VmCloner):
         raise ReadinessTimeoutError("a neighbour's CPU weight is set for containers only")
     cloner.cpu_set = format_cpu_list(cpus)
@@ -101,13 +102,14 @@ def running_neighbour(
     clone = cloner.start(f"{neighbour_prefix(stack)}{index}")
     target: Target | None = None
     try:
-        waited = wait_for_http_200(clone.url, clone.created_at, cloner.ready_timeout_s)
+        with host.reach(clone.url) as url:
+            waited = wait_for_http_200(url, clone.created_at, cloner.ready_timeout_s)
         if waited.seconds is None:
             raise ReadinessTimeoutError(
                 f"neighbour {clone.name} of {instance.name} gave no HTTP 200 within "
                 f"{cloner.ready_timeout_s:g} s (last: {waited.last_error})"
             )
-        target = parse_target(_target_url(instance.target, clone, cloner), instance.label)
+        target = parse_target(_target_url(instance.target, clone, cloner), instance.label, host)
         yield Neighbour(clone, target, cpus, waited.seconds)
     finally:
         if target is not None:

@@ -33,9 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import paramiko
+
 from scripts.checks.parsers.proc_resources import MIB, parse_flat_keyed
 from scripts.checks.resources import footprint
 from scripts.checks.resources.errors import BudgetError
+from scripts.checks.targets.host import HostHandle, HostUnreachableError
 
 CGROUP_ROOT = footprint.CGROUP_ROOT
 # twinlab-STACK-budget-RUN: under the stack's own prefix, like everything else of the stack.
@@ -46,6 +49,10 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 # Controllers the instances' runtimes use, enabled for children on cgroup v2.
 V2_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids")
 REMOVE_TIMEOUT_S = 15.0
+# A remote host's kernel log, followed: each new record's message, one a line (util-linux).
+FOLLOW_KERNEL_LOG = ("dmesg", "--follow-new", "--notime")
+# dmesg refuses at once when it may not read the log: this long tells a refusal from a start.
+FOLLOW_START_S = 0.3
 
 CgroupVersion = Literal["v1", "v2"]
 Kind = Literal["container", "vm"]
@@ -213,6 +220,55 @@ class KernelLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class HostKernelLog(KernelLog):
+    """A remote host's kernel log, followed over its SSH (`dmesg --follow-new` there, from
+    when it is opened); read without blocking, like /dev/kmsg here."""
+
+    def __init__(self, host: HostHandle) -> None:
+        super().__init__(None)
+        self._channel: paramiko.Channel | None = None
+        self._partial = ""
+        try:
+            channel = host.open_stream(FOLLOW_KERNEL_LOG)
+        except (HostUnreachableError, paramiko.SSHException, OSError) as error:
+            self.problem = f"cannot follow the kernel log of {host}: {error}"
+            return
+        time.sleep(FOLLOW_START_S)
+        if channel.exit_status_ready():
+            said = channel.recv_stderr(4096).decode(errors="replace").strip()
+            self.problem = f"dmesg on {host} cannot follow the kernel log: {said}"
+            channel.close()
+            return
+        self._channel = channel
+
+    @property
+    def available(self) -> bool:
+        return self._channel is not None
+
+    def oom_kills(self) -> list[OomKill]:
+        channel = self._channel
+        if channel is None:
+            return []
+        text = self._partial
+        while channel.recv_ready():
+            text += channel.recv(65536).decode(errors="replace")
+        if channel.exit_status_ready() and not channel.recv_ready():
+            self.problem = f"dmesg stopped following the kernel log (exit {channel.exit_status})"
+            self.close()
+        *lines, self._partial = text.split("\n")
+        return [kill for kill in map(parse_oom_kill, lines) if kill is not None]
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+
+def open_kernel_log(host: HostHandle) -> KernelLog:
+    """The kernel log of the host the budget is on: /dev/kmsg here, followed over SSH there."""
+    return KernelLog() if host.is_local else HostKernelLog(host)
 
 
 def _read(path: Path) -> str:

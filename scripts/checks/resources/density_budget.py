@@ -47,9 +47,9 @@ from scripts.checks.resources import budget_cgroup
 from scripts.checks.resources.budget_cgroup import (
     CGROUP_ROOT,
     BudgetCgroup,
-    KernelLog,
     Kind,
     OomKill,
+    open_kernel_log,
 )
 from scripts.checks.resources.clones import (
     CONTAINER_READY_TIMEOUT_S,
@@ -420,9 +420,6 @@ def validate(
         raise BudgetError("density run not started: " + "; ".join(problems))
 
 
-REMOTE_KERNEL_LOG = "not read on a remote host (OOM kills counted by cgroup and runtime)"
-
-
 def host_available_mib(host: HostHandle | None = None) -> float:
     return meminfo_available_mib(host_path(host, "/proc/meminfo").read_text())
 
@@ -492,9 +489,7 @@ def _run_in_budget(
     load_start = round(host.load_avg_1m(), 2)
     tally = Tally(limits)
     clones: list[Clone] = []
-    # A remote host's kernel log is not streamed here: its cgroup counters and the runtime's
-    # view still count OOM kills (KernelLog's own fallback).
-    kernel_log = KernelLog() if host.is_local else KernelLog.unavailable(REMOTE_KERNEL_LOG)
+    kernel_log = open_kernel_log(host)
     watcher = Watcher(budget.layout, budget, kernel_log, host)
 
     def elapsed() -> float:

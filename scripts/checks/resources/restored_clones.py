@@ -63,6 +63,24 @@ class RestoredVmCloner(Cloner):
     def limit_mib(self) -> float:
         return float(self.snapshot.recipe.memory_mib)
 
+    def domain_xml(
+        self, name: str, disk: Path, http_port: int, ssh_port: int, cpuset: str | None
+    ) -> str:
+        """The snapshot's saved definition as a clone's: its own name, UUIDs, disk and ports."""
+        return restore_domain_xml(
+            self.snapshot.saved_domain_xml,
+            name=name,
+            domain_uuid=str(uuid.uuid4()),
+            generation_id=str(uuid.uuid4()),
+            directory=self.snapshot.directory,
+            disk=disk,
+            host_ports={
+                self.snapshot.guest_http_port: http_port,
+                self.snapshot.guest_ssh_port: ssh_port,
+            },
+            cpuset=cpuset,
+        )
+
     def existing_names(self) -> list[str]:
         prefix = clone_prefix(self.stack)
         overlays = snapshot_restore.overlay_path(self.snapshot, "x").parent
@@ -124,18 +142,7 @@ class ColdBootCloner(RestoredVmCloner):
         overlay.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         libvirt_cli.create_overlay(overlay, (self.snapshot.directory / "base.qcow2").resolve())
         http_port, ssh_port = self.ports.free_port(), self.ports.free_port()
-        xml = restore_domain_xml(
-            self.snapshot.saved_domain_xml,
-            name=name,
-            domain_uuid=str(uuid.uuid4()),
-            generation_id=str(uuid.uuid4()),
-            directory=self.snapshot.directory,
-            disk=overlay,
-            host_ports={
-                self.snapshot.guest_http_port: http_port,
-                self.snapshot.guest_ssh_port: ssh_port,
-            },
-        )
+        xml = self.domain_xml(name, overlay, http_port, ssh_port, cpuset=None)
         clone = Clone(
             self.variant,
             name,

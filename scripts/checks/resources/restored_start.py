@@ -22,6 +22,7 @@ from scripts.checks.claims.s1 import UNAVAILABLE_METRIC
 from scripts.checks.resources.clones import Cloner, stack_of
 from scripts.checks.resources.meters import DomainMeter, Meter
 from scripts.checks.resources.restored_clones import RestoredVmCloner
+from scripts.checks.resources.restored_on_host import HostRestoredVmCloner, host_snapshot
 from scripts.checks.results.run_tags import RunTags
 from scripts.checks.results.samples import Sample, VariantLabel
 from scripts.checks.targets.libvirt_domains import Virsh
@@ -81,7 +82,8 @@ def snapshot_cloners(
 ) -> list[tuple[Cloner, str]]:
     """One restored cloner per label, from the snapshot of `source`'s memory and vCPUs (made
     now if not cached), pinned like `source`."""
-    if virsh.uri != libvirt_cli.LOCAL_URI:
+    remote = not virsh.host.is_local
+    if not remote and virsh.uri != libvirt_cli.LOCAL_URI:
         raise TwinlabError(
             f"libvirt is at {virsh.uri}: the snapshot and the clones' overlays are files on "
             f"this machine, restored through {libvirt_cli.LOCAL_URI} only"
@@ -89,10 +91,15 @@ def snapshot_cloners(
     facts = source.facts
     images = vm_images()
     recipe = recipe_for_defaults(images, int(facts.memory_mib), facts.vcpus)
-    snapshot = ensure_snapshot(recipe, images, libvirt_cli.LOCAL_URI)
+    # On a remote host the snapshot is the host's own, restored there (restored_on_host.py).
+    if remote:
+        snapshot = host_snapshot(virsh.host, recipe)
+    else:
+        snapshot = ensure_snapshot(recipe, images, libvirt_cli.LOCAL_URI)
+    cloner = HostRestoredVmCloner if remote else RestoredVmCloner
     return [
         (
-            RestoredVmCloner(
+            cloner(
                 snapshot,
                 stack or stack_of(source.instance.name),  # clones named like the VM's own
                 virsh,
