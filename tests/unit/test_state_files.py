@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from scripts.state_files import (
     forget_removed_stacks,
     remove_torn_sidecars,
     stale_temp_files,
     torn_sidecars,
 )
+
+pytestmark = pytest.mark.unit
 
 SIDECAR = {"user.content_type": "text/plain; charset=utf-8", "md5": "Qv0E28wYNx6BPE/4DECukg=="}
 
