@@ -36,6 +36,7 @@ def sample(directory: Path) -> ImageSet:
         sizes=ImageSizes(1, 2, 3, 4, 5, 6, 7),
         package_list_sha256="ef" * 32,
         userland_packages={"python3": "3.11.2-1+b1", "bash": "5.2.15-2+b9"},
+        python_packages={"gunicorn": "23.0.0", "packaging": "26.0"},
         vm_package_count=152,
         vm_kernel_release="6.1.0-50-amd64",
         vm_ssh_host_key="ssh-ed25519 AAAA",

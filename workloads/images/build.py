@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from . import container, recipe, userland, vmdisk
+from . import appserver, container, recipe, userland, vmdisk
 from .fsutil import safe_rmtree, tree_bytes, unmount_all_under
 from .initramfs import build_initramfs
 from .kernel import extract_vmlinux, has_pvh_entry
@@ -203,9 +203,14 @@ def _build(hash_hex: str, work: Path, final: Path, log: Path, console: Console) 
     user_root = work / "userland"
     vm_root = work / "vm"
 
+    wheels = work / "wheels"
+    with steps.step("pypi", f"pinned wheels in {appserver.APP_SERVER_PINS.name}"):
+        appserver.download_wheels(steps, wheels)
     packages_text = " ".join(recipe.USERLAND_PACKAGES)
     with steps.step("debootstrap", f"{recipe.SUITE} minbase + {packages_text}"):
         userland.debootstrap(steps, user_root)
+    with steps.step("app server", f"pip install -r {appserver.APP_SERVER_PINS.name}"):
+        python_packages = appserver.install_app_server(steps, user_root, wheels)
     with steps.step("userland", f"app at {recipe.APP_DIR}, user {recipe.APP_USER}"):
         userland.install_app(steps, user_root)
         userland.strip_host_traces(user_root)
@@ -265,6 +270,7 @@ def _build(hash_hex: str, work: Path, final: Path, log: Path, console: Console) 
         ),
         package_list_sha256=hashlib.sha256(package_text.encode()).hexdigest(),
         userland_packages=dict(sorted(packages.items())),
+        python_packages=python_packages,
         vm_package_count=len(vm_packages),
         vm_kernel_release=release,
         vm_ssh_host_key=ssh_host_key,

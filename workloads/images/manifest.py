@@ -43,6 +43,8 @@ class ImageSet:
     sizes: ImageSizes
     package_list_sha256: str
     userland_packages: dict[str, str]
+    # From PyPI, pinned (images/app-server.txt): {name: version}.
+    python_packages: dict[str, str]
     vm_package_count: int
     vm_kernel_release: str
     vm_ssh_host_key: str

@@ -14,7 +14,8 @@ from pathlib import Path
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-USERLAND_PACKAGES = ("python3", "python3-gunicorn")
+# The app server is not Debian's python3-gunicorn but a pinned wheel (appserver.py, app-server.txt).
+USERLAND_PACKAGES = ("python3",)
 # Added in a chroot of a copy of the userland; --no-install-recommends keeps the OS small.
 VM_PACKAGES = ("linux-image-amd64", "systemd-sysv", "openssh-server", "sudo", "iproute2")
 # Only downloaded, never installed: its static busybox runs the initramfs.
