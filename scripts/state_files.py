@@ -46,12 +46,13 @@ def _unreadable(sidecar: Path) -> bool:
 
 
 def torn_sidecars(backend_url: str) -> list[Path]:
-    """Every empty or unreadable `.attrs` sidecar of the backend's stack files."""
+    """Every empty or unreadable `.attrs` sidecar in the backend (checkpoints, their history,
+    backups and locks are all written the same way)."""
     root = backend_dir(backend_url)
     if root is None:
         return []
-    stacks = root / ".pulumi" / "stacks"
-    return sorted(path for path in stacks.rglob(f"*{ATTRS_SUFFIX}") if _unreadable(path))
+    state = root / ".pulumi"
+    return sorted(path for path in state.rglob(f"*{ATTRS_SUFFIX}") if _unreadable(path))
 
 
 def remove_torn_sidecars(backend_url: str) -> list[Path]:
