@@ -26,6 +26,7 @@ from scripts.leftovers import find
 
 pytestmark = pytest.mark.integration
 PLAN = NeighbourPlan(stressors=("cpu",), repeats=5, duration_s=2.0)
+SEEN_SLOWDOWN = 1.5  # the negative control's bound: a neighbour on the app's core is seen
 DEFAULT_VARIANTS = [v.name for v in VARIANTS if v.by_default]
 
 
@@ -115,8 +116,10 @@ def test_n1_is_judged_on_the_measured_slowdowns(disjoint: list[Sample]) -> None:
 def test_negative_control_a_heavier_neighbour_on_the_apps_core_is_seen(
     disjoint: list[Sample], same_core: list[Sample]
 ) -> None:
-    """The measurement must see a neighbour that takes the app's own core: its slowdown CI lies
-    wholly above 1 (a broken stressor, pinning or pairing gives a CI around 1 and fails this).
+    """The measurement must see a neighbour that takes the app's own core: its median slowdown
+    is at least 1.5 (a broken stressor, pinning or pairing gives slowdowns around 1 and fails
+    this). Not the CI's lower end: on this host one repeat of five can miss the neighbour (CI
+    run of 2026-11-30 20:13: median 2.96, CI 0.83-10.4, CV 83 %).
     The judge's failing path on slowdowns is tests/unit/test_neighbours.py's.
 
     Not asserted, because these 2-core hosts refute it: that the disjoint neighbour disturbs
@@ -127,4 +130,4 @@ def test_negative_control_a_heavier_neighbour_on_the_apps_core_is_seen(
     apart = summarize(slowdowns(disjoint, "container", "cpu", "p99").values)
     shared = summarize(slowdowns(same_core, "container", "cpu", "p99").values)
     print(f"container p99 slowdown: disjoint {apart.describe()}, same core {shared.describe()}")
-    assert shared.ci_low > 1.0, shared
+    assert shared.median >= SEEN_SLOWDOWN, shared
