@@ -11,6 +11,7 @@ import pytest
 from components.thresholds import thresholds_for
 from components.variant import Variant
 from scripts.checks.claims import BY_ID
+from scripts.checks.claims.s1 import SPEEDUP_PART, TARGET_PART
 from scripts.checks.results.samples import Sample
 from scripts.checks.results.stats import judge_median
 from scripts.checks.results.verdicts import ClaimResult, Samples
@@ -138,6 +139,24 @@ def test_s1_is_inconclusive_around_the_bound_or_with_few_repeats(
     few = starts(booted, spread(19.5)) + starts(restored, [1.2, 1.25])
     result = judge("S1", few)
     assert result.verdict == "inconclusive" and "only 2 samples" in result.summary
+
+
+@pytest.mark.parametrize(("booted", "restored"), VM_PAIRS, ids=lambda v: v.name)
+def test_s1_parts_judge_the_target_and_the_speedup_apart(
+    booted: Variant, restored: Variant
+) -> None:
+    # The claim test asserts the speedup and only that the target is not missed outright.
+    around = judge("S1", restore_run(booted, restored, restored_s=1.5))
+    assert [(p.claim, p.verdict) for p in around.parts] == [
+        (TARGET_PART, "inconclusive"),
+        (SPEEDUP_PART, "holds"),
+    ]
+    slow = judge("S1", restore_run(booted, restored, cold_s=3.6, restored_s=1.2))
+    assert [(p.claim, p.verdict) for p in slow.parts] == [
+        (TARGET_PART, "holds"),
+        (SPEEDUP_PART, "does not hold"),
+    ]
+    assert "below the threshold 4" in slow.parts[1].summary
 
 
 @pytest.mark.parametrize(("booted", "restored"), VM_PAIRS, ids=lambda v: v.name)
