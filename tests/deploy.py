@@ -21,6 +21,7 @@ from components.host import free_loopback_ports
 from components.naming import stack_prefix
 from components.registry import VARIANTS
 from scripts import leftovers
+from scripts.recover import RecoveryError, recover
 from scripts.state_files import forget_removed_stacks, remove_torn_sidecars
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,8 +62,14 @@ def sweep_test_stacks() -> str:
     remove_torn_sidecars(backend)  # a killed up's empty sidecar fails every list with "EOF"
     for summary in workspace.list_stacks():
         if summary.name.startswith("ci-"):
-            with contextlib.suppress(auto.errors.CommandError):
+            try:
                 workspace.remove_stack(summary.name, force=True)
+            except auto.errors.CommandError:
+                # Locked by a pulumi killed mid-run (a cut-short session): the recovery clears
+                # a dead holder's lock (never a live one) and empties the stack, then it goes.
+                with contextlib.suppress(RecoveryError, auto.errors.CommandError):
+                    recover(summary.name, say=_progress)
+                    workspace.remove_stack(summary.name, force=True)
     kept = {summary.name for summary in workspace.list_stacks()}
     forget_removed_stacks(backend, "ci-", kept)
     return found.describe()
