@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything twinlab needs on this machine; idempotent, safe to re-run.
 #   scripts/setup.sh            full setup
-# Steps: system packages, daemons, Python env, Go, Pulumi engine + plugins, KVM probe, images,
-# gVisor runtime.
+# Steps: system packages, daemons, host networking, Python env, Go, Pulumi engine + plugins,
+# KVM probe, images, gVisor runtime.
 # Each step says what it did; a failing step names itself and the fix.
 set -euo pipefail
 
@@ -90,6 +90,28 @@ if ! virsh -c qemu:///system version >/dev/null 2>&1; then
 fi
 wait_for libvirtd 60 virsh -c qemu:///system version
 done_step "docker $(docker version --format '{{.Server.Version}}'), libvirt $(virsh -c qemu:///system version | awk '/Using library/ {print $4}'), QEMU $(virsh -c qemu:///system version | awk '/Running hypervisor/ {print $4}'); started: ${started[*]:-none}"
+
+# ---------------------------------------------------------------------------------------------
+step "host networking"
+# Docker publishes a container's port through docker-proxy, which opens a new connection to the
+# container for each one it forwards. Under the load checks (about a thousand short connections
+# a second; the app closes each) the TIME_WAIT entries of those connections use up the host's
+# ephemeral ports within a minute, and every connect() then costs milliseconds in the kernel's
+# search for a free port: the container's throughput fell 3-4x for tens of seconds at a time.
+# Linux reuses TIME_WAIT ports for loopback connections only (tcp_tw_reuse = 2, the default);
+# 1 extends that to every outgoing connection, which TCP timestamps keep safe (README "Host
+# networking").
+TW_REUSE_CONF=/etc/sysctl.d/60-twinlab.conf
+if [ "$(sysctl -n net.ipv4.tcp_tw_reuse)" != 1 ] || [ ! -f "$TW_REUSE_CONF" ]; then
+    mkdir -p /etc/sysctl.d
+    printf '# scripts/setup.sh of twinlab: reuse TIME_WAIT ports for outgoing connections\nnet.ipv4.tcp_tw_reuse = 1\n' >"$TW_REUSE_CONF"
+    sysctl -q -w net.ipv4.tcp_tw_reuse=1 ||
+        fail "cannot set net.ipv4.tcp_tw_reuse=1 (is /proc/sys read-only here?)"
+    tw_state="set net.ipv4.tcp_tw_reuse = 1 (kept in $TW_REUSE_CONF)"
+else
+    tw_state="net.ipv4.tcp_tw_reuse = 1"
+fi
+done_step "$tw_state"
 
 # ---------------------------------------------------------------------------------------------
 step "python environment"

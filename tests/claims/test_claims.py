@@ -197,8 +197,9 @@ def test_G1_the_sandbox_pays_for_its_kernel_in_syscalls_and_start(
     here (CI run of 2026-11-30 19:34: 0.37-0.65 s, ratio 1.96, CI 1.17-2.33), but must not lie
     wholly below it. Its throughput parts ("several times slower" read as runc >= 2x the
     sandbox's req/s) may not hold at all: with gVisor's host network here the socket calls reach
-    the host's TCP/IP stack, and runc's own runs are bimodal on this 2-core host; the report says
-    which, with the CI. The swapped negative control below must not hold."""
+    the host's TCP/IP stack, and the two measure about 2x apart (README "Host networking": runc's
+    runs were bimodal until the setup let the host reuse TIME_WAIT ports); the report says which,
+    with the CI. The swapped negative control below must not hold."""
     deployed_kind(deployed_stack, variant)
     result = judge(samples, "G1", thresholds)
     assert result.ratio_ci is not None, result.summary  # judged on a CI, not on missing data

@@ -21,6 +21,7 @@ from scripts.checks.load.closed_loop import (
     run_load,
     run_wrk,
 )
+from scripts.checks.load.on_host import TW_REUSE_PATH
 from scripts.checks.results.samples import HOST_LABEL, VariantLabel
 
 pytestmark = pytest.mark.unit
@@ -140,6 +141,10 @@ def test_run_load_interleaves_targets_and_tags_samples(
     assert {s.metadata["run_id"] for s in samples} == {"r7"}
     assert {s.claims for s in samples} == {("P1",)}
     assert {s.metadata["endpoint"] for s in samples} == {"static", "cpu", "io"}
+    # The host's TIME_WAIT reuse setting goes with every run (README "Host networking").
+    assert {s.metadata["host_tcp_tw_reuse"] for s in samples} == {
+        Path(TW_REUSE_PATH).read_text(encoding="utf-8").strip()
+    }
 
 
 def test_only_error_responses_fail_the_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

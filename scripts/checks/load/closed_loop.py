@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from components.errors import TwinlabError
 from scripts.checks.load.on_host import (
     host_kernel_release,
+    host_tcp_tw_reuse,
     host_tool,
     run_generator,
     work_dir,
@@ -289,6 +290,7 @@ def run_load(
             return run
 
         kernel_release = host_kernel_release(remote)
+        tw_reuse = host_tcp_tw_reuse(remote)
         for endpoint in plan.endpoints:
             if plan.warmup_s > 0:
                 for http in targets:
@@ -313,6 +315,7 @@ def run_load(
                         else "unpinned",
                         "virt_mode": virt_mode,
                         "host_kernel": kernel_release,
+                        "host_tcp_tw_reuse": tw_reuse,
                         "run_id": run_id,
                     }
                     samples.extend(samples_of(run, http, metadata))

@@ -12,6 +12,7 @@ from scripts.checks.load.latency import (
     measure_latency,
     pin_proxies,
 )
+from scripts.checks.load.on_host import TW_REUSE_WANTED, host_tcp_tw_reuse
 from scripts.checks.results.samples import Sample
 
 
@@ -39,6 +40,13 @@ def run(context: RunContext) -> list[Sample]:
         generator = None
         console.print(f"  [yellow]wrk unpinned:[/] {error}")
     console.print(f"[bold]load[/] (P1): {options.load_plan}")
+    tw_reuse = host_tcp_tw_reuse(host)
+    if tw_reuse != TW_REUSE_WANTED:
+        console.print(
+            f"  [yellow]net.ipv4.tcp_tw_reuse = {tw_reuse} on the servers' host:[/] under load "
+            "the containers' port proxy can run out of ephemeral ports and their throughput "
+            f"fall 3-4x for tens of seconds; scripts/setup.sh sets it to {TW_REUSE_WANTED}"
+        )
     closed = run_load(
         https,
         options.load_plan,

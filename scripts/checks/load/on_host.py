@@ -146,3 +146,16 @@ def host_kernel_release(host: HostHandle | None) -> str:
     if host is None or host.is_local:
         return platform.release()
     return host.run(["uname", "-r"]).stdout.strip()
+
+
+TW_REUSE_PATH = "/proc/sys/net/ipv4/tcp_tw_reuse"
+# scripts/setup.sh sets it; with Linux's default (2: loopback only) docker-proxy's connections
+# to the container use up the ephemeral ports under load (README "Host networking").
+TW_REUSE_WANTED = "1"
+
+
+def host_tcp_tw_reuse(host: HostHandle | None) -> str:
+    """net.ipv4.tcp_tw_reuse where the servers run."""
+    if host is None or host.is_local:
+        return Path(TW_REUSE_PATH).read_text(encoding="utf-8").strip()
+    return host.read_text(TW_REUSE_PATH).strip()
