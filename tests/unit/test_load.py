@@ -21,8 +21,9 @@ from scripts.checks.load.closed_loop import (
     run_load,
     run_wrk,
 )
-from scripts.checks.load.on_host import TW_REUSE_PATH
+from scripts.checks.load.on_host import TW_REUSE_PATH, TW_REUSE_WANTED, host_tcp_tw_reuse
 from scripts.checks.results.samples import HOST_LABEL, VariantLabel
+from scripts.checks.targets.host import HostHandle, SshAccess
 
 pytestmark = pytest.mark.unit
 CONTAINER, VM = VariantLabel("container", "container"), VariantLabel("vm", "vm")
@@ -206,3 +207,21 @@ def test_a_real_wrk_run_on_loopback(static_server: str) -> None:
     assert found["errors"] == 0
     assert 0 < float(found["latency_p50_ms"]) <= float(found["latency_p99_ms"])
     assert float(found["load_generator_cpu_percent"]) > 0
+
+
+class RemoteWithDefaultReuse(HostHandle):
+    """A remote host left at Linux's default tcp_tw_reuse (2: loopback only)."""
+
+    def read_text(self, path: str) -> str:
+        self.read = path
+        return "2\n"
+
+
+def test_a_remote_hosts_tw_reuse_is_read_through_its_handle_and_differs() -> None:
+    host = RemoteWithDefaultReuse(
+        "h", "ssh://root@h", "qemu+ssh://root@h/system", SshAccess("root", "h", 22, None)
+    )
+    assert not host.is_local
+    value = host_tcp_tw_reuse(host)
+    assert host.read == TW_REUSE_PATH
+    assert value == "2" and value != TW_REUSE_WANTED  # the load check warns on this
