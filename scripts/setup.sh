@@ -101,12 +101,12 @@ step "host networking"
 # Linux reuses TIME_WAIT ports for loopback connections only (tcp_tw_reuse = 2, the default);
 # 1 extends that to every outgoing connection, which TCP timestamps keep safe (README "Host
 # networking").
-TW_REUSE_CONF=/etc/sysctl.d/60-twinlab.conf
-if [ "$(sysctl -n net.ipv4.tcp_tw_reuse)" != 1 ] || [ ! -f "$TW_REUSE_CONF" ]; then
+TW_REUSE=/proc/sys/net/ipv4/tcp_tw_reuse
+TW_REUSE_CONF=/etc/sysctl.d/60-twinlab.conf # applied again at boot by systemd-sysctl or procps
+if [ "$(cat "$TW_REUSE")" != 1 ] || [ ! -f "$TW_REUSE_CONF" ]; then
     mkdir -p /etc/sysctl.d
     printf '# scripts/setup.sh of twinlab: reuse TIME_WAIT ports for outgoing connections\nnet.ipv4.tcp_tw_reuse = 1\n' >"$TW_REUSE_CONF"
-    sysctl -q -w net.ipv4.tcp_tw_reuse=1 ||
-        fail "cannot set net.ipv4.tcp_tw_reuse=1 (is /proc/sys read-only here?)"
+    echo 1 >"$TW_REUSE" || fail "cannot set net.ipv4.tcp_tw_reuse to 1 (is /proc/sys read-only here?)"
     tw_state="set net.ipv4.tcp_tw_reuse = 1 (kept in $TW_REUSE_CONF)"
 else
     tw_state="net.ipv4.tcp_tw_reuse = 1"
