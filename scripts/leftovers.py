@@ -203,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("prefix", help="name prefix, e.g. twinlab-dev")
     parser.add_argument("--remove", action="store_true")
     args = parser.parse_args(argv)
-    found = remove(args.prefix) if args.remove else find(args.prefix)
+    try:
+        found = remove(args.prefix) if args.remove else find(args.prefix)
+    except ValueError as error:
+        parser.error(str(error))
     print(f"{found.count()} leftovers of {args.prefix}: {found.describe()}")
     return 0 if found.count() == 0 or args.remove else 1
 

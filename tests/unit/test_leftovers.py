@@ -145,3 +145,10 @@ def test_remove_refuses_a_prefix_that_is_not_twinlabs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a twinlab name prefix"):
         leftovers.remove("ci-", run=machine({}, seen), pool_root=tmp_path)
     assert seen == []
+
+
+def test_the_command_names_a_prefix_it_will_not_remove(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        leftovers.main(["ci-", "--remove"])
+    assert exited.value.code == 2
+    assert "'ci-': not a twinlab name prefix" in capsys.readouterr().err
