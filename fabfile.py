@@ -276,16 +276,24 @@ def up_and_check(c: Context, stack: str = "dev", keep: bool = False) -> None:
         run_all(c, stack=stack)
     finally:
         if not keep:
-            pulumi("destroy", "--yes", "--skip-preview")
-            # pulumi-libvirt 0.5.4 can leave a domain or pool it failed to start or build
-            # defined but unrecorded (tests/integration/test_reliability.py); remove those too.
-            removed = leftovers.remove(f"{stack_prefix(stack)}-")
-            if removed.count():
-                CONSOLE.print(f"removed what destroy could not see: {removed.describe()}")
-            for host in recovery.fleet_hosts(stack):  # each host of a fleet, through its SSH
-                removed = leftovers.remove(
-                    f"{stack_prefix(stack)}-", host.virsh_uri, run=recovery.on_host(host)
-                )
-                host.close()
-                if removed.count():
-                    CONSOLE.print(f"removed on host {host}: {removed.describe()}")
+            try:
+                pulumi("destroy", "--yes", "--skip-preview")
+            finally:
+                _remove_what_destroy_left(stack)
+
+
+def _remove_what_destroy_left(stack: str) -> None:
+    """pulumi-libvirt 0.5.4 can leave a domain or pool it failed to start or build defined but
+    unrecorded (tests/integration/test_reliability.py), and its destroy fails on a pool whose
+    directory holds a file the state never owned (a clone's overlay, an upload cut short);
+    remove those too, also when the destroy failed."""
+    removed = leftovers.remove(f"{stack_prefix(stack)}-")
+    if removed.count():
+        CONSOLE.print(f"removed what destroy could not see: {removed.describe()}")
+    for host in recovery.fleet_hosts(stack):  # each host of a fleet, through its SSH
+        removed = leftovers.remove(
+            f"{stack_prefix(stack)}-", host.virsh_uri, run=recovery.on_host(host)
+        )
+        host.close()
+        if removed.count():
+            CONSOLE.print(f"removed on host {host}: {removed.describe()}")

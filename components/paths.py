@@ -3,6 +3,8 @@ checks and the tests.
 
     cache_dir()  ~/.cache/twinlab (TWINLAB_CACHE): toolchain, images, the virt-mode record
     state_dir()  ~/.local/state/twinlab (TWINLAB_STATE): Pulumi state, keys, sshd, logs
+    POOL_ROOT    /var/lib/twinlab/pools: the default `poolDir`, where each stack's libvirt
+                 pool has its directory (named like the stack's resources)
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+POOL_ROOT = Path("/var/lib/twinlab/pools")
 
 
 def cache_dir() -> Path:

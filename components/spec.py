@@ -22,6 +22,7 @@ from components.fleet import HOSTS_KEY, LOAD_HOST_KEY, FleetHost, parse_hosts
 from components.host import HostFacts
 from components.hosts import host_ssh, transport_problem
 from components.naming import resource_name, stack_prefix
+from components.paths import POOL_ROOT
 from components.thresholds import DEFAULTS as THRESHOLD_DEFAULTS
 from components.thresholds import ThresholdError, Thresholds, thresholds_for
 from components.variant import Variant
@@ -170,7 +171,7 @@ COMMON_KEYS: tuple[Key, ...] = (
         f"empty, or an integer from {tcg_cache.MIN_MIB} to {tcg_cache.MAX_MIB}; TCG only",
         f"VMs' TCG translation cache (MiB); empty: {tcg_cache.QEMU_DEFAULT}",
     ),
-    Key("poolDir", "/var/lib/twinlab/pools", "an absolute path", "libvirt pool directory parent"),
+    Key("poolDir", str(POOL_ROOT), "an absolute path", "libvirt pool directory parent"),
     Key(
         "thresholds",
         "{}",

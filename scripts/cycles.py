@@ -6,11 +6,12 @@
 Each cycle: `pulumi up` (it returns once both variants answer HTTP 200), a quick check (HTTP 200
 from both, then the read-only OS and isolation probes; `--checks http` skips the probes),
 `pulumi destroy`, then everything of the stack still present, by name and by port
-(scripts/leftovers.py: containers, Docker volumes and networks, libvirt domains and pools, QEMU
-processes, listeners on the stack's ports). Every cycle uses the same ports, so a port that is
-not released makes the next `up` fail as well. A table per cycle and the totals are printed;
-the exit status is 1 if anything was left behind or any cycle failed. Pulumi's output goes to
-a log file under the state directory, named at the start.
+(scripts/leftovers.py: containers, Docker volumes and networks, libvirt domains and pools, the
+pool's directory and files on disk, QEMU processes, listeners on the stack's ports). Every
+cycle uses the same ports, so a port that is not released makes the next `up` fail as well.
+A table per cycle and the totals are printed; the exit status is 1 if anything was left
+behind or any cycle failed. Pulumi's output goes to a log file under the state directory,
+named at the start.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from scripts.checks.targets.deployed import ROOT, read_deployed
 from scripts.checks.targets.subjects import Subjects
 
 URI = "qemu:///system"
-POOL_PARENT = Path("/var/lib/twinlab/pools")  # the poolDir default the cycles' stack uses
 PORT_KEYS = tuple(need.config_key for variant in VARIANTS for need in variant.ports)
 LEFTOVER_KINDS = (
     ("containers", "containers"),
@@ -54,6 +54,8 @@ LEFTOVER_KINDS = (
     ("docker_networks", "networks"),
     ("domains", "domains"),
     ("pools", "pools"),
+    ("pool_dirs", "pool dirs"),
+    ("pool_files", "pool files"),
     ("qemu_processes", "qemu"),
     ("ports_in_use", "ports"),
 )
@@ -68,21 +70,19 @@ class Cycle:
     check_s: float | None = None
     destroy_s: float | None = None
     left: leftovers.Leftovers = field(default_factory=leftovers.Leftovers)
-    pool_dirs: list[str] = field(default_factory=list)  # the pool's directory on disk
     error: str | None = None
     load_1m: float = 0.0
 
     @property
     def left_count(self) -> int:
-        return self.left.count() + len(self.pool_dirs)
+        return self.left.count()
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.left_count == 0
 
     def problem(self) -> str:
-        dirs = f"; pool dirs: {', '.join(self.pool_dirs)}" if self.pool_dirs else ""
-        return self.error or f"left: {self.left.describe()}{dirs}"
+        return self.error or f"left: {self.left.describe()}"
 
 
 def http_200(url: str) -> bool:
@@ -135,7 +135,6 @@ class Runner:
             with console.status(f"cycle {cycle.number}: pulumi destroy"):
                 cycle.destroy_s = self.destroy(cycle)
             cycle.left = leftovers.find(self.prefix, URI, ports=self.ports)
-            cycle.pool_dirs = [str(d) for d in [POOL_PARENT / self.prefix] if d.exists()]
             if cycle.left.count():
                 leftovers.remove(self.prefix, URI)  # counted; the next cycle starts clean
         return cycle
@@ -175,11 +174,9 @@ def cycle_table(cycles: list[Cycle], title: str) -> Table:
         table.add_column(column, justify="left" if column == "check" else "right", no_wrap=True)
     for _, header in LEFTOVER_KINDS:
         table.add_column(header, justify="right")
-    table.add_column("pool dir", justify="right")
     table.add_column("result")
     for cycle in cycles:
         counts = [str(len(getattr(cycle.left, kind))) for kind, _ in LEFTOVER_KINDS]
-        counts.append(str(len(cycle.pool_dirs)))
         verdict = "[green]ok[/]" if cycle.ok else f"[red]{cycle.problem()}[/]"
         table.add_row(
             str(cycle.number),
@@ -220,7 +217,6 @@ def totals_table(cycles: list[Cycle]) -> Table:
         table.add_row(name, spread([float(v) for v in measured if v is not None]))
     for kind, header in LEFTOVER_KINDS:
         table.add_row(f"leftover {header}", str(sum(len(getattr(c.left, kind)) for c in cycles)))
-    table.add_row("leftover pool dirs", str(sum(len(c.pool_dirs) for c in cycles)))
     table.add_row("leftovers in all", str(sum(cycle.left_count for cycle in cycles)))
     return table
 

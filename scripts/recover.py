@@ -19,9 +19,10 @@ order, and says what each step found:
    longer exist, is emptied (`pulumi state delete --all`; a refresh cannot do it: the docker
    provider fails to read a volume that is gone instead of dropping it);
 4. the sweep: everything still named after the stack (containers, volumes, networks, domains,
-   pools and their volumes, QEMU processes) is removed, and listed: on this machine, and on
-   every host of a fleet stack (`twinlab:hosts`, read from the stack's config: its outputs may
-   never have been written), through that host's SSH handle.
+   pools and their volumes, the pools' directories and files on disk, QEMU processes) is
+   removed, and listed: on this machine, and on every host of a fleet stack (`twinlab:hosts`,
+   read from the stack's config: its outputs may never have been written), through that
+   host's SSH handle.
 
     python -m scripts.recover STACK            (also: fab recover --stack STACK)
 """

@@ -58,7 +58,9 @@ RUN_TIMEOUT_S = 600
 CHECKED_CLAIMS = ("A1", "A2", "U1", "I1", "I2", "I3", "P1", "R1", "R2", "R3", "R4", "N1", "S1")
 
 # Runs as root inside `unshare --mount --net --pid --fork --mount-proc`: hide, open the one
-# way in, check the confinement holds, then run the command given.
+# way in, check the confinement holds, then run the command given. --kill-child: the run's
+# timeout kills unshare, and without it the namespace's processes (a `fab run-all` making
+# clones in the stack's pool) would go on while the test destroys the stack.
 CONFINE = r"""
 set -eu
 bridge_socket=$1; shift
@@ -149,7 +151,7 @@ def confined(
         }
         | (env or {})
     )
-    argv = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc"]
+    argv = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
     return subprocess.run(
         [*argv, "sh", "-c", CONFINE, "confine", str(bridge), *command],
         cwd=ROOT,
@@ -193,7 +195,7 @@ def test_checks_reach_the_remote_host_only_through_its_ssh(
             run = confined(
                 ["fab", "run-all", "--quick", "--stack", stack.name], bridge_socket, app_ports
             )
-        finally:  # a run killed at its timeout leaves its clones and budget behind
+        finally:  # a run killed at its timeout leaves its clones and budget on the host
             density_budget.remove_leftovers(stack.name)
         run_s = time.monotonic() - started
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from components import outputs
 from components.naming import stack_prefix
+from components.paths import POOL_ROOT
 from scripts import leftovers
 from scripts.checks.lifecycle import RunOptions
 from scripts.checks.runall import InstanceMissingError, require_instances, run_checks
@@ -246,6 +247,29 @@ def test_destroy_after_an_up_interrupted_while_the_vm_boots(
         assert "received; cancelling" in log_text or "received; terminating" in log_text
         assert leftovers.find(prefix_of(stack), URI).domains == [domain]
         assert_destroy_leaves_nothing(stack, config)
+
+
+def test_a_file_the_state_never_owned_in_the_pool_is_swept_from_disk_too() -> None:
+    """A clone's overlay (made as the resource checks make one: a volume in the stack's pool)
+    left by a check that died: libvirt refuses to delete the pool's directory, so destroy
+    cannot remove the pool; the leftover count sees the file on disk, and the sweep removes
+    the pool, the file and the directory (before, it undefined the pool and left both)."""
+    config = stack_config(variants="vm")
+    with deployed(config) as (stack, _), swept(stack):
+        prefix = prefix_of(stack)
+        overlay = f"{prefix}-clone-1-vda.qcow2"
+        virsh("vol-create-as", f"{prefix}-pool", overlay, "1M", "--format", "qcow2")
+        directory = POOL_ROOT / prefix
+        require((directory / overlay).is_file(), f"no {overlay} in {directory}")
+        with contextlib.suppress(auto.errors.CommandError):  # libvirt: "Directory not empty"
+            stack.destroy(color="never")
+        left = leftovers.find(prefix, URI)
+        assert str(directory / overlay) in left.pool_files, left.describe()
+        removed = leftovers.sweep_stack(stack.name, URI)
+        assert removed.pool_dirs == [str(directory)], removed.describe()
+        found = leftovers.find(prefix, URI, ports=ports_of(config))
+        assert found.count() == 0, found.describe()
+        assert not directory.exists()
 
 
 def http_status(url: str) -> int:
