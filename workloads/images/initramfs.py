@@ -15,7 +15,10 @@ from pathlib import Path
 from .recipe import INITRAMFS_MODULES
 
 INIT_SCRIPT = Path(__file__).resolve().parent / "guest" / "initramfs-init"
-BUSYBOX_APPLETS = ("sh", "mount", "umount", "insmod", "switch_root", "sleep", "cat", "echo")
+BUSYBOX_APPLETS = (
+    *("sh", "mount", "umount", "insmod", "switch_root", "sleep", "cat", "echo"),
+    *("ip", "mkdir", "base64", "rm"),
+)
 
 
 def module_name(path: str) -> str:
@@ -111,7 +114,9 @@ def initramfs_entries(
 ) -> list[Entry]:
     """The initramfs tree; `modules` maps file names to content, in load order."""
     directory = stat.S_IFDIR | 0o755
-    entries = [Entry(name, directory) for name in ("bin", "dev", "proc", "sys", "root", "modules")]
+    entries = [
+        Entry(name, directory) for name in ("bin", "dev", "proc", "sys", "run", "root", "modules")
+    ]
     entries.append(Entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)))
     entries.append(Entry("init", stat.S_IFREG | 0o755, init_script))
     entries.append(Entry("bin/busybox", stat.S_IFREG | 0o755, busybox))

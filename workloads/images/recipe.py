@@ -160,9 +160,8 @@ Group={APP_USER}
 WorkingDirectory={APP_DIR}
 Environment={environment}
 # The deployment's environment (the same the container gets) comes on the kernel command line;
-# the pre-step, run as root (+), writes it where EnvironmentFile= reads it before ExecStart.
-ExecStartPre=+/usr/local/sbin/twinlab-app-env
-EnvironmentFile=-/run/twinlab/app.env
+# the initramfs writes it here (guest/initramfs-init), before systemd starts.
+EnvironmentFile=/run/twinlab/app.env
 ExecStart={shlex.join(APP_COMMAND)}
 # stderr carries the app's listening mark (and any crash) straight to the serial console, where
 # the host stamps it (R1's start stages): not through journald, which starts later than the app
