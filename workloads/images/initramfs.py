@@ -15,7 +15,10 @@ from pathlib import Path
 from .recipe import INITRAMFS_MODULES
 
 INIT_SCRIPT = Path(__file__).resolve().parent / "guest" / "initramfs-init"
-BUSYBOX_APPLETS = ("sh", "mount", "umount", "insmod", "switch_root", "sleep", "cat", "echo")
+BUSYBOX_APPLETS = (
+    *("sh", "mount", "umount", "insmod", "switch_root", "sleep", "cat", "echo"),
+    *("ip", "mkdir", "base64", "rm"),
+)
 
 
 def module_name(path: str) -> str:
@@ -39,13 +42,17 @@ def parse_modules_dep(text: str) -> dict[str, tuple[str, list[str]]]:
     return modules
 
 
-def load_order(modules_dep: str, wanted: Iterable[str]) -> list[str]:
-    """Paths of the wanted modules and all their dependencies, each after what it needs."""
+def load_order(modules_dep: str, wanted: Iterable[str], modules_builtin: str = "") -> list[str]:
+    """Paths of the wanted modules and all their dependencies, each after what it needs; those
+    the kernel has built in (modules.builtin) need no loading."""
     modules = parse_modules_dep(modules_dep)
+    builtin = {module_name(line) for line in modules_builtin.splitlines() if line.strip()}
     by_path = {path: name for name, (path, _) in modules.items()}
     order: list[str] = []
 
     def visit(name: str, chain: tuple[str, ...]) -> None:
+        if name in builtin:
+            return
         if name not in modules:
             needed_by = f" (needed by {chain[-1]})" if chain else ""
             raise KeyError(f"kernel module {name}{needed_by} is not in modules.dep")
@@ -111,7 +118,9 @@ def initramfs_entries(
 ) -> list[Entry]:
     """The initramfs tree; `modules` maps file names to content, in load order."""
     directory = stat.S_IFDIR | 0o755
-    entries = [Entry(name, directory) for name in ("bin", "dev", "proc", "sys", "root", "modules")]
+    entries = [
+        Entry(name, directory) for name in ("bin", "dev", "proc", "sys", "run", "root", "modules")
+    ]
     entries.append(Entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)))
     entries.append(Entry("init", stat.S_IFREG | 0o755, init_script))
     entries.append(Entry("bin/busybox", stat.S_IFREG | 0o755, busybox))
@@ -126,7 +135,12 @@ def initramfs_entries(
 def build_initramfs(rootfs: Path, kernel_release: str, busybox: Path, output: Path) -> list[str]:
     """Write the initramfs for `kernel_release` of `rootfs`; returns the module names loaded."""
     module_dir = rootfs / "lib" / "modules" / kernel_release
-    order = load_order((module_dir / "modules.dep").read_text(), INITRAMFS_MODULES)
+    builtin = module_dir / "modules.builtin"
+    order = load_order(
+        (module_dir / "modules.dep").read_text(),
+        INITRAMFS_MODULES,
+        builtin.read_text() if builtin.is_file() else "",
+    )
     modules = {Path(path).name: (module_dir / path).read_bytes() for path in order}
     entries = initramfs_entries(INIT_SCRIPT.read_bytes(), busybox.read_bytes(), modules)
     output.write_bytes(cpio_newc(entries))

@@ -17,7 +17,9 @@ MIRROR = "http://deb.debian.org/debian"
 # The app server is not Debian's python3-gunicorn but a pinned wheel (appserver.py, app-server.txt).
 USERLAND_PACKAGES = ("python3",)
 # Added in a chroot of a copy of the userland; --no-install-recommends keeps the OS small.
-VM_PACKAGES = ("linux-image-amd64", "systemd-sysv", "openssh-server", "sudo", "iproute2")
+# The kernel is Debian's flavour for virtual machines (cloud-amd64: ext4 built in, far fewer
+# drivers): under TCG it boots about 0.8 s sooner than the generic one (README, the VM's boot).
+VM_PACKAGES = ("linux-image-cloud-amd64", "systemd-sysv", "openssh-server", "sudo", "iproute2")
 # Only downloaded, never installed: its static busybox runs the initramfs.
 INITRAMFS_PACKAGE = "busybox-static"
 
@@ -160,9 +162,8 @@ Group={APP_USER}
 WorkingDirectory={APP_DIR}
 Environment={environment}
 # The deployment's environment (the same the container gets) comes on the kernel command line;
-# the pre-step, run as root (+), writes it where EnvironmentFile= reads it before ExecStart.
-ExecStartPre=+/usr/local/sbin/twinlab-app-env
-EnvironmentFile=-/run/twinlab/app.env
+# the initramfs writes it here (guest/initramfs-init), before systemd starts.
+EnvironmentFile=/run/twinlab/app.env
 ExecStart={shlex.join(APP_COMMAND)}
 # stderr carries the app's listening mark (and any crash) straight to the serial console, where
 # the host stamps it (R1's start stages): not through journald, which starts later than the app

@@ -15,7 +15,6 @@ GUEST_FILES = Path(__file__).resolve().parent / "guest" / "vm"
 APP_UNIT = "twinlab-webapp.service"
 ENABLED_UNITS = (
     APP_UNIT,
-    "twinlab-net.service",
     "twinlab-ssh-key.service",
     "twinlab-boot-done.service",
 )
