@@ -15,10 +15,11 @@ from pathlib import Path
 from .recipe import INITRAMFS_MODULES
 
 INIT_SCRIPT = Path(__file__).resolve().parent / "guest" / "initramfs-init"
+# What /init runs: the boot itself, then the network (ip) and the app's environment file.
 BUSYBOX_APPLETS = (
-    *("sh", "mount", "umount", "insmod", "switch_root", "sleep", "cat", "echo"),
-    *("ip", "mkdir", "base64", "rm"),
-)
+    "sh", "mount", "umount", "insmod", "switch_root", "sleep", "cat", "echo",
+    "ip", "mkdir", "base64", "rm",
+)  # fmt: skip
 
 
 def module_name(path: str) -> str:
