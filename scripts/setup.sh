@@ -44,8 +44,7 @@ step "system packages"
 PACKAGES=(docker.io libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
     debootstrap xsltproc genisoimage wrk openssh-client openssh-server iproute2 e2fsprogs
     procps time curl ca-certificates busybox-static cpio python3-venv runsc
-    libxml2-utils  # xmllint, which virt-xml-validate (libvirt-clients) runs
-    lz4)  # decodes the VM kernel (Debian's cloud kernel is lz4-compressed)
+    libxml2-utils)  # xmllint, which virt-xml-validate (libvirt-clients) runs
 missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||

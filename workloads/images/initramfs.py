@@ -43,17 +43,13 @@ def parse_modules_dep(text: str) -> dict[str, tuple[str, list[str]]]:
     return modules
 
 
-def load_order(modules_dep: str, wanted: Iterable[str], modules_builtin: str = "") -> list[str]:
-    """Paths of the wanted modules and all their dependencies, each after what it needs; those
-    the kernel has built in (modules.builtin) need no loading."""
+def load_order(modules_dep: str, wanted: Iterable[str]) -> list[str]:
+    """Paths of the wanted modules and all their dependencies, each after what it needs."""
     modules = parse_modules_dep(modules_dep)
-    builtin = {module_name(line) for line in modules_builtin.splitlines() if line.strip()}
     by_path = {path: name for name, (path, _) in modules.items()}
     order: list[str] = []
 
     def visit(name: str, chain: tuple[str, ...]) -> None:
-        if name in builtin:
-            return
         if name not in modules:
             needed_by = f" (needed by {chain[-1]})" if chain else ""
             raise KeyError(f"kernel module {name}{needed_by} is not in modules.dep")
@@ -136,12 +132,7 @@ def initramfs_entries(
 def build_initramfs(rootfs: Path, kernel_release: str, busybox: Path, output: Path) -> list[str]:
     """Write the initramfs for `kernel_release` of `rootfs`; returns the module names loaded."""
     module_dir = rootfs / "lib" / "modules" / kernel_release
-    builtin = module_dir / "modules.builtin"
-    order = load_order(
-        (module_dir / "modules.dep").read_text(),
-        INITRAMFS_MODULES,
-        builtin.read_text() if builtin.is_file() else "",
-    )
+    order = load_order((module_dir / "modules.dep").read_text(), INITRAMFS_MODULES)
     modules = {Path(path).name: (module_dir / path).read_bytes() for path in order}
     entries = initramfs_entries(INIT_SCRIPT.read_bytes(), busybox.read_bytes(), modules)
     output.write_bytes(cpio_newc(entries))

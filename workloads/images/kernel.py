@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import lzma
 import struct
-import subprocess
 import zlib
 
 ELF_MAGIC = b"\x7fELF"
@@ -18,24 +17,18 @@ XEN_ELFNOTE_PHYS32_ENTRY = 18
 # Payload signatures inside a bzImage, in the order tried.
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 _GZIP_MAGIC = b"\x1f\x8b\x08"
-# LZ4's legacy frame, the format of Debian's cloud kernel (CONFIG_KERNEL_LZ4).
-_LZ4_LEGACY_MAGIC = b"\x02\x21\x4c\x18"
 
 
 def extract_vmlinux(bzimage: bytes) -> bytes:
-    """The ELF vmlinux inside a bzImage (xz, gzip or lz4 payload), like scripts/extract-vmlinux."""
-    for magic, decompress in (
-        (_XZ_MAGIC, _unxz),
-        (_GZIP_MAGIC, _gunzip),
-        (_LZ4_LEGACY_MAGIC, _unlz4),
-    ):
+    """The ELF vmlinux inside a bzImage (xz or gzip payload), like scripts/extract-vmlinux."""
+    for magic, decompress in ((_XZ_MAGIC, _unxz), (_GZIP_MAGIC, _gunzip)):
         start = bzimage.find(magic)
         while start != -1:
             payload = decompress(bzimage[start:])
             if payload is not None and payload.startswith(ELF_MAGIC):
                 return payload
             start = bzimage.find(magic, start + 1)
-    raise ValueError("no xz, gzip or lz4 compressed ELF kernel found in the bzImage")
+    raise ValueError("no xz or gzip compressed ELF kernel found in the bzImage")
 
 
 def _unxz(data: bytes) -> bytes | None:
@@ -43,18 +36,6 @@ def _unxz(data: bytes) -> bytes | None:
         return lzma.LZMADecompressor().decompress(data)
     except lzma.LZMAError:
         return None
-
-
-def _unlz4(data: bytes) -> bytes | None:
-    """Python has no LZ4, so Debian's lz4 tool (scripts/setup.sh installs it) decodes it; it
-    exits non-zero on the bzImage's bytes after the payload, after writing the payload."""
-    try:
-        result = subprocess.run(["lz4", "-dc"], input=data, capture_output=True, check=False)
-    except FileNotFoundError:
-        raise ValueError(
-            "the kernel is lz4-compressed and lz4 is missing: run scripts/setup.sh"
-        ) from None
-    return result.stdout or None
 
 
 def _gunzip(data: bytes) -> bytes | None:

@@ -17,9 +17,7 @@ MIRROR = "http://deb.debian.org/debian"
 # The app server is not Debian's python3-gunicorn but a pinned wheel (appserver.py, app-server.txt).
 USERLAND_PACKAGES = ("python3",)
 # Added in a chroot of a copy of the userland; --no-install-recommends keeps the OS small.
-# The kernel is Debian's flavour for virtual machines (cloud-amd64: ext4 built in, far fewer
-# drivers): under TCG it boots about 0.8 s sooner than the generic one (README, the VM's boot).
-VM_PACKAGES = ("linux-image-cloud-amd64", "systemd-sysv", "openssh-server", "sudo", "iproute2")
+VM_PACKAGES = ("linux-image-amd64", "systemd-sysv", "openssh-server", "sudo", "iproute2")
 # Only downloaded, never installed: its static busybox runs the initramfs.
 INITRAMFS_PACKAGE = "busybox-static"
 
