@@ -29,8 +29,8 @@ from scripts.checks.targets.target import Target
 
 # n >= 5 per figure (stats.MIN_N); 2 s runs (3 endpoints x 5 repeats x each variant): each
 # second cut here is 45 s of `fab run-all`, and with the host's ephemeral ports no longer
-# exhausted (README, host networking) a 2 s closed-loop run holds about 100 (a VM under TCG)
-# to 2,000 (a container) requests.
+# exhausted (README, host networking) a 2 s closed-loop run held 40-180 requests for a VM under
+# TCG and 600-2,200 for a container (the test command's runs of 2026-12-01).
 RUN_ALL_LOAD = LoadPlan(duration_s=2, warmup_s=1, repeats=5)
 
 
