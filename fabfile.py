@@ -184,7 +184,8 @@ def neighbours(
         duration_s=duration_s,
         rate_per_s=rate,
     )
-    _run((stack, [], [], [], []), RunOptions(groups=("neighbours",), neighbours=plan))
+    options = RunOptions(groups=("neighbours",), neighbours=plan, neighbour_kinds=None)
+    _run((stack, [], [], [], []), options)
 
 
 @task(

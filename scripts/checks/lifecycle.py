@@ -19,6 +19,7 @@ from components.thresholds import Thresholds
 from scripts.checks.load.closed_loop import LoadPlan
 from scripts.checks.load.latency import REPEATS as OPEN_LOOP_REPEATS
 from scripts.checks.neighbours.measure import NeighbourPlan
+from scripts.checks.neighbours.slowdown import JUDGED_KINDS as N1_JUDGED_KINDS
 from scripts.checks.resources.runner import CHECKS as RESOURCE_CHECKS
 from scripts.checks.resources.runner import DEFAULT_BUDGET_MIB, DensityBounds
 from scripts.checks.resources.start_time import DEFAULT_REPEATS as DEFAULT_START_REPEATS
@@ -47,6 +48,10 @@ class RunOptions:
     weakened: bool = True
     # N1: the app beside a noisy sibling (3 stressors x 5 repeats x 2.5 s per variant)
     neighbours: NeighbourPlan = field(default_factory=NeighbourPlan)
+    # The variants N1 judges (the primary container and VM); None: every deployed variant.
+    # Another one's neighbour row is shown, never judged, and costs about 75 s per variant:
+    # `fab run-all` leaves it out to stay under 10 min, `fab neighbours` measures it.
+    neighbour_kinds: tuple[str, ...] | None = N1_JUDGED_KINDS
     thresholds: Thresholds | None = None  # None: the stack's, else the mode's defaults
     results_dir: Path = field(default_factory=lambda: ROOT / "results")
 

@@ -16,6 +16,8 @@ import pytest
 
 from components.thresholds import thresholds_for
 from scripts.checks.claims import evaluate, n1
+from scripts.checks.lifecycle import RunOptions
+from scripts.checks.neighbours import group as neighbours_group
 from scripts.checks.neighbours import measure, placement, stressors
 from scripts.checks.neighbours.measure import NeighbourPlan, schedule
 from scripts.checks.neighbours.sibling import Neighbour, sibling_target_url
@@ -363,3 +365,52 @@ def test_every_part_of_a_neighbour_run_goes_to_the_variants_host(
         )
     assert [what for what, _ in asked] == ["app", "cpus", "sibling", "generator"]
     assert all(host is far for _, host in asked), asked
+
+
+def _neighbour_group_run(
+    monkeypatch: pytest.MonkeyPatch, kinds: tuple[str, ...] | None
+) -> tuple[list[str], list[Sample]]:
+    """The neighbours group on a stack of a container, a gVisor sandbox and a VM; returns the
+    variants it measured and its samples (the measuring itself faked)."""
+    measured: list[str] = []
+
+    def fake_measure(subjects: list[measure.Subject], *_a: Any, **_k: Any) -> list[Sample]:
+        measured.extend(s.label.name for s in subjects)
+        return []
+
+    monkeypatch.setattr(measure, "measure_neighbours", fake_measure)
+    deployed = [
+        SimpleNamespace(
+            label=VariantLabel(name, kind),
+            instance_name=f"dev-{name}",
+            target=f"docker://dev-{name}",
+            url="http://127.0.0.1:1",
+        )
+        for name, kind in (("container", "container"), ("gvisor", "sandbox"), ("vm", "vm"))
+    ]
+    context = SimpleNamespace(
+        subjects=SimpleNamespace(items=deployed, stack="dev", host=local_host()),
+        options=RunOptions(neighbour_kinds=kinds),
+        console=SimpleNamespace(print=lambda *_a, **_k: None),
+        virt_mode="tcg",
+        run_id="r",
+    )
+    samples = neighbours_group.run(context)  # type: ignore[arg-type]
+    return measured, samples
+
+
+def test_run_all_measures_the_pair_n1_judges_and_says_why_the_sandbox_is_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    measured, samples = _neighbour_group_run(monkeypatch, RunOptions().neighbour_kinds)
+    assert measured == ["container", "vm"]
+    [left_out] = samples
+    assert (left_out.metric, left_out.variant) == ("neighbour_unavailable", "gvisor")
+    assert "fab neighbours --stack dev" in str(left_out.value)
+    assert "gvisor: not judged by N1" in n1_result(samples).summary
+
+
+def test_fab_neighbours_measures_every_deployed_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    measured, samples = _neighbour_group_run(monkeypatch, None)
+    assert measured == ["container", "gvisor", "vm"]
+    assert samples == []

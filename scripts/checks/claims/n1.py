@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from components.thresholds import Thresholds
 from scripts.checks.claims.claim import Claim
-from scripts.checks.neighbours.slowdown import slowdowns, stressors_run
+from scripts.checks.neighbours.slowdown import JUDGED_KINDS, slowdowns, stressors_run
 from scripts.checks.results.stats import Summary, judge_ratio, summarize
 from scripts.checks.results.verdicts import ClaimResult, Samples, Verdict, judged
 
@@ -50,7 +50,7 @@ def judge_stressor(samples: Samples, stressor: str, threshold: float) -> ClaimRe
                     summaries[label.name] = summary
         if texts:
             cells[label.name] = ", ".join(texts)
-    container, vm = samples.primary("container"), samples.primary("vm")
+    container, vm = (samples.primary(kind) for kind in JUDGED_KINDS)
     if container is None or vm is None:
         missing = "container" if container is None else "vm"
         return ClaimResult(claim, "inconclusive", f"no variant of kind {missing} measured", cells)

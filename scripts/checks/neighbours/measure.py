@@ -208,7 +208,7 @@ def measure_variant(
         where = choose(host_cpus(host=host), app)
     except TwinlabError as error:
         say(f"  [yellow]no neighbour run for {subject.label.name}:[/] {error}")
-        return [_unavailable(subject, str(error), tags)]
+        return [unavailable_sample(subject, str(error), tags)]
     base: dict[str, Value] = {
         **where.metadata(),
         "rate_per_s": plan.rate_per_s,
@@ -350,7 +350,8 @@ def _sample(
     return tags.sample(metric, value, unit, subject.target, subject.label, CLAIM, **meta)
 
 
-def _unavailable(subject: Subject, reason: str, tags: RunTags) -> Sample:
+def unavailable_sample(subject: Subject, reason: str, tags: RunTags) -> Sample:
+    """The one sample of a variant that got no neighbour run, saying why (N1 names it)."""
     label = subject.label
     return Sample(
         "neighbour_unavailable",

@@ -18,6 +18,9 @@ from scripts.checks.results.samples import Sample
 # The app's latency in a neighbour run (measure.py writes it, with "stressor", "percentile" and
 # "repeat" in its metadata).
 LATENCY_METRIC = "neighbour_latency_ms"
+# N1 compares the slowdowns of these kinds' primary variants (samples.primary_variant); a run
+# may measure others beside them (a sandbox), shown in the report but not judged.
+JUDGED_KINDS = ("container", "vm")
 
 
 @dataclass(frozen=True)

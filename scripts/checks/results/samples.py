@@ -33,6 +33,15 @@ class VariantLabel:
 HOST_LABEL = VariantLabel(HOST, HOST)
 
 
+def primary_variant(labels: Iterable[VariantLabel], kind: str) -> str | None:
+    """The variant a textbook claim about `kind` is judged on: the one named like the kind
+    (the registry's plain "container" and "vm"), else the first of that kind."""
+    names = [label.name for label in labels if label.kind == kind]
+    if kind in names:
+        return kind
+    return names[0] if names else None
+
+
 @dataclass(frozen=True)
 class Sample:
     """A single measured value.

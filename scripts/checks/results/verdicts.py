@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from scripts.checks.results.samples import HOST, Sample, Value, VariantLabel
+from scripts.checks.results.samples import HOST, Sample, Value, VariantLabel, primary_variant
 from scripts.checks.results.stats import MIN_N, RatioJudgement, Summary, judge_ratio, summarize
 
 Verdict = Literal["holds", "does not hold", "inconclusive"]
@@ -125,12 +125,8 @@ class Samples:
         return list(seen.values())
 
     def primary(self, kind: str) -> str | None:
-        """The variant a textbook claim about `kind` is judged on: the one named like the kind
-        (the registry's plain "container" and "vm"), else the first of that kind."""
-        names = [label.name for label in self.variants() if label.kind == kind]
-        if kind in names:
-            return kind
-        return names[0] if names else None
+        """The variant a claim about `kind` is judged on (samples.primary_variant)."""
+        return primary_variant(self.variants(), kind)
 
     def targets(self, variant: str | None = None, *, kind: str | None = None) -> list[str]:
         return sorted(
