@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from scripts.checks.parsers.domain_xml import QEMU_NS, clone_domain_xml, parse_domain
-from scripts.checks.resources import budget_cgroup
+from scripts.checks.resources import budget_cgroup, density_budget
 from scripts.checks.resources.budget_cgroup import (
     BudgetCgroup,
     OomKill,
@@ -30,7 +31,7 @@ from scripts.checks.resources.density_budget import (
 )
 from scripts.checks.resources.density_placement import BudgetedDockerEngine, budgeted_domain_xml
 from scripts.checks.resources.density_watch import attribute_kills
-from scripts.checks.resources.errors import BudgetError
+from scripts.checks.resources.errors import BudgetError, CloneError
 from scripts.checks.results.run_tags import RunTags
 
 pytestmark = pytest.mark.unit
@@ -576,3 +577,19 @@ def test_a_remote_kernel_log_that_cannot_be_read_says_why() -> None:
     log = budget_cgroup.open_kernel_log(FakeRemoteHost(refused))  # type: ignore[arg-type]
     assert not log.available and "Operation not permitted" in log.problem
     assert log.oom_kills() == []
+
+
+def test_teardown_removes_every_clone_and_names_the_one_that_would_not_go() -> None:
+    """Clones are removed several at a time; a failed removal is reported, the rest still go."""
+    removed: list[str] = []
+
+    class Cloner:
+        def remove(self, clone: Any) -> None:
+            if clone.name == "c-3":
+                raise CloneError("docker said no")
+            removed.append(clone.name)
+
+    clones = [SimpleNamespace(name=f"c-{i}") for i in range(1, 10)]
+    problems = density_budget._remove_all(Cloner(), clones)  # type: ignore[arg-type]
+    assert problems == ["c-3: docker said no"]
+    assert sorted(removed) == sorted(f"c-{i}" for i in range(1, 10) if i != 3)

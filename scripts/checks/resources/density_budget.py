@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -89,6 +90,9 @@ READY_DEADLINE_S: dict[Kind, float] = {
     "container": CONTAINER_READY_TIMEOUT_S,
     "vm": VM_READY_TIMEOUT_S,
 }
+# Teardown removes this many clones at once: a removal waits on its daemon (docker kills and
+# deletes a container, libvirt destroys a domain and deletes its overlay), not on this process.
+REMOVE_PARALLEL = 4
 WAIT_SLICE_S = 1.0  # a new instance is polled in slices; between them its process is checked
 # Host memory kept free beside the budget: the daemons, the checks, the deployed pair.
 HOST_RESERVE_MIB = 1024.0
@@ -566,11 +570,7 @@ def _run_in_budget(
         limit_hits = counters.limit_hits
     finally:
         watcher.stop()
-        for clone in clones:
-            try:
-                cloner.remove(clone)
-            except (CloneError, DaemonUnavailableError) as error:
-                leftovers.append(f"{clone.name}: {error}")
+        leftovers += _remove_all(cloner, clones)
         with contextlib.suppress(OSError):
             watcher.read_kernel_log()  # kills during teardown still belong to the budget
         leftovers += budget.remove()
@@ -600,6 +600,20 @@ def _run_in_budget(
     )
     emit("done", None, f"{result.healthy_count} healthy; {result.stop_reason}")
     return result
+
+
+def _remove_all(cloner: Cloner, clones: list[Clone]) -> list[str]:
+    """Remove every clone, REMOVE_PARALLEL at a time; what could not be removed, and why."""
+
+    def remove(clone: Clone) -> str | None:
+        try:
+            cloner.remove(clone)
+        except (CloneError, DaemonUnavailableError) as error:
+            return f"{clone.name}: {error}"
+        return None
+
+    with ThreadPoolExecutor(REMOVE_PARALLEL) as pool:
+        return [problem for problem in pool.map(remove, clones) if problem]
 
 
 def _placement(cloner: Cloner) -> str:
