@@ -4,6 +4,7 @@ stressor (holds, does not hold, inconclusive)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -258,6 +259,42 @@ def test_n1_does_not_hold_and_says_so_when_the_vm_neighbour_disturbs_more() -> N
     result = n1_result(all_three(container=1.02, vm=1.8))
     assert result.verdict == "does not hold"
     assert "the data says otherwise: the vm neighbour disturbs more" in result.parts[0].summary
+
+
+def static_maxima(vm_req_per_s: float) -> list[Sample]:
+    """The same run's closed-loop /static maxima (P1's wrk samples): the VM at the given one."""
+    target, kind = VARIANTS["vm"]
+    return [
+        Sample(
+            "requests_per_s",
+            vm_req_per_s * scale,
+            "req/s",
+            target,
+            "vm",
+            ("P1",),
+            {"endpoint": "static", "repeat": repeat},
+            kind=kind,
+        )
+        for repeat, scale in enumerate((0.9, 1.0, 1.1, 0.95, 1.05))
+    ]
+
+
+@pytest.mark.parametrize(("vm_max", "verdict"), [(51.0, "inconclusive"), (100.0, "holds")])
+def test_n1_is_inconclusive_when_a_variant_was_loaded_near_its_maximum(
+    vm_max: float, verdict: str
+) -> None:
+    """The neighbour runs offered 50 req/s; the VM managed 51 at most (run 20261201T060805):
+    its latency is a queue's, whatever the slowdowns say. At 100 req/s of headroom they count."""
+    runs = [
+        s
+        if s.variant != "vm"
+        else dataclasses.replace(s, metadata={**s.metadata, "rate_per_s": 50})
+        for s in all_three(container=1.6, vm=1.05)
+    ]
+    result = n1_result(runs + static_maxima(vm_max))
+    assert result.verdict == verdict, result.summary
+    if verdict == "inconclusive":
+        assert "vm was offered 50 req/s, 98% of its closed-loop /static maximum" in result.summary
 
 
 def test_one_failing_stressor_fails_the_claim_and_the_others_keep_their_verdict() -> None:

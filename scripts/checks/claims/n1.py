@@ -10,14 +10,26 @@ words.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from components.thresholds import Thresholds
 from scripts.checks.claims.claim import Claim
-from scripts.checks.neighbours.slowdown import JUDGED_KINDS, slowdowns, stressors_run
+from scripts.checks.neighbours.measure import PATH
+from scripts.checks.neighbours.slowdown import (
+    JUDGED_KINDS,
+    LATENCY_METRIC,
+    slowdowns,
+    stressors_run,
+)
 from scripts.checks.results.stats import Summary, judge_ratio, summarize
 from scripts.checks.results.verdicts import ClaimResult, Samples, Verdict, judged
 
 JUDGED = "p99"
 SHOWN = ("p50", "p99")
+# Offered more than this share of a variant's closed-loop maximum on the same path, the app
+# queues: its baseline latency swings with any change in capacity, and a slowdown measures the
+# queue rather than the neighbour. The maximum is the same run's wrk median (load group, P1).
+MAX_UTILIZATION = 0.8
 
 
 def _slowdown_text(summary: Summary) -> str:
@@ -82,6 +94,25 @@ def combined(verdicts: set[Verdict]) -> Verdict:
     return "inconclusive" if "inconclusive" in verdicts or not verdicts else "holds"
 
 
+def near_saturation(samples: Samples, variants: Iterable[str]) -> list[str]:
+    """Each judged variant whose neighbour runs offered more than MAX_UTILIZATION of its
+    measured maximum, in words."""
+    found = []
+    for variant in variants:
+        maximum = samples.median("requests_per_s", variant=variant, endpoint=PATH.strip("/"))
+        rates = {
+            s.metadata.get("rate_per_s") for s in samples.matching(LATENCY_METRIC, variant=variant)
+        }
+        for rate in sorted(r for r in rates if isinstance(r, int | float)):
+            if maximum and rate > MAX_UTILIZATION * maximum:
+                found.append(
+                    f"{variant} was offered {rate:g} req/s, {rate / maximum:.0%} of its "
+                    f"closed-loop {PATH} maximum ({maximum:.0f} req/s, median): its latency "
+                    "measures a queue"
+                )
+    return found
+
+
 def judge(samples: Samples, t: Thresholds) -> ClaimResult:
     unavailable = sorted(
         {f"{s.variant}: {s.value}" for s in samples.all if s.metric == "neighbour_unavailable"}
@@ -103,6 +134,11 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
         )
         for label in samples.variants()
     }
+    verdict = combined({part.verdict for part in parts})
+    saturated = near_saturation(samples, (v for k in JUDGED_KINDS if (v := samples.primary(k))))
+    if saturated:
+        summary = f"inconclusive, measured near saturation: {'; '.join(saturated)}. {summary}"
+        verdict = "inconclusive"
     worst = min(
         (part for part in parts if part.ratio is not None),
         key=lambda part: part.ratio or 0.0,
@@ -110,7 +146,7 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
     )
     return ClaimResult(
         "N1",
-        combined({part.verdict for part in parts}),
+        verdict,
         summary,
         {name: text for name, text in cells.items() if text},
         ratio=worst.ratio if worst else None,

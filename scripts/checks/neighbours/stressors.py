@@ -28,6 +28,9 @@ CPU_BATCH = 20_000
 
 STRESSORS = ("cpu", "memory", "fsync")
 NONE = "none"  # the baseline: the sibling runs, idle
+# The one stressor whose effects outlast it: the file system commits its unlink and writes
+# back after it exits, so the next run waits `NeighbourPlan.settle_s` first.
+WRITES_BACK = "fsync"
 
 PROGRAM = f"""
 import json, os, sys, time
