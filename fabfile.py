@@ -142,7 +142,7 @@ def load(
         duration_s=duration_s, warmup_s=1, repeats=repeats, connections=connections, threads=2
     )
     subjects: HandTargets = (stack, target or [], http or [], [], variant or [])
-    _run(subjects, RunOptions(groups=("load",), load_plan=plan))
+    _run(subjects, RunOptions(groups=("load",), load_plan=plan, judged_only=False))
 
 
 @task(help={"stack": TARGET_HELP["stack"], "budget_mib": "R4 memory budget in MiB"})
@@ -184,7 +184,7 @@ def neighbours(
         duration_s=duration_s,
         rate_per_s=rate,
     )
-    options = RunOptions(groups=("neighbours",), neighbours=plan, neighbour_kinds=None)
+    options = RunOptions(groups=("neighbours",), neighbours=plan, judged_only=False)
     _run((stack, [], [], [], []), options)
 
 

@@ -7,12 +7,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 
+from scripts.checks.lifecycle import RunOptions
+from scripts.checks.load import group as load_group
 from scripts.checks.load import latency
 from scripts.checks.load.closed_loop import HttpTarget
 from scripts.checks.load.latency import Server, max_throughputs, measure_latency
+from scripts.checks.load.on_host import TW_REUSE_WANTED
 from scripts.checks.load.pinning import host_cpus
 from scripts.checks.results.samples import Sample, VariantLabel
 
@@ -98,3 +102,55 @@ def test_live_open_loop_gives_n_runs_per_variant_at_one_rate(
         or True
     )
     assert {s.metric for s in samples} >= {"latency_p99_9_ms", "load_generator_cpu_percent"}
+
+
+def _load_group_latency(monkeypatch: pytest.MonkeyPatch, judged_only: bool) -> list[Sample]:
+    """The load group on a container, a gVisor sandbox and a VM, wrk and vegeta faked: the
+    latency samples (one per variant vegeta was given, else the reason it was not)."""
+    monkeypatch.setattr(load_group, "pin_proxies", lambda *_a: [])
+    monkeypatch.setattr(load_group, "generator_cpus_for", lambda *_a: frozenset({1}))
+    monkeypatch.setattr(load_group, "host_tcp_tw_reuse", lambda _h: TW_REUSE_WANTED)
+    monkeypatch.setattr(load_group, "run_load", lambda *_a, **_k: [])
+
+    def fake_latency(servers: list[Server], *_a: object, **_k: object) -> list[Sample]:
+        return [
+            Sample(
+                "latency_p99_ms",
+                1.0,
+                "ms",
+                s.http.target,
+                s.http.variant,
+                ("P1",),
+                kind=s.http.label.kind,
+            )
+            for s in servers
+        ]
+
+    monkeypatch.setattr(load_group, "measure_latency", fake_latency)
+    kinds = (("container", "container"), ("gvisor", "sandbox"), ("vm", "vm"))
+    targets = [SimpleNamespace(url=f"x://{n}", label=VariantLabel(n, k)) for n, k in kinds]
+    items = [SimpleNamespace(url="http://127.0.0.1:1", instance_name=n) for n, _ in kinds]
+    context = SimpleNamespace(
+        targets=targets,
+        subjects=SimpleNamespace(items=items, host=None),
+        options=RunOptions(judged_only=judged_only),
+        console=SimpleNamespace(print=lambda *_a, **_k: None),
+        run_id="r",
+        virt_mode="tcg",
+    )
+    return load_group.run(context)  # type: ignore[arg-type]
+
+
+def test_run_all_times_the_latency_of_the_pair_p1_shows_and_says_why_not_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    found = {s.variant: s for s in _load_group_latency(monkeypatch, RunOptions().judged_only)}
+    assert found["container"].metric == found["vm"].metric == "latency_p99_ms"
+    assert found["gvisor"].metric == "open_loop_unavailable"
+    assert "`fab load` measures it" in str(found["gvisor"].value)
+
+
+def test_fab_load_times_every_variants_latency(monkeypatch: pytest.MonkeyPatch) -> None:
+    found = _load_group_latency(monkeypatch, judged_only=False)
+    assert [s.variant for s in found] == ["container", "gvisor", "vm"]
+    assert {s.metric for s in found} == {"latency_p99_ms"}

@@ -157,7 +157,7 @@ def measure_latency(
         servers_on = frozenset().union(*(server_cpus(server, host) for server in servers))
         generator = generator_cpus_for(servers, host)
     except TwinlabError as error:
-        return [_unavailable(server, str(error), base) for server in servers]
+        return [unavailable_sample(server, str(error), base) for server in servers]
     try:
         notes = placement_notes(servers, host)
     except TwinlabError as error:
@@ -207,7 +207,9 @@ def measure_latency(
     return samples
 
 
-def _unavailable(server: Server, reason: str, base: dict[str, Value]) -> Sample:
+def unavailable_sample(server: Server, reason: str, base: dict[str, Value] | None = None) -> Sample:
+    """The one P1 latency sample of a server that got no open-loop run, saying why."""
+    base = base if base is not None else {"loop": "open", "endpoint": ENDPOINT, "path": PATH}
     label = server.http.label
     return Sample(
         "open_loop_unavailable",

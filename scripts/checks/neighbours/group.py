@@ -6,7 +6,7 @@ from components.errors import TwinlabError
 from scripts.checks.lifecycle import RunContext
 from scripts.checks.neighbours import measure as noisy
 from scripts.checks.results.run_tags import run_tags
-from scripts.checks.results.samples import Sample, primary_variant
+from scripts.checks.results.samples import Sample, textbook_pair
 
 
 def run(context: RunContext) -> list[Sample]:
@@ -18,18 +18,14 @@ def run(context: RunContext) -> list[Sample]:
     ]
     if subjects.stack is None or not deployed:
         raise TwinlabError("neighbour checks clone the deployed instances: run them on a stack")
-    kinds = context.options.neighbour_kinds
-    wanted = (
-        None
-        if kinds is None
-        else {primary_variant((s.label for s in deployed), kind) for kind in kinds}
-    )
-    chosen = [s for s in deployed if wanted is None or s.label.name in wanted]
+    wanted = textbook_pair(s.label for s in deployed)
+    judged_only = context.options.judged_only
+    chosen = [s for s in deployed if not judged_only or s.label.name in wanted]
     tags = run_tags(context.virt_mode, context.run_id)
     left_out = [
         noisy.unavailable_sample(
             s,
-            "not judged by N1, so left out of this run (about 75 s); "
+            "not judged by N1, so left out of run-all (about 75 s); "
             f"`fab neighbours --stack {subjects.stack}` measures every variant",
             tags,
         )

@@ -33,6 +33,10 @@ class VariantLabel:
 HOST_LABEL = VariantLabel(HOST, HOST)
 
 
+# The kinds the textbook claims compare (P1, N1 among them): each one's primary variant.
+TEXTBOOK_KINDS = ("container", "vm")
+
+
 def primary_variant(labels: Iterable[VariantLabel], kind: str) -> str | None:
     """The variant a textbook claim about `kind` is judged on: the one named like the kind
     (the registry's plain "container" and "vm"), else the first of that kind."""
@@ -40,6 +44,12 @@ def primary_variant(labels: Iterable[VariantLabel], kind: str) -> str | None:
     if kind in names:
         return kind
     return names[0] if names else None
+
+
+def textbook_pair(labels: Iterable[VariantLabel]) -> set[str]:
+    """The names of the primary variants of TEXTBOOK_KINDS among `labels`."""
+    chosen = list(labels)
+    return {name for kind in TEXTBOOK_KINDS if (name := primary_variant(chosen, kind))}
 
 
 @dataclass(frozen=True)
