@@ -77,15 +77,32 @@ wait_for() { # wait_for NAME SECONDS COMMAND...
 if [ -c /dev/kvm ] && getent group kvm >/dev/null; then
     chgrp kvm /dev/kvm && chmod 660 /dev/kvm
 fi
+# A daemon outlives this script, so it must not inherit the caller's other open files: a lock
+# the caller holds (`flock FILE scripts/setup.sh` left dockerd holding the lock for good) or a
+# pipe a reader waits on to close. Only stdin, stdout and stderr are passed on.
+# Called in a subshell, which it replaces with the daemon: no shell stays behind holding them.
+exec_without_inherited_files() {
+    local fd
+    for fd in /proc/"$BASHPID"/fd/*; do
+        fd=${fd##*/}
+        [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec "$@"
+}
 started=()
 if ! docker version >/dev/null 2>&1; then
-    pgrep -x dockerd >/dev/null || { setsid dockerd >>"$LOG_DIR/dockerd.log" 2>&1 < /dev/null & }
+    pgrep -x dockerd >/dev/null || {
+        (exec_without_inherited_files setsid dockerd >>"$LOG_DIR/dockerd.log" 2>&1 </dev/null) &
+    }
     started+=(dockerd)
 fi
 wait_for dockerd 60 docker version
-pgrep -x virtlogd >/dev/null || { virtlogd -d && started+=(virtlogd); }
+pgrep -x virtlogd >/dev/null || { (exec_without_inherited_files virtlogd -d) && started+=(virtlogd); }
 if ! virsh -c qemu:///system version >/dev/null 2>&1; then
-    pgrep -x libvirtd >/dev/null || { libvirtd -d --listen=0 2>>"$LOG_DIR/libvirtd.log" || libvirtd -d; }
+    pgrep -x libvirtd >/dev/null || {
+        (exec_without_inherited_files libvirtd -d --listen=0 2>>"$LOG_DIR/libvirtd.log") ||
+            (exec_without_inherited_files libvirtd -d)
+    }
     started+=(libvirtd)
 fi
 wait_for libvirtd 60 virsh -c qemu:///system version

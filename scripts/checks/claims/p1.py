@@ -57,7 +57,7 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
         cells[name] = f"{cells.get(name, '')}; open-loop {text}".lstrip("; ")
     if latency:
         summary += "; latency from the open-loop run at one offered rate, reported, not judged"
-    unavailable = {str(v) for v in samples.values("open_loop_unavailable")}
+    unavailable = {f"{s.variant}: {s.value}" for s in samples.matching("open_loop_unavailable")}
     if unavailable:
         summary += "; no open-loop latency: " + "; ".join(sorted(unavailable))
     return ClaimResult(
