@@ -8,10 +8,12 @@ fixed number of seconds after it started and exits by itself, so it is bounded e
 connection that started it dies; its last line of output is JSON: how much work it did, in what
 unit, and how long its set-up took (the measurement window starts after `warmup_s`; a set-up
 longer than that is recorded). Counting from its start, not from its set-up's end, keeps the
-stress from running on past the load window by the set-up's time (half a second per run under
-TCG) while it still covers the window: it started after the command was launched. Within the neighbour's own limits: the memory stressor's two buffers (128 MiB) fit
-the deployed 512 MiB limit, the fsync stressor rewrites one 4 KiB block of one file in the
-neighbour's data directory (its own fresh volume or disk overlay) and removes the file.
+stress from running on past the load window by python3's start and the set-up, while it still
+covers the window's end: it started after the command was launched, so it ends at least
+`seconds` after the launch. Within the neighbour's own limits: the memory stressor's two
+buffers (128 MiB) fit the deployed 512 MiB limit, the fsync stressor rewrites one 4 KiB block of
+one file in the neighbour's data directory (its own fresh volume or disk overlay) and removes
+the file.
 """
 
 from __future__ import annotations
