@@ -23,6 +23,7 @@ from scripts.checks.claims import CLAIMS
 from scripts.checks.claims.s1 import SPEEDUP_PART, TARGET_PART
 from scripts.checks.neighbours.slowdown import slowdowns
 from scripts.checks.neighbours.stressors import STRESSORS
+from scripts.checks.results.samples import textbook_pair
 from scripts.checks.results.verdicts import (
     ClaimResult,
     Samples,
@@ -243,9 +244,18 @@ def test_N1_a_vm_neighbour_disturbs_less_judged_per_stressor_on_measured_slowdow
     so in words. tests/integration/test_neighbour_live.py makes it fail on purpose."""
     result = judge(samples, "N1", thresholds)
     assert [part.claim for part in result.parts] == [f"N1 {s}" for s in STRESSORS]
-    # The deployed variants (R1's restored clones add a variant N1 does not measure).
+    # run-all measures the pair N1 judges; every other deployed variant (R1's restored clones
+    # are not deployed) gets a sample saying it was left out and what measures it.
     deployed = deployed_stack[outputs.VARIANTS]
-    for label in [label for label in samples.variants() if label.name in deployed]:
+    labels = [label for label in samples.variants() if label.name in deployed]
+    judged = textbook_pair(labels)
+    assert len(judged) == 2, judged
+    for label in labels:
+        if label.name not in judged:
+            reasons = [str(s.value) for s in samples.all if s.metric == "neighbour_unavailable"]
+            assert any("fab neighbours" in r for r in reasons), (label.name, reasons)
+            assert label.name in result.summary
+            continue
         for stressor in STRESSORS:
             found = slowdowns(samples.all, label.name, stressor, "p99")
             assert len(found.values) >= 5, (label.name, stressor, found)
