@@ -16,11 +16,11 @@ from components.thresholds import Thresholds
 from scripts.checks.claims.claim import Claim
 from scripts.checks.neighbours.measure import PATH
 from scripts.checks.neighbours.slowdown import (
-    JUDGED_KINDS,
     LATENCY_METRIC,
     slowdowns,
     stressors_run,
 )
+from scripts.checks.results.samples import TEXTBOOK_KINDS
 from scripts.checks.results.stats import Summary, judge_ratio, summarize
 from scripts.checks.results.verdicts import ClaimResult, Samples, Verdict, judged
 
@@ -62,7 +62,7 @@ def judge_stressor(samples: Samples, stressor: str, threshold: float) -> ClaimRe
                     summaries[label.name] = summary
         if texts:
             cells[label.name] = ", ".join(texts)
-    container, vm = (samples.primary(kind) for kind in JUDGED_KINDS)
+    container, vm = (samples.primary(kind) for kind in TEXTBOOK_KINDS)
     if container is None or vm is None:
         missing = "container" if container is None else "vm"
         return ClaimResult(claim, "inconclusive", f"no variant of kind {missing} measured", cells)
@@ -135,7 +135,7 @@ def judge(samples: Samples, t: Thresholds) -> ClaimResult:
         for label in samples.variants()
     }
     verdict = combined({part.verdict for part in parts})
-    saturated = near_saturation(samples, (v for k in JUDGED_KINDS if (v := samples.primary(k))))
+    saturated = near_saturation(samples, (v for k in TEXTBOOK_KINDS if (v := samples.primary(k))))
     if saturated:
         summary = f"inconclusive, measured near saturation: {'; '.join(saturated)}. {summary}"
         verdict = "inconclusive"

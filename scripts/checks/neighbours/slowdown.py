@@ -13,14 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from scripts.checks.neighbours.stressors import NONE, STRESSORS
-from scripts.checks.results.samples import TEXTBOOK_KINDS, Sample
+from scripts.checks.results.samples import Sample
 
 # The app's latency in a neighbour run (measure.py writes it, with "stressor", "percentile" and
 # "repeat" in its metadata).
 LATENCY_METRIC = "neighbour_latency_ms"
-# N1 compares the slowdowns of these kinds' primary variants (samples.primary_variant); a run
-# may measure others beside them (a sandbox), shown in the report but not judged.
-JUDGED_KINDS = TEXTBOOK_KINDS
 
 
 @dataclass(frozen=True)
