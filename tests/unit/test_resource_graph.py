@@ -284,6 +284,10 @@ def test_the_domain_xml_is_valid_for_libvirts_schema(mode: str) -> Any:
         else:
             assert cache is None
         assert root.find("devices/console").get("type") == "pty"  # type: ignore[union-attr]
+        # The provider's own virtio-rng: without it an emulated CPU (no RDRAND) leaves the
+        # guest's RNG waiting about a second for jitter entropy, and the app's Python with it.
+        rngs = root.findall("devices/rng[@model='virtio']/backend[@model='random']")
+        assert [rng.text for rng in rngs] == ["/dev/urandom"]
 
     return registered(vm).apply(check)
 

@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     boot.add_argument("--accel", default="tcg", help="QEMU accelerator (default tcg)")
     boot.add_argument("--cpu", default=None, help="QEMU CPU model (default: QEMU's own)")
     boot.add_argument(
-        "--rng", action="store_true", help="add a virtio-rng device (entropy from the host)"
+        "--no-rng",
+        dest="rng",
+        action="store_false",
+        help="leave out the virtio-rng device the deployed VM has (entropy from the host)",
     )
     boot.add_argument("--timeout-s", type=float, default=90.0, help="give up on a boot after")
     args = parser.parse_args(argv)
