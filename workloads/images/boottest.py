@@ -1,8 +1,9 @@
 """Boot the VM image under plain QEMU and time it: QEMU start -> first HTTP 200 from /healthz.
 
 Same devices as the libvirt deployment (machine pc, virtio-blk, virtio-net on user-mode
-networking with host forwards on 127.0.0.1, virtio-rng unless --no-rng). Each run boots a fresh qcow2 overlay, so every
-run is a first boot of a new VM, and passes a throwaway SSH key on the kernel command line.
+networking with host forwards on 127.0.0.1, virtio-rng unless --no-rng). Each run boots a fresh
+qcow2 overlay, so every run is a first boot of a new VM, and passes a throwaway SSH key on the
+kernel command line.
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def boot_test(
     """Boot `runs` times, print the timings; exit code 0 when every boot answered and SSH worked."""
     console.print(
         f"Boot test: {images.vm_disk_qcow2.name} kernel {images.vm_kernel_release}, "
-        f"accel {accel}, {memory_mib} MiB, 1 vCPU, {'virtio-rng' if rng else 'no virtio-rng'}, {runs} runs, "
+        f"accel {accel}, {memory_mib} MiB, 1 vCPU, {'' if rng else 'no '}virtio-rng, {runs} runs, "
         f"load average before {load_average()} on {os.cpu_count()} cores"
     )
     results: list[BootResult] = []
