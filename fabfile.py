@@ -12,6 +12,7 @@ results/latest to it. Run `source scripts/env.sh` first (or use scripts/run.sh).
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import warnings
 from dataclasses import replace
@@ -40,6 +41,10 @@ from scripts.checks.results.verdicts import Samples  # noqa: E402
 from scripts.checks.runall import RunOutcome, run_checks  # noqa: E402
 from scripts.checks.targets.deployed import ROOT, read_deployed  # noqa: E402
 from scripts.checks.targets.subjects import Subject, Subjects  # noqa: E402
+from scripts.termination import Terminated, unwind_on_termination  # noqa: E402
+
+# `kill`, `timeout` or a dropped SSH session: clean up as after Ctrl-C (scripts/termination.py).
+unwind_on_termination()
 
 CONSOLE = Console(stderr=True)
 DAEMON_KEYS = ("dockerHost", "libvirtUri")
@@ -87,6 +92,9 @@ def _run(subjects_of: HandTargets, options: RunOptions) -> None:
         outcome = run_checks(_subjects(*subjects_of), options, CONSOLE)
     except TwinlabError as error:
         raise Exit(f"error: {error}", code=1) from None
+    except Terminated as terminated:
+        message = f"stopped by {terminated}, after removing what the checks had made"
+        raise Exit(message, code=terminated.exit_code) from None
     _print(outcome)
 
 
@@ -264,16 +272,28 @@ def up_and_check(c: Context, stack: str = "dev", keep: bool = False) -> None:
     """`pulumi up`, then run-all, then `pulumi destroy` unless --keep."""
 
     def pulumi(*args: str) -> None:
-        done = subprocess.run(["pulumi", *args, "--stack", stack], cwd=ROOT, check=False)
-        if done.returncode != 0:
-            raise Exit(f"error: pulumi {' '.join(args)} failed (exit {done.returncode})", code=1)
+        child = subprocess.Popen(["pulumi", *args, "--stack", stack], cwd=ROOT)
+        try:
+            code = child.wait()
+        except Terminated:
+            # Pulumi got no signal: ask it to cancel as Ctrl-C would (it finishes the
+            # operations under way and records them); killing it would leave them pending.
+            child.send_signal(signal.SIGINT)
+            child.wait()
+            raise
+        except KeyboardInterrupt:
+            child.wait()  # Ctrl-C reached Pulumi too, from the terminal; a second one aborts it
+            raise
+        if code != 0:
+            raise Exit(f"error: pulumi {' '.join(args)} failed (exit {code})", code=1)
 
     subprocess.run(
         ["pulumi", "stack", "select", "--create", stack], cwd=ROOT, check=False, capture_output=True
     )
     _start_twinlab_sshd_if_used(stack)
-    pulumi("up", "--yes", "--skip-preview")
     try:
+        # Inside: an `up` that failed or was stopped half-way is torn down too (unless --keep).
+        pulumi("up", "--yes", "--skip-preview")
         run_all(c, stack=stack)
     finally:
         if not keep:

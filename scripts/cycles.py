@@ -45,6 +45,7 @@ from scripts.checks.lifecycle import RunOptions
 from scripts.checks.runall import run_checks
 from scripts.checks.targets.deployed import ROOT, read_deployed
 from scripts.checks.targets.subjects import Subjects
+from scripts.termination import run_main
 
 URI = "qemu:///system"
 PORT_KEYS = tuple(need.config_key for variant in VARIANTS for need in variant.ports)
@@ -281,4 +282,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

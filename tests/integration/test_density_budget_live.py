@@ -6,13 +6,21 @@ that nothing is left. Each run is bounded well under 3 minutes.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
 
 from components import outputs
+from components.naming import clone_prefix
 from scripts.checks.resources.density_budget import DensityEvent, DensityResult, find_leftovers, run
 from scripts.checks.results.run_tags import run_tags
+from scripts.checks.targets.docker_engine import DockerEngine
+from scripts.checks.targets.libvirt_domains import Virsh
+from tests.deploy import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +133,34 @@ def test_vm_budget_too_small_for_one_gives_zero_and_the_reason(deployed_stack: S
     assert result.healthy_count == 0
     assert len(result.instances) == 1
     assert result.kernel_oom_kills or "OOM" in result.stop_reason, result
+
+
+@pytest.mark.parametrize("kind", ["container", "vm"])
+def test_a_density_run_stopped_by_sigterm_removes_what_it_made(
+    deployed_stack: Stack, kind: str
+) -> None:
+    """`kill` (SIGTERM) while the first clone starts: the run removes the clone, its volume or
+    the overlay in the stack's pool, and the budget cgroup, then exits 143. Python's default
+    (tests/unit/test_termination.py) would have left all of them, and the overlay would have
+    made `pulumi destroy` fail on the pool."""
+    stack, container, vm = names(deployed_stack)
+    source = container if kind == "container" else vm
+    command = ["-m", "scripts.checks.resources.density_budget", "--kind", kind]
+    run = subprocess.Popen(
+        [sys.executable, *command, "--source", source, "--max-instances", "3"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = DockerEngine().container_names if kind == "container" else Virsh().domain_names
+    deadline = time.monotonic() + 60
+    while not running(clone_prefix(stack)):
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.1)
+    assert find_leftovers(stack)  # what the run has made so far, seen before the signal
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM" in stderr
+    assert find_leftovers(stack) == []

@@ -21,6 +21,7 @@ from components.virt_mode import load_record
 from scripts.checks.probes import ProbesFailedError, host_baseline, run_isolation, run_os_probes
 from scripts.checks.results.samples import Sample, write_samples
 from scripts.checks.targets.target import Target, parse_target
+from scripts.termination import run_main
 
 VALUE_WIDTH = 36
 
@@ -97,4 +98,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

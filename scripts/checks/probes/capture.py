@@ -38,6 +38,7 @@ from scripts.checks.probes.weakenings import CONTROLS, HARDENED, control_contain
 from scripts.checks.results.samples import HOST, HOST_LABEL, VariantLabel
 from scripts.checks.targets.deployed import read_deployed
 from scripts.checks.targets.target import parse_target
+from scripts.termination import run_main
 from workloads.images import find_images
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -155,4 +156,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

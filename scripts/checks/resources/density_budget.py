@@ -82,6 +82,7 @@ from scripts.checks.targets.docker_engine import DockerEngine
 from scripts.checks.targets.host import HostHandle
 from scripts.checks.targets.host_path import host_path
 from scripts.checks.targets.libvirt_domains import DEFAULT_URI, Virsh
+from scripts.termination import run_main
 
 HOLD_S = 30.0  # the survivors must stay healthy this long after the last start
 DEFAULT_WALL_CLOCK_S = 600.0
@@ -818,4 +819,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

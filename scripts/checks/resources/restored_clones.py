@@ -30,6 +30,7 @@ from scripts.checks.results.run_tags import run_tags
 from scripts.checks.results.samples import Sample, VariantLabel, write_samples
 from scripts.checks.results.stats import summarize
 from scripts.checks.targets.libvirt_domains import Virsh
+from scripts.termination import run_main
 
 RESTORED_READY_TIMEOUT_S = 60.0
 COLD_READY_TIMEOUT_S = 300.0
@@ -201,4 +202,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -48,6 +48,7 @@ from scripts.checks.targets.deployed import read_deployed
 from scripts.checks.targets.docker_engine import DockerEngine
 from scripts.checks.targets.host import HostHandle
 from scripts.checks.targets.libvirt_domains import DEFAULT_URI, Virsh
+from scripts.termination import run_main
 
 __all__ = ["CHECKS", "Instance", "main", "run_resource_checks"]
 
@@ -286,4 +287,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))
