@@ -93,9 +93,13 @@ def _run(subjects_of: HandTargets, options: RunOptions) -> None:
     except TwinlabError as error:
         raise Exit(f"error: {error}", code=1) from None
     except Terminated as terminated:
-        message = f"stopped by {terminated}, after removing what the checks had made"
-        raise Exit(message, code=terminated.exit_code) from None
+        raise _stopped(terminated) from None
     _print(outcome)
+
+
+def _stopped(terminated: Terminated) -> Exit:
+    message = f"stopped by {terminated}, after removing what the checks had made"
+    return Exit(message, code=terminated.exit_code)
 
 
 def _print(outcome: RunOutcome) -> None:
@@ -295,6 +299,8 @@ def up_and_check(c: Context, stack: str = "dev", keep: bool = False) -> None:
         # Inside: an `up` that failed or was stopped half-way is torn down too (unless --keep).
         pulumi("up", "--yes", "--skip-preview")
         run_all(c, stack=stack)
+    except Terminated as terminated:
+        raise _stopped(terminated) from None
     finally:
         if not keep:
             try:

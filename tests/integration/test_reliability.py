@@ -249,6 +249,38 @@ def test_destroy_after_an_up_interrupted_while_the_vm_boots(
         assert_destroy_leaves_nothing(stack, config)
 
 
+def test_up_and_check_stopped_by_sigterm_while_the_vm_boots_cancels_and_tears_down(
+    tmp_path: Path,
+) -> None:
+    """`kill` on `fab up-and-check` (scripts/run.sh's last step) during `up`: Pulumi gets no
+    signal of its own, so fab asks it to cancel as Ctrl-C would (the log shows Pulumi's
+    "received; cancelling"), then destroys the stack and exits 143, with nothing left."""
+    config = stack_config()
+    with deployed(config, up=False) as (stack, _), swept(stack):
+        domain = f"{prefix_of(stack)}-vm"
+        log_path = tmp_path / "up-and-check.log"
+        with log_path.open("w") as log:
+            fab = subprocess.Popen(
+                ["fab", "up-and-check", "--stack", stack.name],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                wait_until(lambda: virsh("domstate", domain) == "running", 180, "running domain")
+                fab.send_signal(signal.SIGTERM)
+                returncode = fab.wait(timeout=UP_TIMEOUT_S)
+            finally:
+                if fab.poll() is None:
+                    fab.kill()
+        log_text = log_path.read_text()
+        assert returncode == 128 + signal.SIGTERM, log_text
+        assert "received; cancelling" in log_text, log_text
+        assert "stopped by SIGTERM" in log_text, log_text
+        found = leftovers.find(prefix_of(stack), URI, ports=ports_of(config))
+        assert found.count() == 0, found.describe()
+
+
 def test_a_file_the_state_never_owned_in_the_pool_is_swept_from_disk_too() -> None:
     """A clone's overlay (made as the resource checks make one: a volume in the stack's pool)
     left by a check that died: libvirt refuses to delete the pool's directory, so destroy
