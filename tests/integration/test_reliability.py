@@ -214,6 +214,24 @@ def test_destroy_after_an_up_that_failed_building_the_pool() -> None:
         assert_destroy_leaves_nothing(stack, config)
 
 
+def signalled_while_it_boots(
+    command: list[str], domain: str, log_path: Path, signals: list[signal.Signals]
+) -> int:
+    """Run `command` (output to log_path), send `signals` half a second apart once `domain`
+    runs, and return its exit code."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: virsh("domstate", domain) == "running", 180, "running domain")
+            for each in signals:
+                time.sleep(0.5)
+                process.send_signal(each)
+            return process.wait(timeout=UP_TIMEOUT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
 @pytest.mark.parametrize("interrupts", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
 def test_destroy_after_an_up_interrupted_while_the_vm_boots(
     interrupts: int, tmp_path: Path
@@ -226,22 +244,8 @@ def test_destroy_after_an_up_interrupted_while_the_vm_boots(
     with deployed(config, up=False) as (stack, _), swept(stack):
         domain = f"{prefix_of(stack)}-vm"
         log_path = tmp_path / "up.log"
-        with log_path.open("w") as log:
-            up = subprocess.Popen(
-                [pulumi, "up", "--yes", "--skip-preview", *UP_FLAGS, "--stack", stack.name],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                wait_until(lambda: virsh("domstate", domain) == "running", 180, "running domain")
-                for _ in range(interrupts):
-                    time.sleep(0.5)
-                    up.send_signal(signal.SIGINT)
-                returncode = up.wait(timeout=UP_TIMEOUT_S)
-            finally:
-                if up.poll() is None:
-                    up.kill()
+        up = [pulumi, "up", "--yes", "--skip-preview", *UP_FLAGS, "--stack", stack.name]
+        returncode = signalled_while_it_boots(up, domain, log_path, [signal.SIGINT] * interrupts)
         log_text = log_path.read_text()
         assert returncode != 0, log_text
         assert "received; cancelling" in log_text or "received; terminating" in log_text
@@ -259,20 +263,8 @@ def test_up_and_check_stopped_by_sigterm_while_the_vm_boots_cancels_and_tears_do
     with deployed(config, up=False) as (stack, _), swept(stack):
         domain = f"{prefix_of(stack)}-vm"
         log_path = tmp_path / "up-and-check.log"
-        with log_path.open("w") as log:
-            fab = subprocess.Popen(
-                ["fab", "up-and-check", "--stack", stack.name],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                wait_until(lambda: virsh("domstate", domain) == "running", 180, "running domain")
-                fab.send_signal(signal.SIGTERM)
-                returncode = fab.wait(timeout=UP_TIMEOUT_S)
-            finally:
-                if fab.poll() is None:
-                    fab.kill()
+        fab = ["fab", "up-and-check", "--stack", stack.name]
+        returncode = signalled_while_it_boots(fab, domain, log_path, [signal.SIGTERM])
         log_text = log_path.read_text()
         assert returncode == 128 + signal.SIGTERM, log_text
         assert "received; cancelling" in log_text, log_text
