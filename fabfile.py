@@ -35,6 +35,7 @@ from scripts.checks.fleet import run_fleet  # noqa: E402
 from scripts.checks.lifecycle import QUICK_RUN, RUN_ALL_LOAD, RunOptions  # noqa: E402
 from scripts.checks.load.closed_loop import LoadPlan  # noqa: E402
 from scripts.checks.neighbours.measure import NeighbourPlan  # noqa: E402
+from scripts.checks.resources.runner import DENSITY_REPEATS, DensityBounds  # noqa: E402
 from scripts.checks.results.report import column  # noqa: E402
 from scripts.checks.results.samples import VariantLabel  # noqa: E402
 from scripts.checks.results.verdicts import Samples  # noqa: E402
@@ -157,16 +158,27 @@ def load(
     _run(subjects, RunOptions(groups=("load",), load_plan=plan, judged_only=False))
 
 
-@task(help={"stack": TARGET_HELP["stack"], "budget_mib": "R4 memory budget in MiB"})
+@task(
+    help={
+        "stack": TARGET_HELP["stack"],
+        "budget_mib": "R4 memory budget in MiB",
+        "repeats": "R1 starts per variant",
+        "density_repeats": "R4 density runs per kind (each fills the budget; n >= 5 gives a CI)",
+    }
+)
 def resources(
     c: Context,
     stack: str = "dev",
     repeats: int = RunOptions().start_repeats,
     budget_mib: int = int(RunOptions().density_budget_mib),
+    density_repeats: int = DENSITY_REPEATS,
 ) -> None:
     """Start time (R1), memory and idle CPU (R2), sizes (R3), density (R4) of the stack."""
     options = RunOptions(
-        groups=("resources",), start_repeats=repeats, density_budget_mib=float(budget_mib)
+        groups=("resources",),
+        start_repeats=repeats,
+        density_budget_mib=float(budget_mib),
+        density=DensityBounds(repeats=density_repeats),
     )
     _run((stack, [], [], [], []), options)
 

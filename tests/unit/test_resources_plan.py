@@ -1,4 +1,5 @@
-"""Which instances the resource checks run on: R4 on the primary container and primary VM."""
+"""Which instances the resource checks run on: R4 on the primary container and primary VM,
+its runs interleaved."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ from typing import cast
 
 import pytest
 
+from scripts.checks.resources.errors import ResourceCheckError
 from scripts.checks.resources.meters import Instance, Meter
-from scripts.checks.resources.runner import primary_meters
+from scripts.checks.resources.runner import (
+    DensityBounds,
+    density_schedule,
+    primary_meters,
+    run_resource_checks,
+)
 from scripts.checks.results.samples import VariantLabel
 
 pytestmark = pytest.mark.unit
@@ -50,3 +57,16 @@ def test_a_missing_kind_is_left_out_not_invented() -> None:
     assert names(primary_meters(meters(("gvisor", "sandbox"), ("container", "container")))) == [
         "container"
     ]
+
+
+def test_density_runs_alternate_the_kinds_repeat_by_repeat() -> None:
+    found = meters(("container", "container"), ("gvisor", "sandbox"), ("vm", "vm"))
+    schedule = [(repeat, meter.instance.label.name) for repeat, meter in density_schedule(found, 3)]
+    assert schedule == [
+        (1, "container"), (1, "vm"), (2, "container"), (2, "vm"), (3, "container"), (3, "vm")
+    ]  # fmt: skip
+
+
+def test_no_density_run_is_refused_before_anything_is_measured() -> None:
+    with pytest.raises(ResourceCheckError, match="density repeats 0: give at least 1"):
+        run_resource_checks([], ("r4",), density=DensityBounds(repeats=0))

@@ -145,6 +145,8 @@ FAILING = [
     ("R2", "memory_charged_mib", {}, spread(100.0), spread(120.0)),  # 1.2x, need 2
     ("R3", "image_size_mib", {}, [300.0], [330.0]),  # 1.1x, need 1.5 (exact sizes)
     ("R4", "instances_healthy_in_budget", {"stop_reason": "x"}, [6.0], [6.0]),  # 1x, need 2
+    # five density runs a kind (`fab resources`): the ratio's CI, 1x, need 2
+    ("R4", "instances_healthy_in_budget", {"stop_reason": "x"}, spread(6.0), spread(6.0)),
     ("P1", "requests_per_s", {"endpoint": "static"}, spread(900.0), spread(1000.0)),  # 0.9x
 ]
 # ... and inconclusive (the CI straddles the threshold, too few repeats, or one run too close).
@@ -154,6 +156,8 @@ INCONCLUSIVE = [
     ("R2", "memory_charged_mib", {}, spread(25.0)[:3], spread(250.0)[:3]),  # n=3 < 5
     ("R3", "image_size_mib", {}, [200.0], []),  # no VM size
     ("R4", "instances_healthy_in_budget", {"stop_reason": "x"}, [30.0], [10.0]),  # 3x: < 2x2
+    # five runs a kind whose ratio's CI straddles 2
+    ("R4", "instances_healthy_in_budget", {"stop_reason": "x"}, [8, 6.4, 9.6, 7.2, 8.8], [4] * 5),
     ("P1", "requests_per_s", {"endpoint": "static"}, spread(1000.0, 0.2), spread(1000.0, 0.2)),
 ]
 
@@ -194,6 +198,26 @@ def test_exact_sizes_are_judged_on_one_reading_and_say_so() -> None:
 def test_one_density_run_says_n_1_and_holds_only_by_a_wide_margin() -> None:
     (r4,) = [r for r in evaluate(good_run(), T) if r.claim == "R4"]
     assert r4.verdict == "holds" and "n=1" in r4.summary and r4.ratio == 10
+
+
+def test_five_density_runs_a_kind_are_judged_by_the_ratios_ci() -> None:
+    """3x past the threshold: one run a kind would need 2x2 = 4x; five decide by their CI."""
+    run = replaced(METRIC_R4, spread(30.0), spread(10.0), stop_reason="oom", budget_mib=1536.0)
+    (r4,) = [r for r in evaluate(run, T) if r.claim == "R4"]
+    assert r4.verdict == "holds", r4.summary
+    assert r4.ratio_ci is not None and r4.ratio_ci[0] >= T.r4_min_density_ratio
+    assert "n=5/5 density runs per kind" in r4.summary and "no CI" not in r4.summary
+    assert r4.cell("container").startswith("healthy in 1536 MiB: 30 instances (95 % CI")
+    assert r4.cell("container").endswith("last run stopped: oom")
+
+
+def test_five_runs_with_a_lower_bound_vm_count_cannot_hold() -> None:
+    capped: dict[str, Value] = {"stop_reason": "wall clock", "count_is_lower_bound": True}
+    run = [x for x in good_run() if x.metric != METRIC_R4]
+    run += [s(METRIC_R4, v, C, stop_reason="oom") for v in spread(30.0)]
+    run += [s(METRIC_R4, v, V, **capped) for v in spread(3.0)]
+    (r4,) = [r for r in evaluate(run, T) if r.claim == "R4"]
+    assert r4.verdict == "inconclusive" and "a lower-bound count cannot decide it" in r4.summary
 
 
 def test_a_lower_bound_container_count_can_hold_but_never_fail() -> None:
